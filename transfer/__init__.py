@@ -1,0 +1,1 @@
+"""How things look: the VGG19 encoder, Gram style embeddings, and (later) style transfer."""

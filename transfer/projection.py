@@ -1,0 +1,130 @@
+"""The compact projection of raw Gram descriptors: fitted PCA (default) or a seeded sparse random projection.
+
+Both are a `LinearProjection` y = (x - mean) @ matrix.T, so they are applied the same way on CPU or GPU and
+saved in one small file format. Fitting follows scikit-learn (which does the maths).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse
+import torch
+from sklearn.decomposition import PCA
+from sklearn.random_projection import SparseRandomProjection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LinearProjection:
+    """y = (x - mean) @ matrix.T; `matrix` is dense (d, D) float16 for PCA or sparse CSR for random projection."""
+
+    kind: str
+    mean: np.ndarray  # (D,) float32
+    matrix: np.ndarray | scipy.sparse.csr_matrix  # (d, D)
+    _on_device: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def in_dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    @property
+    def out_dim(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def fingerprint(self) -> str:
+        """Content hash of the projection (part of the embedding model id)."""
+        h = hashlib.sha256(self.kind.encode())
+        h.update(np.ascontiguousarray(self.mean).tobytes())
+        if scipy.sparse.issparse(self.matrix):
+            for part in (self.matrix.indptr, self.matrix.indices, self.matrix.data):
+                h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(np.ascontiguousarray(self.matrix).tobytes())
+        return h.hexdigest()[:16]
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """Project a (N, D) float32 tensor on its own device; returns (N, d) float32."""
+        if x.shape[-1] != self.in_dim:
+            raise ValueError(f"projection expects {self.in_dim}-d descriptors, got {x.shape[-1]}")
+        if self._on_device is None or self._on_device[0] != x.device:
+            self._on_device = (x.device, *self._tensors(x.device))
+        _, mean, matrix = self._on_device
+        centred = x - mean
+        if matrix.is_sparse_csr:
+            return torch.sparse.mm(matrix, centred.t()).t()
+        return centred @ matrix
+
+    def _tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.from_numpy(self.mean).to(device)
+        if scipy.sparse.issparse(self.matrix):
+            m = self.matrix.tocsr().astype(np.float32)
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only sparse.mm
+                warnings.simplefilter("ignore", UserWarning)
+                matrix = torch.sparse_csr_tensor(
+                    torch.from_numpy(m.indptr.astype(np.int64)),
+                    torch.from_numpy(m.indices.astype(np.int64)),
+                    torch.from_numpy(m.data),
+                    size=m.shape,
+                    check_invariants=True,
+                ).to(device)
+            return mean, matrix
+        # Dense matrices are kept transposed, (D, d), for a plain x @ M.
+        return mean, torch.from_numpy(self.matrix.astype(np.float32)).t().contiguous().to(device)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to an .npz file (atomically: temporary file, fsync, rename)."""
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as f:
+            if scipy.sparse.issparse(self.matrix):
+                m = self.matrix.tocsr()
+                arrays = {"indptr": m.indptr, "indices": m.indices, "data": m.data, "shape": np.array(m.shape)}
+            else:
+                arrays = {"matrix": self.matrix}
+            np.savez(f, kind=np.array(self.kind), mean=self.mean, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LinearProjection:
+        """Read a projection written by `save`."""
+        with np.load(path, allow_pickle=False) as z:
+            kind = str(z["kind"])
+            if "matrix" in z:
+                matrix = z["matrix"]
+            else:
+                matrix = scipy.sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+            return cls(kind=kind, mean=z["mean"], matrix=matrix)
+
+
+def fit_pca(descriptors: np.ndarray, dim: int, seed: int = 0) -> LinearProjection:
+    """PCA to `dim` components on (N, D) descriptors.
+
+    With fewer than dim + 1 samples the data has rank < dim: the missing components are zero (so the
+    output still has `dim` dimensions) and a warning says so. Components are stored as float16.
+    """
+    n, d = descriptors.shape
+    if n < 2:
+        raise ValueError(f"PCA needs at least 2 images to fit, got {n}; use projection='random' instead")
+    n_components = min(dim, n - 1, d)
+    if n_components < dim:
+        log.warning("only %d images to fit a %d-d PCA: the last %d components are zero", n, dim, dim - n_components)
+    pca = PCA(n_components=n_components, svd_solver="randomized", random_state=seed)
+    pca.fit(descriptors)
+    matrix = np.zeros((dim, d), dtype=np.float16)
+    matrix[:n_components] = pca.components_.astype(np.float16)
+    return LinearProjection("pca", pca.mean_.astype(np.float32), matrix)
+
+
+def random_projection(in_dim: int, dim: int, seed: int = 0) -> LinearProjection:
+    """A seeded sparse random projection (Achlioptas / Li et al.), for when no fit is wanted."""
+    rp = SparseRandomProjection(n_components=dim, random_state=seed, dense_output=True)
+    rp.fit(scipy.sparse.csr_matrix((1, in_dim), dtype=np.float32))
+    return LinearProjection("random", np.zeros(in_dim, dtype=np.float32), rp.components_.tocsr())
