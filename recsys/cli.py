@@ -11,6 +11,7 @@ from pathlib import Path
 
 DEFAULT_DEMO_DIR = Path("data/demo")
 DEFAULT_STORE = Path("var/store")
+DEFAULT_INDEX = Path("var/index")
 
 
 def _encoder_config(args: argparse.Namespace, base: dict | None = None):
@@ -85,6 +86,38 @@ def _query_image(store, store_dir: str, image_path: str, device: str | None):
     return encoder.embed(prepared.pixels[None], prepared.mask[None])[0].cpu().numpy()
 
 
+def _search(store, query, k: int, exclude: str | None, index_dir: str | None) -> list[tuple[str, float]]:
+    """Top-k through the FAISS index when one exists for this store's model, else exact over the store."""
+    from index.persistence import CURRENT
+    from index.style_index import StyleIndex
+
+    if index_dir is None or not (Path(index_dir) / CURRENT).exists():
+        return store.similar(query, k, exclude=exclude)
+    index = StyleIndex.load(index_dir, model_id=store.model_id)
+    ids, scores = index.search(query, k + (exclude is not None))
+    return [(i, s) for i, s in zip(ids[0], scores[0], strict=True) if i != exclude][:k]
+
+
+def cmd_index_build(args: argparse.Namespace) -> int:
+    from index.style_index import StyleIndex
+    from transfer.store import EmbeddingStore
+
+    store = EmbeddingStore.load(args.store)
+    if len(store) == 0:
+        raise ValueError(f"{args.store} holds no vectors to index")
+    index = StyleIndex.build(store.vectors, store.ids, spec=args.spec, model_id=store.model_id)
+    version = index.save(args.out)
+    print(json.dumps({**index.info(), "path": str(version)}, indent=2))
+    return 0
+
+
+def cmd_index_info(args: argparse.Namespace) -> int:
+    from index.style_index import StyleIndex
+
+    print(json.dumps(StyleIndex.load(args.index).info(), indent=2))
+    return 0
+
+
 def cmd_similar(args: argparse.Namespace) -> int:
     from transfer.store import EmbeddingStore
 
@@ -97,7 +130,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
         if args.item_id not in store:
             raise ValueError(f"unknown item id {args.item_id!r} in {args.store} ({len(store)} items)")
         query, exclude = store.vector(args.item_id), args.item_id
-    results = store.similar(query, args.k, exclude=exclude)
+    results = _search(store, query, args.k, exclude, args.index)
     if args.json:
         print(json.dumps([{"item_id": i, "score": round(s, 6)} for i, s in results]))
     else:
@@ -188,10 +221,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("item_id", nargs="?")
     p.add_argument("--image", help="a photo to shop the style of, instead of an item id")
     p.add_argument("--store", default=str(DEFAULT_STORE))
+    p.add_argument("--index", default=str(DEFAULT_INDEX), help="FAISS index folder (exact search without one)")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--device")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_similar)
+
+    index_parser = sub.add_parser("index", help="the FAISS style index").add_subparsers(dest="index_command")
+    index_parser.required = True
+    p = index_parser.add_parser("build", help="build the index from an embedding store")
+    p.add_argument("--store", default=str(DEFAULT_STORE))
+    p.add_argument("--out", default=str(DEFAULT_INDEX))
+    p.add_argument("--spec", default="auto", help="auto, or a FAISS factory string (Flat, IVF1024,Flat, HNSW32...)")
+    p.set_defaults(func=cmd_index_build)
+    p = index_parser.add_parser("info", help="what the index holds")
+    p.add_argument("--index", default=str(DEFAULT_INDEX))
+    p.set_defaults(func=cmd_index_info)
 
     p = sub.add_parser("style-eval", help="same-style retrieval on a labelled folder (<label>/<image>)")
     p.add_argument("dir")
@@ -211,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ImageError, StoreError, FileNotFoundError, ValueError) as exc:
+    except (ImageError, StoreError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

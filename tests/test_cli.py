@@ -64,3 +64,28 @@ def test_embed_then_similar(demo_catalog, tmp_path, capsys):
     assert "unknown item id 'NOPE'" in capsys.readouterr().err
     assert main(["similar", "D0003", "--store", str(tmp_path / "nostore")]) == 2
     assert "no embedding store" in capsys.readouterr().err
+
+
+def test_index_build_info_and_similar_through_the_index(demo_catalog, tmp_path, capsys):
+    images = tmp_path / "images"
+    shutil.copytree(demo_catalog / "images", images, ignore=lambda d, names: [n for n in names if n > "D0020.jpg"])
+    store, index = tmp_path / "store", tmp_path / "index"
+    assert main(["embed", str(images), "--out", str(store), "--image-size", "64", "--dim", "16", "-q"]) == 0
+    exact_args = ["similar", "D0003", "--store", str(store), "--index", str(index), "-k", "5", "--json"]
+    capsys.readouterr()
+    assert main(exact_args) == 0  # no index yet: exact search over the store
+    exact = json.loads(capsys.readouterr().out)
+
+    assert main(["index", "build", "--store", str(store), "--out", str(index)]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["count"] == 20 and built["spec"] == "Flat" and built["model_id"].startswith("vgg19-gram-16-")
+    assert main(["index", "info", "--index", str(index)]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 20
+
+    assert main(exact_args) == 0
+    via_index = json.loads(capsys.readouterr().out)
+    assert len(via_index) == 5 and "D0003" not in [r["item_id"] for r in via_index]
+    assert [r["item_id"] for r in exact] == [r["item_id"] for r in via_index]
+
+    assert main(["index", "info", "--index", str(tmp_path / "none")]) == 2
+    assert "no index" in capsys.readouterr().err

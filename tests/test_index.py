@@ -1,0 +1,194 @@
+import threading
+
+import numpy as np
+import pytest
+
+from index import persistence
+from index.persistence import IndexFileError
+from index.style_index import StyleIndex, auto_spec
+
+
+def clustered(n: int, dim: int = 32, clusters: int = 50, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    x = centres[rng.integers(0, clusters, n)] + 0.5 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def brute_force(x: np.ndarray, ids: list[str], queries: np.ndarray, k: int, allow=None):
+    rows = np.arange(len(x)) if allow is None else np.array([ids.index(i) for i in allow])
+    scores = queries @ x[rows].T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [[ids[rows[j]] for j in row] for row in top], np.take_along_axis(scores, top, axis=1)
+
+
+def recall(found: list[list[str]], truth: list[list[str]]) -> float:
+    return np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+
+
+X = clustered(3000)
+IDS = [f"item-{i:05d}" for i in range(len(X))]
+QUERIES = clustered(40, seed=1)
+
+
+def test_auto_spec_follows_size():
+    assert auto_spec(10_000, 256) == "Flat"
+    assert auto_spec(50_000, 256) == "Flat"
+    assert auto_spec(1_000_000, 256) == "IVF4096,Flat"
+    assert auto_spec(20_000_000, 256).endswith(",PQ64")
+
+
+def test_exact_index_matches_numpy():
+    index = StyleIndex.build(X, IDS, spec="auto")
+    assert index.spec == "Flat"
+    ids, scores = index.search(QUERIES, 10)
+    truth_ids, truth_scores = brute_force(X, IDS, QUERIES, 10)
+    assert ids == truth_ids
+    np.testing.assert_allclose(scores, truth_scores, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", ["IVF32,Flat", "HNSW16", "IVF32,PQ8"])
+def test_approximate_specs_are_tuned_to_the_recall_target(spec):
+    index = StyleIndex.build(X, IDS, spec=spec, target_recall=0.95)
+    ids, _ = index.search(QUERIES, 10)
+    truth, _ = brute_force(X, IDS, QUERIES, 10)
+    floor = 0.6 if "PQ" in spec else 0.9  # PQ is lossy whatever nprobe; held-out queries vary a little
+    assert recall(ids, truth) >= floor, index.info()
+    assert index.info()["params"], "approximate indexes carry a tuned search parameter"
+
+
+@pytest.mark.parametrize("spec", ["Flat", "IVF32,Flat"])
+def test_allow_list_gives_the_true_top_k_among_allowed_items(spec):
+    index = StyleIndex.build(X, IDS, spec=spec)
+    allow = IDS[::37] + ["not-in-the-index"]
+    ids, _ = index.search(QUERIES, 5, allow=allow)
+    truth, _ = brute_force(X, IDS, QUERIES, 5, allow=allow[:-1])
+    assert all(set(row) <= set(allow) for row in ids)
+    assert recall(ids, truth) >= 0.95
+
+
+def test_allow_list_with_nothing_allowed_returns_nothing():
+    index = StyleIndex.build(X, IDS)
+    ids, scores = index.search(QUERIES[:2], 5, allow=["nope"])
+    assert ids == [[], []] and scores == [[], []]
+
+
+@pytest.mark.parametrize("spec", ["Flat", "IVF32,Flat"])
+def test_add_remove_upsert(spec):
+    index = StyleIndex.build(X[:2000], IDS[:2000], spec=spec)
+    index.add(X[2000:2100], IDS[2000:2100])
+    assert len(index) == 2100
+    assert index.search(X[2050], 1)[0][0] == [IDS[2050]]
+    with pytest.raises(ValueError, match="already in the index"):
+        index.add(X[:1], IDS[:1])
+
+    assert index.remove(IDS[2050:2060]) == 10
+    assert len(index) == 2090 and IDS[2050] not in index
+    assert IDS[2050] not in index.search(X[2050], 20)[0][0]
+    with pytest.raises(KeyError, match="unknown item id"):
+        index.remove(["never-added"])
+
+    index.upsert(X[2999:3000], [IDS[5]])  # item 5 now looks like item 2999
+    assert index.search(X[2999], 1)[0][0] == [IDS[5]]
+    assert len(index) == 2090
+
+
+def test_bad_shapes_and_values():
+    index = StyleIndex.build(X, IDS)
+    with pytest.raises(ValueError, match="shape"):
+        index.search(np.zeros((2, 31), np.float32), 3)
+    with pytest.raises(ValueError, match="NaN"):
+        index.search(np.full(32, np.nan, np.float32), 3)
+    with pytest.raises(ValueError, match="ids for"):
+        StyleIndex.build(X[:3], IDS[:2])
+    with pytest.raises(ValueError, match="factory string"):
+        StyleIndex.build(X, IDS, spec="NotAnIndex42")
+
+
+def test_save_load_round_trip(tmp_path):
+    index = StyleIndex.build(X, IDS, spec="IVF32,Flat", model_id="vgg19-gram-32-abc")
+    index.remove(IDS[:3])
+    index.save(tmp_path / "idx")
+    loaded = StyleIndex.load(tmp_path / "idx", model_id="vgg19-gram-32-abc")
+    assert loaded.info() == index.info()
+    assert loaded.search(QUERIES, 10) == index.search(QUERIES, 10)
+    loaded.add(X[:1], ["new-item"])  # labels continue after the saved ones: no clash with removed ids
+    assert loaded.search(X[0], 1)[0][0] == ["new-item"]
+
+
+def test_load_refuses_another_model(tmp_path):
+    StyleIndex.build(X, IDS, model_id="model-a").save(tmp_path / "idx")
+    with pytest.raises(IndexFileError, match="model-a"):
+        StyleIndex.load(tmp_path / "idx", model_id="model-b")
+
+
+def test_load_refuses_corrupt_files(tmp_path):
+    version = StyleIndex.build(X, IDS).save(tmp_path / "idx")
+    data = bytearray((version / "index.faiss").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (version / "index.faiss").write_bytes(bytes(data))
+    with pytest.raises(IndexFileError, match="checksum"):
+        StyleIndex.load(tmp_path / "idx")
+    (version / "manifest.json").write_text("{ not json")
+    with pytest.raises(IndexFileError, match="unreadable"):
+        StyleIndex.load(tmp_path / "idx")
+    with pytest.raises(IndexFileError, match="no index"):
+        StyleIndex.load(tmp_path / "empty")
+
+
+def test_interrupted_save_leaves_the_previous_version_loadable(tmp_path, monkeypatch):
+    StyleIndex.build(X[:100], IDS[:100]).save(tmp_path / "idx")
+    bigger = StyleIndex.build(X, IDS)
+    real_replace = persistence.os.replace
+
+    def crash_on_current(src, dst):
+        if str(dst).endswith("CURRENT"):
+            raise KeyboardInterrupt("killed while saving")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(persistence.os, "replace", crash_on_current)
+    with pytest.raises(KeyboardInterrupt):
+        bigger.save(tmp_path / "idx")
+    monkeypatch.setattr(persistence.os, "replace", real_replace)
+    assert len(StyleIndex.load(tmp_path / "idx")) == 100
+    bigger.save(tmp_path / "idx")  # the next save goes through and cleans up
+    assert len(StyleIndex.load(tmp_path / "idx")) == 3000
+
+
+def test_searches_keep_answering_during_a_rebuild():
+    index = StyleIndex.build(X[:1000], IDS[:1000])
+    errors, answered = [], [0]
+    stop = threading.Event()
+
+    def searcher():
+        while not stop.is_set():
+            try:
+                ids, _ = index.search(QUERIES[:4], 5)
+                assert all(len(row) == 5 for row in ids)
+                answered[0] += 1
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(2)]
+    for t in threads:
+        t.start()
+    index.rebuild(X, IDS, spec="IVF32,Flat")
+    index.add(X[:1], ["extra"])
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors and answered[0] > 0
+    assert len(index) == 3001 and index.spec == "IVF32,Flat"
+
+
+def test_gpu_search_agrees_with_cpu():
+    faiss = pytest.importorskip("faiss")
+    if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+        pytest.skip("no CUDA GPU with a FAISS GPU build")
+    cpu = StyleIndex.build(X, IDS, use_gpu=False)
+    gpu = StyleIndex.build(X, IDS, use_gpu=True)
+    assert gpu.info()["device"] == "gpu"
+    cpu_ids, cpu_scores = cpu.search(QUERIES, 10)
+    gpu_ids, gpu_scores = gpu.search(QUERIES, 10)
+    np.testing.assert_allclose(gpu_scores, cpu_scores, atol=1e-4)
+    assert recall(gpu_ids, cpu_ids) > 0.99
