@@ -60,7 +60,7 @@ def test_approximate_specs_are_tuned_to_the_recall_target(spec):
 @pytest.mark.parametrize("spec", ["Flat", "IVF32,Flat"])
 def test_allow_list_gives_the_true_top_k_among_allowed_items(spec):
     index = StyleIndex.build(X, IDS, spec=spec)
-    allow = IDS[::37] + ["not-in-the-index"]
+    allow = [*IDS[::37], "not-in-the-index"]
     ids, _ = index.search(QUERIES, 5, allow=allow)
     truth, _ = brute_force(X, IDS, QUERIES, 5, allow=allow[:-1])
     assert all(set(row) <= set(allow) for row in ids)
