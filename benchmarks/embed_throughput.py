@@ -34,6 +34,14 @@ def sample_images(n: int) -> list[Path]:
     return sorted((out / "images").glob("*.jpg"))[:n]
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=96)
@@ -72,7 +80,7 @@ def main() -> None:
     sync()
     bare = sum(len(p) for p in batches) / (time.perf_counter() - started)
 
-    device = torch.cuda.get_device_name() if encoder.device.type == "cuda" else f"{platform.processor()} CPU"
+    device = torch.cuda.get_device_name() if encoder.device.type == "cuda" else cpu_name()
     result = {
         "images": count,
         "image_size": args.image_size,

@@ -192,3 +192,21 @@ def test_gpu_search_agrees_with_cpu():
     gpu_ids, gpu_scores = gpu.search(QUERIES, 10)
     np.testing.assert_allclose(gpu_scores, cpu_scores, atol=1e-4)
     assert recall(gpu_ids, cpu_ids) > 0.99
+
+
+def test_sharded_index_answers_like_one_index(tmp_path):
+    from index.sharded import ShardedStyleIndex
+
+    single = StyleIndex.build(X, IDS)
+    sharded = ShardedStyleIndex.build(X, IDS, shards=3)
+    assert len(sharded) == 3000 and all(800 < len(s) < 1200 for s in sharded.shards)
+    assert sharded.search(QUERIES, 10)[0] == single.search(QUERIES, 10)[0]
+    allow = IDS[::11]
+    assert sharded.search(QUERIES, 5, allow=allow)[0] == single.search(QUERIES, 5, allow=allow)[0]
+
+    sharded.remove(IDS[:10])
+    sharded.upsert(X[:1], ["fresh"])
+    assert len(sharded) == 2991 and "fresh" in sharded and IDS[0] not in sharded
+    sharded.save(tmp_path / "sharded")
+    loaded = ShardedStyleIndex.load(tmp_path / "sharded")
+    assert loaded.search(QUERIES, 10) == sharded.search(QUERIES, 10)
