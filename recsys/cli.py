@@ -158,20 +158,32 @@ def cmd_style_eval(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job for now: make the demo catalog, embed it, show "shop this style" for a few items."""
+    from index.style_index import StyleIndex
     from recsys.demo import CATALOG_FILE, make_demo_catalog, read_catalog
     from transfer.embed import embed_folder
+    from transfer.encoder import EncoderConfig
 
     catalog_csv = Path(args.catalog) / CATALOG_FILE
     if not catalog_csv.exists():
         make_demo_catalog(args.catalog)
     catalog = read_catalog(catalog_csv)
-    store, report = embed_folder(Path(args.catalog) / "images", args.store, progress=True, device=args.device)
-    print(f"embedded the demo catalog into {args.store}: {report.summary()}\n")
+    config = None if args.image_size is None else EncoderConfig(image_size=args.image_size)
+    store, report = embed_folder(
+        Path(args.catalog) / "images", args.store, config, progress=not args.quiet, device=args.device
+    )
+    print(f"embedded the demo catalog into {args.store}: {report.summary()}")
+    index = StyleIndex.build(store.vectors, store.ids, model_id=store.model_id)
+    index.save(args.index)
+    print(f"style index in {args.index}: {index.info()}\n")
+
+    def similar(item_id: str, k: int) -> list[tuple[str, float]]:
+        ids, scores = index.search(store.vector(item_id), k + 1)
+        return [(i, s) for i, s in zip(ids[0], scores[0], strict=True) if i != item_id][:k]
 
     k = 5
     same_pattern = same_colour = 0
     for item_id in store.ids:
-        for other, _ in store.similar(store.vector(item_id), k, exclude=item_id):
+        for other, _ in similar(item_id, k):
             same_pattern += catalog[other]["pattern"] == catalog[item_id]["pattern"]
             same_colour += catalog[other]["colour"] == catalog[item_id]["colour"]
     total = k * len(store)
@@ -187,7 +199,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             continue
         shown[row["pattern"]] += 1
         print(f"shop this style: {item_id} {row['title']}")
-        for other, score in store.similar(store.vector(item_id), k, exclude=item_id):
+        for other, score in similar(item_id, k):
             print(f"    {other}  {score:.3f}  {catalog[other]['title']}")
     return 0
 
@@ -200,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="make + embed the demo catalog and show shop-this-style results")
     p.add_argument("--catalog", default=str(DEFAULT_DEMO_DIR))
     p.add_argument("--store", default=str(DEFAULT_STORE))
+    p.add_argument("--index", default=str(DEFAULT_INDEX))
     p.add_argument("--device")
+    p.add_argument("--image-size", type=int, help="encoder image size (default 256)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("demo-data", help="write the generated demo catalog (images + items.csv)")

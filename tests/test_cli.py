@@ -89,3 +89,15 @@ def test_index_build_info_and_similar_through_the_index(demo_catalog, tmp_path, 
 
     assert main(["index", "info", "--index", str(tmp_path / "none")]) == 2
     assert "no index" in capsys.readouterr().err
+
+
+def test_demo_main_job(tmp_path, capsys):
+    args = ["demo", "--catalog", str(tmp_path / "demo"), "--store", str(tmp_path / "store")]
+    args += ["--index", str(tmp_path / "index"), "--image-size", "64", "-q"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "288 added" in out and out.count("shop this style:") == 6
+    share = float(out.split("share the query's pattern ")[1].split("%")[0])
+    assert share > 40, "the demo's style neighbours should mostly share the pattern (chance is 17%)"
+    assert main(args) == 0
+    assert "0 added, 0 updated, 288 unchanged" in capsys.readouterr().out

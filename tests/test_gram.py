@@ -55,3 +55,10 @@ def test_descriptor_is_signed_sqrt_of_upper_triangle_unit_norm():
 
 def test_five_layer_descriptor_size():
     assert descriptor_size([64, 128, 256, 512, 512]) == 305_888
+
+
+def test_channels_last_maps_give_the_same_gram():
+    feats = torch.rand(2, 8, 6, 5)
+    mask = (torch.rand(2, 1, 12, 10) > 0.3).float()
+    cl = feats.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(masked_gram(cl, mask), masked_gram(feats, mask))

@@ -20,11 +20,16 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     G = sum_p m_p f_p f_p^T / sum_p m_p, computed in float32 whatever the feature dtype.
     """
     n, c, h, w = features.shape
-    weights = resize_mask(mask.to(torch.float32), (h, w)).reshape(n, 1, h * w)
-    flat = features.to(torch.float32).reshape(n, c, h * w)
-    weighted = flat * weights.sqrt()
-    counted = weights.sum(dim=2, keepdim=True).clamp_min(1e-6)
-    return torch.bmm(weighted, weighted.transpose(1, 2)) / counted
+    weights = resize_mask(mask.to(device=features.device, dtype=torch.float32), (h, w)).reshape(n, h * w, 1)
+    features = features.to(torch.float32)
+    # (N, HW, C) is a free view of channels-last maps and (N, C, HW) of contiguous ones: never copy the map twice.
+    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+        flat = features.permute(0, 2, 3, 1).reshape(n, h * w, c)
+        gram = torch.bmm(flat.transpose(1, 2), flat * weights)
+    else:
+        flat = features.reshape(n, c, h * w)
+        gram = torch.bmm(flat * weights.transpose(1, 2), flat.transpose(1, 2))
+    return gram / weights.sum(dim=1, keepdim=True).clamp_min(1e-6)
 
 
 def triu_indices(channels: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -37,7 +42,7 @@ def gram_descriptor(gram: torch.Tensor) -> torch.Tensor:
     """(N, C, C) Gram -> (N, C(C+1)/2): upper triangle, signed square root, L2-normalised per row."""
     n, c, _ = gram.shape
     upper = gram.reshape(n, c * c)[:, triu_indices(c, gram.device)]
-    rooted = upper.sign() * upper.abs().sqrt()
+    rooted = torch.copysign(upper.abs().sqrt(), upper)
     return F.normalize(rooted, dim=1)
 
 
