@@ -25,8 +25,8 @@ def clustered(n: int, dim: int, clusters: int = 2000, latent: int = 16, seed: in
     centres = rng.normal(size=(clusters, dim)).astype(np.float32)
     bases = rng.normal(size=(clusters, latent, dim)).astype(np.float32) / np.sqrt(latent)
     out = np.empty((n, dim), np.float32)
-    for start in range(0, n, 100_000):
-        stop = min(n, start + 100_000)
+    for start in range(0, n, 20_000):
+        stop = min(n, start + 20_000)
         c = rng.integers(0, clusters, stop - start)
         z = rng.normal(size=(stop - start, 1, latent)).astype(np.float32)
         spread = (z @ bases[c])[:, 0]
