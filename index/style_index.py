@@ -170,7 +170,7 @@ class StyleIndex:
         best = candidates[-1]
         for value in candidates:
             labels = self._search_state(state, queries, k + 1, None, {name: value})[1]
-            recall = knn_intersection_measure(_drop_self(labels, rows, k), exact) / k
+            recall = knn_intersection_measure(_drop_self(labels, rows, k), exact)
             if recall >= target:
                 best = value
                 break

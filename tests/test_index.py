@@ -26,9 +26,9 @@ def recall(found: list[list[str]], truth: list[list[str]]) -> float:
     return np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
 
 
-X = clustered(3000)
+_ALL = clustered(3040)
+X, QUERIES = _ALL[:3000], _ALL[3000:]  # queries: held out, from the same distribution
 IDS = [f"item-{i:05d}" for i in range(len(X))]
-QUERIES = clustered(40, seed=1)
 
 
 def test_auto_spec_follows_size():
@@ -52,9 +52,20 @@ def test_approximate_specs_are_tuned_to_the_recall_target(spec):
     index = StyleIndex.build(X, IDS, spec=spec, target_recall=0.95)
     ids, _ = index.search(QUERIES, 10)
     truth, _ = brute_force(X, IDS, QUERIES, 10)
-    floor = 0.6 if "PQ" in spec else 0.9  # PQ is lossy whatever nprobe; held-out queries vary a little
+    floor = 0.45 if "PQ" in spec else 0.9  # 4-d PQ codes are lossy whatever nprobe (random: ~0.003)
     assert recall(ids, truth) >= floor, index.info()
     assert index.info()["params"], "approximate indexes carry a tuned search parameter"
+
+
+def test_tuning_picks_the_cheapest_setting_that_meets_the_target():
+    easy = clustered(4000, clusters=20, seed=3)  # tight, well separated clusters: few lists suffice
+    ids = [str(i) for i in range(len(easy))]
+    index = StyleIndex.build(easy, ids, spec="IVF64,Flat", target_recall=0.9)
+    nprobe = index.info()["params"]["nprobe"]
+    assert nprobe < 64, "a full scan means the tuning never saw its target reached"
+    found, _ = index.search(easy[:200], 11)
+    truth, _ = brute_force(easy, ids, easy[:200], 11)
+    assert recall(found, truth) >= 0.85
 
 
 @pytest.mark.parametrize("spec", ["Flat", "IVF32,Flat"])
