@@ -49,13 +49,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--device")
-    parser.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--channels-last", choices=["on", "off"], default="on")
     args = parser.parse_args()
 
     paths = sample_images(args.images)
     config = EncoderConfig(image_size=args.image_size)
-    channels_last = {"auto": None, "on": True, "off": False}[args.channels_last]
-    encoder = StyleEncoder(config, device=args.device, channels_last=channels_last)
+    encoder = StyleEncoder(config, device=args.device, channels_last=args.channels_last == "on")
     sync = torch.cuda.synchronize if encoder.device.type == "cuda" else (lambda: None)
 
     # Untimed: fit the projection on a few images and warm up the network.

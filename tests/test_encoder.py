@@ -24,7 +24,7 @@ def test_features_match_pastiches_own_vgg19(encoder):
     ours = encoder.features(pixels)
     theirs = reference(caffe_preprocess(pixels), [f"block{b}_relu1" for b in range(1, 6)])
     for block in range(1, 6):
-        torch.testing.assert_close(ours[f"relu{block}_1"], theirs[f"block{block}_relu1"], rtol=1e-4, atol=1e-3)
+        torch.testing.assert_close(ours[f"relu{block}_1"], theirs[f"block{block}_relu1"], rtol=1e-3, atol=5e-3)
 
 
 def _stripes(colour_a, colour_b, period=8, size=96) -> np.ndarray:
