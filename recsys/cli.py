@@ -14,8 +14,8 @@ DEFAULT_STORE = Path("var/store")
 DEFAULT_INDEX = Path("var/index")
 
 
-def _encoder_config(args: argparse.Namespace, base: dict | None = None):
-    """An EncoderConfig from the flags the user gave (None when they gave none and `base` is None)."""
+def _encoder_config(args: argparse.Namespace):
+    """An EncoderConfig from the encoder flags the user gave; None when they gave none (use the store's)."""
     from transfer.encoder import EncoderConfig
 
     given = {
@@ -29,9 +29,7 @@ def _encoder_config(args: argparse.Namespace, base: dict | None = None):
         }.items()
         if value is not None
     }
-    if not given and base is None:
-        return None
-    return EncoderConfig.model_validate({**(base or {}), **given})
+    return EncoderConfig.model_validate(given) if given else None
 
 
 def _add_encoder_flags(parser: argparse.ArgumentParser) -> None:
@@ -135,7 +133,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
         print(json.dumps([{"item_id": i, "score": round(s, 6)} for i, s in results]))
     else:
         for rank, (item_id, score) in enumerate(results, 1):
-            print(f"{rank:3d}  {item_id}  {score:.4f}  {store.paths[store._row[item_id]]}")
+            print(f"{rank:3d}  {item_id}  {score:.4f}  {store.paths[store.row(item_id)]}")
     return 0
 
 

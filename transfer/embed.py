@@ -172,7 +172,7 @@ def embed_folder(
     kept: dict[str, tuple[str, str, np.ndarray]] = {}
     todo: list[int] = []
     for i, (item_id, digest) in enumerate(zip(ids, digests, strict=True)):
-        if old is not None and item_id in old and old.sha1[old._row[item_id]] == digest:
+        if old is not None and item_id in old and old.sha1[old.row(item_id)] == digest:
             kept[item_id] = (str(paths[i]), digest, old.vector(item_id))
             report.unchanged += 1
         else:

@@ -55,12 +55,16 @@ class EmbeddingStore:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
-    def vector(self, item_id: str) -> np.ndarray:
-        """The style vector of one item; `KeyError` with the id when unknown."""
+    def row(self, item_id: str) -> int:
+        """Position of an item in `ids`, `paths`, `sha1` and `vectors`; `KeyError` with the id when unknown."""
         try:
-            return self.vectors[self._row[item_id]]
+            return self._row[item_id]
         except KeyError:
             raise KeyError(f"unknown item id {item_id!r}") from None
+
+    def vector(self, item_id: str) -> np.ndarray:
+        """The style vector of one item; `KeyError` with the id when unknown."""
+        return self.vectors[self.row(item_id)]
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._row
