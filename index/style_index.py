@@ -200,26 +200,33 @@ class StyleIndex:
     def remove(self, ids: Sequence[str]) -> int:
         """Remove items by id (KeyError for an unknown id); returns how many were removed."""
         with self._lock.write():
-            state = self._state
-            labels = state.ids.labels(ids)
-            try:
-                removed = state.index.remove_ids(faiss.IDSelectorBatch(labels))
-            except RuntimeError as exc:
-                raise ValueError(f"index type {state.spec!r} does not support removal; rebuild instead") from exc
-            state.ids.drop(ids)
-            self._refresh_gpu(state)
-            return int(removed)
+            removed = self._remove(self._state, ids)
+            self._refresh_gpu(self._state)
+            return removed
 
     def upsert(self, vectors: np.ndarray, ids: Sequence[str]) -> None:
         """Insert new items and replace the vectors of existing ones."""
         vectors = as_vectors(vectors, self.dim)
+        if len(ids) != len(vectors):
+            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
         with self._lock.write():
             state = self._state
-            existing = [i for i in ids if i in state.ids]
-            if existing:
-                state.index.remove_ids(faiss.IDSelectorBatch(state.ids.drop(existing)))
+            self._remove(state, [i for i in ids if i in state.ids])
             state.index.add_with_ids(vectors, state.ids.assign(ids))
             self._refresh_gpu(state)
+
+    @staticmethod
+    def _remove(state: _State, ids: Sequence[str]) -> int:
+        """Remove from the FAISS index first, then from the id map, so a refusal leaves both as they were."""
+        if not ids:
+            return 0
+        labels = state.ids.labels(ids)
+        try:
+            removed = state.index.remove_ids(faiss.IDSelectorBatch(labels))
+        except RuntimeError as exc:
+            raise ValueError(f"index type {state.spec!r} does not support removal; rebuild instead") from exc
+        state.ids.drop(ids)
+        return int(removed)
 
     def _refresh_gpu(self, state: _State) -> None:
         if state.gpu is not None:

@@ -221,3 +221,13 @@ def test_sharded_index_answers_like_one_index(tmp_path):
     sharded.save(tmp_path / "sharded")
     loaded = ShardedStyleIndex.load(tmp_path / "sharded")
     assert loaded.search(QUERIES, 10) == sharded.search(QUERIES, 10)
+
+
+def test_an_index_that_cannot_remove_says_so_and_stays_consistent():
+    index = StyleIndex.build(X[:500], IDS[:500], spec="HNSW16")
+    with pytest.raises(ValueError, match="does not support removal"):
+        index.remove(IDS[:2])
+    with pytest.raises(ValueError, match="does not support removal"):
+        index.upsert(X[:1], IDS[:1])
+    assert len(index) == 500 and IDS[0] in index
+    assert index.search(X[0], 1)[0][0] == [IDS[0]]
