@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from index.persistence import IndexFileError
-from index.style_index import TARGET_RECALL, StyleIndex, as_vectors
+from index.style_index import TARGET_RECALL, StyleIndex, as_item_vectors, as_vectors
 
 SHARDS_FILE = "shards.json"
 
@@ -50,9 +50,7 @@ class ShardedStyleIndex:
         target_recall: float = TARGET_RECALL,
         use_gpu: bool | None = None,
     ) -> ShardedStyleIndex:
-        vectors = as_vectors(vectors)
-        if len(ids) != len(vectors):
-            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        vectors = as_item_vectors(vectors, ids)
         parts = cls._split(ids, shards)
         return cls(
             [

@@ -58,6 +58,16 @@ def as_vectors(x: np.ndarray | Sequence, dim: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def as_item_vectors(vectors: np.ndarray | Sequence, ids: Sequence[str], dim: int | None = None) -> np.ndarray:
+    """`as_vectors`, plus one distinct id per vector (checked before anything changes)."""
+    vectors = as_vectors(vectors, dim)
+    if len(ids) != len(vectors):
+        raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+    if len(set(ids)) != len(ids):
+        raise ValueError("the same item id appears twice in one batch")
+    return vectors
+
+
 def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
     return faiss.try_extract_index_ivf(index)
 
@@ -121,9 +131,7 @@ class StyleIndex:
         seed: int = 0,
     ) -> None:
         """Build a new version aside (searches go on against the old one) and swap it in when ready."""
-        vectors = as_vectors(vectors, self.dim)
-        if len(ids) != len(vectors):
-            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        vectors = as_item_vectors(vectors, ids, self.dim)
         with self._build_lock:
             spec = auto_spec(len(vectors), self.dim) if spec == "auto" else spec
             index = self._new_index(spec)
@@ -189,9 +197,7 @@ class StyleIndex:
     # -- updates ---------------------------------------------------------------------------------------
     def add(self, vectors: np.ndarray, ids: Sequence[str]) -> None:
         """Add new items (ValueError if an id is already present)."""
-        vectors = as_vectors(vectors, self.dim)
-        if len(ids) != len(vectors):
-            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        vectors = as_item_vectors(vectors, ids, self.dim)
         with self._lock.write():
             state = self._state
             state.index.add_with_ids(vectors, state.ids.assign(ids))
@@ -206,9 +212,7 @@ class StyleIndex:
 
     def upsert(self, vectors: np.ndarray, ids: Sequence[str]) -> None:
         """Insert new items and replace the vectors of existing ones."""
-        vectors = as_vectors(vectors, self.dim)
-        if len(ids) != len(vectors):
-            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        vectors = as_item_vectors(vectors, ids, self.dim)
         with self._lock.write():
             state = self._state
             self._remove(state, [i for i in ids if i in state.ids])

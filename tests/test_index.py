@@ -231,3 +231,10 @@ def test_an_index_that_cannot_remove_says_so_and_stays_consistent():
         index.upsert(X[:1], IDS[:1])
     assert len(index) == 500 and IDS[0] in index
     assert index.search(X[0], 1)[0][0] == [IDS[0]]
+
+
+def test_a_batch_with_a_repeated_id_changes_nothing():
+    index = StyleIndex.build(X[:100], IDS[:100], spec="IVF8,Flat")
+    with pytest.raises(ValueError, match="twice"):
+        index.upsert(X[:2], [IDS[0], IDS[0]])
+    assert len(index) == 100 and index.search(X[0], 1)[0][0] == [IDS[0]]
