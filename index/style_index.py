@@ -141,7 +141,7 @@ class StyleIndex:
             index.add_with_ids(vectors, id_map.assign(ids))
             state = _State(index, id_map, spec)
             state.params = self._tune(state, vectors, target_recall, seed)
-            state.gpu = self._to_gpu(index)
+            state.gpu = self._to_gpu(index, state.params)
             with self._lock.write():
                 self._state = state
         log.info("built %s over %d vectors, params %s", spec, len(vectors), state.params)
@@ -185,14 +185,18 @@ class StyleIndex:
         log.info("tuned %s=%d for recall@%d >= %.2f", name, best, k, target)
         return {name: best}
 
-    def _to_gpu(self, index: faiss.Index) -> faiss.Index | None:
+    def _to_gpu(self, index: faiss.Index, params: dict[str, int]) -> faiss.Index | None:
+        """A GPU copy for unfiltered searches, with the tuned search parameters set once, here."""
         if not self.use_gpu:
             return None
         try:
-            return faiss.index_cpu_to_gpu(self._gpu_resources, 0, index)
+            gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, index)
         except RuntimeError as exc:  # e.g. an index type without a GPU implementation
             log.warning("searching on the CPU: %s", exc)
             return None
+        if "nprobe" in params:
+            faiss.GpuParameterSpace().set_index_parameter(gpu, "nprobe", params["nprobe"])
+        return gpu
 
     # -- updates ---------------------------------------------------------------------------------------
     def add(self, vectors: np.ndarray, ids: Sequence[str]) -> None:
@@ -234,7 +238,7 @@ class StyleIndex:
 
     def _refresh_gpu(self, state: _State) -> None:
         if state.gpu is not None:
-            state.gpu = self._to_gpu(state.index)
+            state.gpu = self._to_gpu(state.index, state.params)
 
     # -- search ----------------------------------------------------------------------------------------
     def search(
@@ -258,6 +262,11 @@ class StyleIndex:
         ]
         return out_ids, out_scores
 
+    def similar(self, query: np.ndarray, k: int = 10, exclude: str | None = None) -> list[tuple[str, float]]:
+        """Top-k (item id, score) for one query vector, leaving out `exclude` (the query's own item)."""
+        ids, scores = self.search(query, k + (exclude is not None))
+        return [(i, s) for i, s in zip(ids[0], scores[0], strict=True) if i != exclude][:k]
+
     def _search_state(
         self, state: _State, queries: np.ndarray, k: int, allow: Sequence[str] | None, params: dict[str, int]
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +277,6 @@ class StyleIndex:
                 return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
             selector = faiss.IDSelectorBatch(labels)
         if state.gpu is not None and selector is None:
-            _apply_gpu_params(state.gpu, params)
             return state.gpu.search(queries, k)
         if selector is not None and "nprobe" in params:
             # Probe proportionally more lists for a selective allow-list, so as many allowed candidates are seen
@@ -286,8 +294,7 @@ class StyleIndex:
             state = self._state
             index_bytes = _serialize(state.index)
             ids, labels = state.ids.items()
-            next_label = state.ids.next_label
-        manifest = {**self.info(), "next_label": next_label, "format": 1}
+            manifest = {**self._info(state), "next_label": state.ids.next_label, "format": 1}
         manifest.pop("device")
         return write_version(Path(folder), index_bytes, ids, labels, manifest)
 
@@ -307,7 +314,7 @@ class StyleIndex:
             raise IndexFileError(f"{folder}: index has {index.ntotal} x {index.d}, manifest and ids disagree")
         loaded = cls(manifest["dim"], manifest.get("model_id", ""), use_gpu)
         state = _State(index, IdMap(ids, labels, manifest.get("next_label")), manifest["spec"], manifest["params"])
-        state.gpu = loaded._to_gpu(index)
+        state.gpu = loaded._to_gpu(index, state.params)
         loaded._state = state
         return loaded
 
@@ -332,7 +339,9 @@ class StyleIndex:
 
     def info(self) -> dict:
         """What `stylerec index info` prints."""
-        state = self._state
+        return self._info(self._state)
+
+    def _info(self, state: _State) -> dict:
         return {
             "model_id": self.model_id,
             "dim": self.dim,
@@ -366,11 +375,6 @@ def _search_parameters(index: faiss.Index, selector, params: dict[str, int]):
     if _hnsw(index) is not None:
         return faiss.SearchParametersHNSW(sel=selector, efSearch=params.get("efSearch", 16))
     return faiss.SearchParameters(sel=selector) if selector is not None else None
-
-
-def _apply_gpu_params(gpu_index: faiss.Index, params: dict[str, int]) -> None:
-    if "nprobe" in params:
-        faiss.GpuParameterSpace().set_index_parameter(gpu_index, "nprobe", params["nprobe"])
 
 
 def _serialize(index: faiss.Index) -> bytes:

@@ -91,9 +91,7 @@ def _search(store, query, k: int, exclude: str | None, index_dir: str | None) ->
 
     if index_dir is None or not (Path(index_dir) / CURRENT).exists():
         return store.similar(query, k, exclude=exclude)
-    index = StyleIndex.load(index_dir, model_id=store.model_id)
-    ids, scores = index.search(query, k + (exclude is not None))
-    return [(i, s) for i, s in zip(ids[0], scores[0], strict=True) if i != exclude][:k]
+    return StyleIndex.load(index_dir, model_id=store.model_id).similar(query, k, exclude)
 
 
 def cmd_index_build(args: argparse.Namespace) -> int:
@@ -175,8 +173,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"style index in {args.index}: {index.info()}\n")
 
     def similar(item_id: str, k: int) -> list[tuple[str, float]]:
-        ids, scores = index.search(store.vector(item_id), k + 1)
-        return [(i, s) for i, s in zip(ids[0], scores[0], strict=True) if i != item_id][:k]
+        return index.similar(store.vector(item_id), k, exclude=item_id)
 
     k = 5
     same_pattern = same_colour = 0

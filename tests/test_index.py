@@ -238,3 +238,11 @@ def test_a_batch_with_a_repeated_id_changes_nothing():
     with pytest.raises(ValueError, match="twice"):
         index.upsert(X[:2], [IDS[0], IDS[0]])
     assert len(index) == 100 and index.search(X[0], 1)[0][0] == [IDS[0]]
+
+
+def test_similar_leaves_out_the_query_item_and_still_returns_k():
+    index = StyleIndex.build(X, IDS)
+    results = index.similar(X[7], 5, exclude=IDS[7])
+    truth, _ = brute_force(X, IDS, X[7:8], 6)
+    assert [i for i, _ in results] == truth[0][1:]
+    assert index.similar(X[7], 1)[0][0] == IDS[7]
