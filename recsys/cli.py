@@ -12,6 +12,7 @@ from pathlib import Path
 DEFAULT_DEMO_DIR = Path("data/demo")
 DEFAULT_STORE = Path("var/store")
 DEFAULT_INDEX = Path("var/index")
+DEFAULT_DB = Path("var/stylerec.db")
 
 
 def _encoder_config(args: argparse.Namespace):
@@ -44,8 +45,10 @@ def _add_encoder_flags(parser: argparse.ArgumentParser) -> None:
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from recsys.demo import make_demo_catalog
+    from recsys.shoppers import make_demo_shoppers
 
     print(f"demo catalog written to {make_demo_catalog(args.out)}")
+    print(f"demo shoppers written to {make_demo_shoppers(args.out)}")
     return 0
 
 
@@ -152,16 +155,143 @@ def cmd_style_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _epoch(value: str | None) -> float | None:
+    """Epoch seconds from a date (2020-07-01) or a number."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        import pandas as pd
+
+        return float(pd.Timestamp(value, tz="UTC").timestamp())
+
+
+def _cf_config(args: argparse.Namespace):
+    from recsys.cf import CFConfig
+
+    given = {
+        "model": args.cf_model,
+        "factors": args.factors,
+        "regularization": args.regularization,
+        "iterations": args.iterations,
+        "weighting": args.weighting,
+    }
+    return CFConfig.model_validate({k: v for k, v in given.items() if v is not None})
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Offline evaluation of popularity, CF, style and hybrid models on one split."""
+    import time
+
+    from recsys.catalog import catalog_style_space
+    from recsys.data_io import read_catalog, read_interactions
+    from recsys.evaluate import EvalData, evaluate, write_report
+    from recsys.splits import split
+
+    if (args.data is None) == (args.train is None and args.test is None):
+        raise ValueError("give --data FILE (and a --split), or --train FILE --test FILE")
+    test_duration = None
+    if args.data is not None:
+        interactions = read_interactions(args.data, args.format)
+        cutoff = _epoch(args.cutoff)
+        train, test = split(interactions, args.split, args.test_size, args.seed, cutoff, args.last_k)
+        if args.test_end is not None:
+            test = test[test["timestamp"] < _epoch(args.test_end)]
+        split_name = args.split
+    else:
+        if args.train is None or args.test is None:
+            raise ValueError("--train and --test go together")
+        train, test = read_interactions(args.train, args.format), read_interactions(args.test, args.format)
+        split_name = "temporal" if train["timestamp"].max() <= test["timestamp"].min() else "random"
+    if split_name == "temporal" and len(test):
+        test_duration = float(test["timestamp"].max() - test["timestamp"].min())
+    if args.binary:
+        train, test = train.assign(weight=1.0), test.assign(weight=1.0)
+
+    style, catalog_items = None, []
+    if args.catalog:
+        catalog = read_catalog(args.catalog)
+        catalog_items = list(catalog["item_id"])
+        style = catalog_style_space(args.catalog, args.embeddings, catalog, progress=not args.json, device=args.device)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    data = EvalData(train, test, style, catalog_items, split_name, args.seed)
+    result = evaluate(data, args.k, models, _cf_config(args), test_duration=test_duration, progress=not args.json)
+    report_dir = Path(args.report or Path("var") / "reports" / time.strftime("eval-%Y%m%d-%H%M%S"))
+    report = write_report(result, report_dir, "stylerec offline evaluation", "stylerec " + " ".join(sys.argv[1:]))
+    if args.json:
+        print(json.dumps({**result.as_json(), "report": str(report)}))
+    else:
+        print(report.read_text())
+        print(f"report: {report}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Load a catalog and/or interaction files into the SQLite store (idempotent, all or nothing per file)."""
+    from recsys.data_io import read_catalog, read_interactions
+    from recsys.store import Store
+
+    if not args.catalog and not args.interactions:
+        raise ValueError("nothing to import: give --catalog DIR and/or --interactions FILE")
+    store = Store(args.db)
+    try:
+        if args.catalog:
+            written = store.import_items(read_catalog(args.catalog), str(Path(args.catalog).resolve()))
+            print(f"items from {args.catalog}: {written} written ({store.count_items()} in the store)")
+        for path in args.interactions or []:
+            written = store.import_interactions(read_interactions(path, args.format), str(Path(path).resolve()))
+            print(f"interactions from {path}: {written} written" + ("" if written else " (already imported)"))
+    finally:
+        store.close()
+    return 0
+
+
+def open_recommender(db: str, embeddings: str | None):
+    """A Recommender over the SQLite store and (when given and present) an embedding store of its images."""
+    from recsys.hybrid import StyleSpace
+    from recsys.recommender import Recommender
+    from recsys.store import Store
+    from transfer.store import EmbeddingStore
+
+    if not Path(db).exists():
+        raise FileNotFoundError(f"no store at {db} (run `stylerec import` or `stylerec demo` first)")
+    store = Store(db)
+    style = None
+    if embeddings and Path(embeddings).exists():
+        vectors = EmbeddingStore.load(embeddings)
+        known = {item["item_id"] for item in store.items()}
+        rows = [r for r, item in enumerate(vectors.ids) if item in known]
+        if rows:
+            style = StyleSpace([vectors.ids[r] for r in rows], vectors.vectors[rows], vectors.model_id)
+    return Recommender(store, style)
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    recommender = open_recommender(args.db, args.store)
+    categories = set(args.category.split(",")) if args.category else None
+    feed = recommender.feed(args.user_id, args.k, categories, args.alpha)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in feed]))
+    else:
+        for rank, r in enumerate(feed, 1):
+            print(f"{rank:3d}  {r.item_id}  {r.score:+.3f}  {recommender.store.item(r.item_id)['title']}  ({r.reason})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job for now: make the demo catalog, embed it, show "shop this style" for a few items."""
     from index.style_index import StyleIndex
     from recsys.demo import CATALOG_FILE, make_demo_catalog, read_catalog
+    from recsys.shoppers import INTERACTIONS_FILE, make_demo_shoppers
     from transfer.embed import embed_folder
     from transfer.encoder import EncoderConfig
 
     catalog_csv = Path(args.catalog) / CATALOG_FILE
     if not catalog_csv.exists():
         make_demo_catalog(args.catalog)
+    if not (Path(args.catalog) / INTERACTIONS_FILE).exists():
+        make_demo_shoppers(args.catalog)
     catalog = read_catalog(catalog_csv)
     config = None if args.image_size is None else EncoderConfig(image_size=args.image_size)
     store, report = embed_folder(
@@ -196,6 +326,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"shop this style: {item_id} {row['title']}")
         for other, score in similar(item_id, k):
             print(f"    {other}  {score:.3f}  {catalog[other]['title']}")
+
+    import_args = argparse.Namespace(
+        db=args.db, catalog=args.catalog, interactions=[str(Path(args.catalog) / INTERACTIONS_FILE)], format=None
+    )
+    cmd_import(import_args)
+    recommender = open_recommender(args.db, args.store)
+    for user_id in ("U0000", "U0001"):
+        bought = Counter(catalog[i]["pattern"] for i in recommender.history(user_id)["item_id"])
+        print(f"\nfeed for shopper {user_id} (bought mostly {', '.join(p for p, _ in bought.most_common(2))}):")
+        for r in recommender.feed(user_id, k):
+            print(f"    {r.item_id}  {r.score:+.2f}  {catalog[r.item_id]['title']}  ({r.reason})")
     return 0
 
 
@@ -208,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", default=str(DEFAULT_DEMO_DIR))
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--index", default=str(DEFAULT_INDEX))
+    p.add_argument("--db", default=str(DEFAULT_DB), help="SQLite store")
     p.add_argument("--device")
     p.add_argument("--image-size", type=int, help="encoder image size (default 256)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -255,6 +397,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_encoder_flags(p)
     p.set_defaults(func=cmd_style_eval)
+
+    p = sub.add_parser("evaluate", help="offline evaluation: popularity, CF, style and hybrid on one split")
+    p.add_argument("--data", help="one interaction file to split (H&M transactions, MovieLens, generic CSV/Parquet)")
+    p.add_argument("--train", help="training interactions (instead of --data)")
+    p.add_argument("--test", help="test interactions (with --train)")
+    p.add_argument("--format", choices=["hm", "recbole", "movielens", "generic"], help="default: detected")
+    p.add_argument("--split", choices=["random", "temporal", "leave-last-k"], default="random")
+    p.add_argument("--test-size", type=float, default=0.25, help="random: share per user; temporal: share of events")
+    p.add_argument("--cutoff", help="temporal: first test date (2020-07-01) or epoch seconds")
+    p.add_argument("--test-end", help="temporal: test events before this date only")
+    p.add_argument("--last-k", type=int, default=1, help="leave-last-k: events per user held out")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--catalog", help="catalog folder (H&M layout or items.csv + images) for style vectors")
+    p.add_argument("--embeddings", help="embedding store for the catalog (default var/embeddings/<catalog name>)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--models", default="popularity,cf,style,hybrid")
+    p.add_argument("--cf-model", choices=["als", "bpr"])
+    p.add_argument("--factors", type=int)
+    p.add_argument("--regularization", type=float)
+    p.add_argument("--iterations", type=int)
+    p.add_argument("--weighting", choices=["bm25", "log", "none"])
+    p.add_argument("--binary", action="store_true", help="every interaction weighs 1 (ignore ratings/weights)")
+    p.add_argument("--report", help="report folder (default var/reports/eval-<time>)")
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("import", help="load a catalog and interactions into the SQLite store")
+    p.add_argument("--db", default=str(DEFAULT_DB))
+    p.add_argument("--catalog", help="catalog folder (H&M layout, or items.csv + images)")
+    p.add_argument("--interactions", nargs="*", help="interaction files (H&M, MovieLens, generic CSV/Parquet)")
+    p.add_argument("--format", choices=["hm", "recbole", "movielens", "generic"], help="default: detected")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("feed", help="a shopper's personalised feed with reasons")
+    p.add_argument("user_id")
+    p.add_argument("--db", default=str(DEFAULT_DB))
+    p.add_argument("--store", default=str(DEFAULT_STORE), help="embedding store of the catalog's images")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--category", help="only these categories (comma-separated)")
+    p.add_argument("--alpha", type=float, help="CF weight against style (default 0.5)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_feed)
     return parser
 
 

@@ -30,3 +30,17 @@ def demo_catalog(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     make_demo_catalog(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_shop(demo_catalog, tmp_path_factory):
+    """The demo catalog with its synthetic shoppers and small, fast style vectors (96 px, 64-d)."""
+    from recsys.catalog import catalog_style_space
+    from recsys.shoppers import make_demo_shoppers
+    from transfer.embed import embed_folder
+    from transfer.encoder import EncoderConfig
+
+    make_demo_shoppers(demo_catalog)
+    embeddings = tmp_path_factory.mktemp("demo-embeddings")
+    embed_folder(demo_catalog / "images", embeddings, EncoderConfig(image_size=96, dim=64), progress=False)
+    return demo_catalog, embeddings, catalog_style_space(demo_catalog, embeddings)

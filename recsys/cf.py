@@ -1,0 +1,262 @@
+"""Collaborative filtering with `implicit`: ALS (default) or BPR on a weighted user x item confidence matrix.
+
+The model keeps its own id maps (catalog ids are strings), the weighted training matrix (for "already bought"
+filters and fold-in) and the weighting statistics, so that new events for a user are folded in with
+`recalculate_user` without retraining. Saved as one folder: `model.npz` (factors and weighting statistics),
+`cf.json` (config, ids) and `user_items.npz`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import implicit
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE, META_FILE, MATRIX_FILE = "model.npz", "cf.json", "user_items.npz"
+
+
+class CFConfig(BaseModel):
+    """Collaborative filtering hyper-parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["als", "bpr"] = "als"
+    factors: int = Field(32, ge=1)
+    regularization: float | None = Field(None, ge=0, description="None: 10 for ALS, 0.01 for BPR")
+    iterations: int | None = Field(None, ge=1, description="None: 15 for ALS, 100 for BPR")
+    alpha: float = Field(1.0, gt=0, description="ALS confidence scale on the weighted matrix")
+    learning_rate: float = Field(0.01, gt=0, description="BPR only")
+    weighting: Literal["bm25", "log", "none"] = "log"
+    bm25_k1: float = 100.0
+    bm25_b: float = 0.8
+    seed: int = 42
+    use_gpu: bool | None = Field(None, description="None: use CUDA when implicit was built with it")
+
+
+class CollaborativeFilter:
+    """`fit` on interactions, then score, recommend and fold in new events; `save`/`load` a folder."""
+
+    def __init__(self, config: CFConfig | None = None) -> None:
+        self.config = config or CFConfig()
+        self.user_ids: list[str] = []
+        self.item_ids: list[str] = []
+        self._user_row: dict[str, int] = {}
+        self._item_col: dict[str, int] = {}
+        self.counts = sp.csr_matrix((0, 0), dtype=np.float32)  # summed event weights, users x items
+        self.user_factors = np.zeros((0, 0), np.float32)
+        self.item_factors = np.zeros((0, 0), np.float32)
+        self._idf = np.zeros(0, np.float32)
+        self._mean_length = 1.0
+        self._model = None
+
+    # -- training -----------------------------------------------------------------------------------------
+    def fit(self, interactions: pd.DataFrame, show_progress: bool = False) -> CollaborativeFilter:
+        """Train on a table with user_id, item_id and weight (see `recsys.data_io`)."""
+        if len(interactions) == 0:
+            raise ValueError("no interactions to train collaborative filtering on")
+        users = pd.Categorical(interactions["user_id"].astype(str))
+        items = pd.Categorical(interactions["item_id"].astype(str))
+        self.user_ids, self.item_ids = list(users.categories), list(items.categories)
+        self._user_row = {u: i for i, u in enumerate(self.user_ids)}
+        self._item_col = {item: i for i, item in enumerate(self.item_ids)}
+        weights = interactions["weight"].to_numpy(np.float32) if "weight" in interactions else 1.0
+        self.counts = sp.csr_matrix(
+            (np.broadcast_to(weights, len(interactions)), (users.codes, items.codes)),
+            shape=(len(self.user_ids), len(self.item_ids)),
+            dtype=np.float32,
+        )
+        self.counts.sum_duplicates()
+        self._fit_weighting(self.counts)
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself; a threaded BLAS inside slows it down
+            self._model = self._new_model()
+            self._model.fit(self._weigh(self.counts), show_progress=show_progress)
+        self._pull_factors()
+        return self
+
+    def _new_model(self):
+        c = self.config
+        gpu = implicit.gpu.HAS_CUDA if c.use_gpu is None else c.use_gpu
+        if c.model == "als":
+            return implicit.als.AlternatingLeastSquares(
+                factors=c.factors,
+                regularization=10.0 if c.regularization is None else c.regularization,
+                alpha=c.alpha,
+                iterations=c.iterations or 15,
+                random_state=c.seed,
+                use_gpu=gpu,
+            )
+        return implicit.bpr.BayesianPersonalizedRanking(
+            factors=c.factors,
+            learning_rate=c.learning_rate,
+            regularization=0.01 if c.regularization is None else c.regularization,
+            iterations=c.iterations or 100,
+            random_state=c.seed,
+            use_gpu=gpu,
+        )
+
+    def _pull_factors(self) -> None:
+        model = self._model.to_cpu() if hasattr(self._model, "to_cpu") else self._model
+        self._model = model
+        self.user_factors = np.asarray(model.user_factors, np.float32)
+        self.item_factors = np.asarray(model.item_factors, np.float32)
+
+    # BM25 as implicit's `bm25_weight` (items are the terms), with the statistics kept so that a single new
+    # user row is weighted exactly like the training rows.
+    def _fit_weighting(self, counts: sp.csr_matrix) -> None:
+        n_users = max(counts.shape[0], 1)
+        document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
+        self._idf = (np.log(n_users) - np.log1p(document_frequency)).astype(np.float32)
+        lengths = np.asarray(counts.sum(axis=1)).ravel()
+        self._mean_length = float(lengths.mean()) if lengths.size else 1.0
+
+    def _weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        c = self.config
+        weighted = counts.tocsr(copy=True).astype(np.float32)
+        if c.weighting == "log":
+            weighted.data = 1.0 + np.log1p(weighted.data)
+        elif c.weighting == "bm25":
+            lengths = np.asarray(counts.sum(axis=1)).ravel()
+            norm = (1.0 - c.bm25_b) + c.bm25_b * lengths / max(self._mean_length, 1e-9)
+            rows = np.repeat(np.arange(counts.shape[0]), np.diff(weighted.indptr))
+            idf = np.maximum(self._idf[weighted.indices], 1e-3)
+            weighted.data = weighted.data * (c.bm25_k1 + 1.0) / (c.bm25_k1 * norm[rows] + weighted.data) * idf
+        return weighted
+
+    # -- lookups --------------------------------------------------------------------------------------------
+    def has_user(self, user_id: str) -> bool:
+        return user_id in self._user_row
+
+    def has_item(self, item_id: str) -> bool:
+        return item_id in self._item_col
+
+    def seen_items(self, user_id: str) -> list[str]:
+        """Items the user interacted with in the training data (and events folded in since)."""
+        row = self._user_row.get(user_id)
+        if row is None:
+            return []
+        return [self.item_ids[j] for j in self.counts.indices[self.counts.indptr[row] : self.counts.indptr[row + 1]]]
+
+    def item_popularity(self) -> np.ndarray:
+        """Summed event weight per item, aligned with `item_ids`."""
+        return np.asarray(self.counts.sum(axis=0)).ravel()
+
+    # -- scoring --------------------------------------------------------------------------------------------
+    def user_vector(self, user_id: str | None = None, items: dict[str, float] | None = None) -> np.ndarray | None:
+        """The user's latent factors: learnt ones, or folded in from `items` ({item_id: weight}) for a user
+        CF has not seen (ALS solves for them exactly; BPR takes the mean of the items' factors).
+        None when there is nothing to go on."""
+        if user_id is not None and user_id in self._user_row and not items:
+            return self.user_factors[self._user_row[user_id]]
+        row = self._row_matrix(user_id, items or {})
+        if row.nnz == 0:
+            return None
+        if self.config.model == "als":
+            return np.asarray(self._model.recalculate_user(0, self._weigh(row)), np.float32).ravel()
+        vector = self.item_factors[row.indices].mean(axis=0)
+        vector[-1] = 1.0  # BPR's item-bias column
+        return vector
+
+    def _row_matrix(self, user_id: str | None, items: dict[str, float]) -> sp.csr_matrix:
+        base = (
+            self.counts[self._user_row[user_id]]
+            if user_id in self._user_row
+            else sp.csr_matrix((1, len(self.item_ids)), dtype=np.float32)
+        )
+        cols = [self._item_col[i] for i in items if i in self._item_col]
+        extra = sp.csr_matrix(
+            ([items[i] for i in items if i in self._item_col], ([0] * len(cols), cols)),
+            shape=(1, len(self.item_ids)),
+            dtype=np.float32,
+        )
+        return (base + extra).tocsr()
+
+    def scores(self, user_vector: np.ndarray) -> np.ndarray:
+        """Scores of every item in `item_ids` for one user vector."""
+        return self.item_factors @ np.asarray(user_vector, np.float32)
+
+    def recommend(
+        self, user_id: str, k: int = 10, filter_seen: bool = True, items: dict[str, float] | None = None
+    ) -> list[tuple[str, float]]:
+        """Top-k (item_id, score) for a user (or a new one with `items`); [] when CF knows nothing of them."""
+        vector = self.user_vector(user_id, items)
+        if vector is None:
+            return []
+        scores = self.scores(vector)
+        if filter_seen:
+            seen = [self._item_col[i] for i in self.seen_items(user_id)]
+            seen += [self._item_col[i] for i in (items or {}) if i in self._item_col]
+            scores[seen] = -np.inf
+        k = min(k, int(np.isfinite(scores).sum()))
+        top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], int)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self.item_ids[j], float(scores[j])) for j in top]
+
+    def fold_in(self, user_id: str, items: dict[str, float]) -> None:
+        """Add new events of one user (known or new) and recompute their factors; items CF never saw are
+        ignored until the next training."""
+        items = {i: w for i, w in items.items() if i in self._item_col}
+        if not items:
+            return
+        row = self._row_matrix(user_id, items)
+        vector = self.user_vector(
+            None, {self.item_ids[j]: float(v) for j, v in zip(row.indices, row.data, strict=False)}
+        )
+        if user_id in self._user_row:
+            r = self._user_row[user_id]
+            counts = self.counts.tolil()
+            counts[r] = row
+            self.counts = counts.tocsr()
+            self.user_factors[r] = vector
+        else:
+            self._user_row[user_id] = len(self.user_ids)
+            self.user_ids.append(user_id)
+            self.counts = sp.vstack([self.counts, row]).tocsr()
+            self.user_factors = np.vstack([self.user_factors, vector[None]])
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write the model, id maps and training matrix into `folder`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            folder / MODEL_FILE,
+            user_factors=self.user_factors,
+            item_factors=self.item_factors,
+            idf=self._idf,
+            mean_length=np.float64(self._mean_length),
+        )
+        sp.save_npz(folder / MATRIX_FILE, self.counts)
+        meta = {"config": self.config.model_dump(), "user_ids": self.user_ids, "item_ids": self.item_ids}
+        (folder / META_FILE).write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> CollaborativeFilter:
+        """Read a folder written by `save`."""
+        folder = Path(folder)
+        if not (folder / META_FILE).is_file():
+            raise FileNotFoundError(f"no collaborative filtering model in {folder}")
+        meta = json.loads((folder / META_FILE).read_text())
+        cf = cls(CFConfig.model_validate(meta["config"]))
+        cf.user_ids, cf.item_ids = meta["user_ids"], meta["item_ids"]
+        cf._user_row = {u: i for i, u in enumerate(cf.user_ids)}
+        cf._item_col = {item: i for i, item in enumerate(cf.item_ids)}
+        arrays = np.load(folder / MODEL_FILE)
+        cf.user_factors, cf.item_factors = arrays["user_factors"], arrays["item_factors"]
+        cf._idf, cf._mean_length = arrays["idf"], float(arrays["mean_length"])
+        cf.counts = sp.load_npz(folder / MATRIX_FILE).tocsr()
+        cf._model = cf._new_model()
+        cf._model.user_factors, cf._model.item_factors = cf.user_factors, cf.item_factors
+        if cf.config.model == "als":
+            cf._model = cf._model.to_cpu() if hasattr(cf._model, "to_cpu") else cf._model
+        return cf

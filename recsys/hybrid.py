@@ -1,0 +1,318 @@
+"""The hybrid ranker: collaborative filtering, style and popularity, blended per shopper.
+
+Candidates come from CF top-N, the style index around the shopper's style profile (or a query photo), and the
+most popular items. Each candidate gets up to three scores, z-normalised over the candidate set:
+`score = alpha * z(cf) + (1 - alpha) * z(style) + popularity_weight * z(log popularity)`. A score a candidate
+cannot have counts as the candidates' mean (z = 0): an item without a photo has no style score; a new item that
+CF never saw borrows its CF score from its nearest bought items in style space (so a shopper's CF taste reaches
+new arrivals that look like what they would buy), and without those it is reachable through style alone; a
+never-bought item is neither helped nor hurt by the popularity prior.
+alpha = 1 ranks like CF alone (plus new arrivals through their look-alikes) and alpha = 0 like style alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from index.style_index import StyleIndex
+from recsys.cf import CollaborativeFilter
+
+DAY = 86400.0
+
+
+class HybridConfig(BaseModel):
+    """How the hybrid ranker blends and filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of CF against style")
+    popularity_weight: float = Field(0.0, ge=0, description="weight of the popularity prior")
+    candidates: int = Field(200, ge=1, description="candidates taken from each source")
+    filter_seen: bool = True
+    diversity: float = Field(0.0, ge=0, le=1, description="MMR trade-off: 0 = off, 1 = only diversity")
+    profile_half_life_days: float = Field(60.0, gt=0)
+    popularity_half_life_days: float | None = Field(30.0, gt=0, description="None: all-time counts")
+    centroids: int = Field(1, ge=1, description="style centroids per shopper (several tastes)")
+
+
+@dataclass
+class Recommendation:
+    """One ranked item with the evidence behind it."""
+
+    item_id: str
+    score: float
+    reason: str
+    cf: float | None = None
+    style: float | None = None
+    popularity: float | None = None
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+class StyleSpace:
+    """Item style vectors by id, with a FAISS index over them for candidate search."""
+
+    def __init__(self, ids: Sequence[str], vectors: np.ndarray, model_id: str = "", index: StyleIndex | None = None):
+        self.ids, self.model_id = list(ids), model_id
+        self.vectors = np.ascontiguousarray(vectors, np.float32)
+        self.row = {item_id: i for i, item_id in enumerate(self.ids)}
+        self.index = index or StyleIndex.build(self.vectors, self.ids, model_id=model_id, spec="Flat")
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.row
+
+    def vector(self, item_id: str) -> np.ndarray:
+        return self.vectors[self.row[item_id]]
+
+
+class Popularity:
+    """Time-decayed purchase counts (half-life in days; None = all-time) as of the latest event."""
+
+    def __init__(self, interactions: pd.DataFrame, half_life_days: float | None = 30.0) -> None:
+        if len(interactions) == 0:
+            self.scores: dict[str, float] = {}
+        else:
+            weight = interactions["weight"].to_numpy(float) if "weight" in interactions else np.ones(len(interactions))
+            if half_life_days:
+                age = float(interactions["timestamp"].max()) - interactions["timestamp"].to_numpy(float)
+                weight = weight * np.exp2(-age / (half_life_days * DAY))
+            totals = pd.Series(weight, index=interactions["item_id"].to_numpy()).groupby(level=0).sum()
+            self.scores = totals.to_dict()
+        self.ranked = sorted(self.scores, key=self.scores.get, reverse=True)
+
+    def top(self, n: int) -> list[str]:
+        return self.ranked[:n]
+
+
+def style_profile(
+    vectors: np.ndarray, timestamps: np.ndarray, half_life_days: float = 60.0, centroids: int = 1, seed: int = 0
+) -> np.ndarray | None:
+    """Unit style centroid(s) (c, d) of the items a shopper bought, recent purchases weighing more
+    (weight halves every `half_life_days` before the latest one). None without vectors."""
+    if len(vectors) == 0:
+        return None
+    weights = np.exp2(-(timestamps.max() - timestamps) / (half_life_days * DAY)).astype(np.float32)
+    if centroids > 1 and len(vectors) > centroids:
+        from sklearn.cluster import KMeans
+
+        labels = KMeans(centroids, n_init=3, random_state=seed).fit_predict(vectors, sample_weight=weights)
+        means = np.stack([(vectors[labels == c] * weights[labels == c, None]).sum(0) for c in range(centroids)])
+    else:
+        means = (vectors * weights[:, None]).sum(0, keepdims=True)
+    norms = np.linalg.norm(means, axis=1, keepdims=True)
+    return (means / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@dataclass
+class Candidates:
+    items: list[str]
+    cf: np.ndarray  # nan where the item has no CF score
+    style: np.ndarray  # nan where the item has no style vector
+    popularity: np.ndarray  # log1p of decayed counts; nan for never bought (no evidence, not bad evidence)
+    style_source: list[str | None] = field(default_factory=list)  # history item each style score comes from
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    """z-scores over the finite values; missing values get 0 (the mean)."""
+    out = np.zeros_like(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if finite.sum() >= 2:
+        v = values[finite]
+        out[finite] = (v - v.mean()) / (v.std() + 1e-9)
+    return out
+
+
+class HybridRanker:
+    """Blends a `CollaborativeFilter`, a `StyleSpace` and `Popularity` (either of the first two may be None)."""
+
+    def __init__(
+        self,
+        cf: CollaborativeFilter | None,
+        style: StyleSpace | None,
+        popularity: Popularity,
+        categories: dict[str, str] | None = None,
+        config: HybridConfig | None = None,
+    ) -> None:
+        self.cf, self.style, self.popularity = cf, style, popularity
+        self.categories = categories or {}
+        self.config = config or HybridConfig()
+        self._cf_col = {item: j for j, item in enumerate(cf.item_ids)} if cf is not None else {}
+        self._borrowed = self._style_neighbours_for_cold_items()
+
+    def _style_neighbours_for_cold_items(self, m: int = 5) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """For each item with a photo but no CF factors: its m nearest warm items in style space (CF columns
+        and cosine weights). A new item then borrows a CF score from the items it looks like."""
+        if self.cf is None or self.style is None:
+            return {}
+        cold = [i for i in self.style.ids if i not in self._cf_col]
+        warm = [i for i in self.style.ids if i in self._cf_col]
+        if not cold or not warm:
+            return {}
+        m = min(m, len(warm))
+        warm_vectors = np.stack([self.style.vector(i) for i in warm])
+        warm_cols = np.array([self._cf_col[i] for i in warm])
+        out = {}
+        for start in range(0, len(cold), 1024):
+            chunk = cold[start : start + 1024]
+            similarity = np.stack([self.style.vector(i) for i in chunk]) @ warm_vectors.T
+            top = np.argpartition(-similarity, m - 1, axis=1)[:, :m]
+            for row, item in enumerate(chunk):
+                weights = np.maximum(similarity[row, top[row]], 1e-6)
+                out[item] = (warm_cols[top[row]], weights / weights.sum())
+        return out
+
+    # -- candidates and scores ------------------------------------------------------------------------------
+    def candidates(
+        self,
+        user_id: str | None,
+        history: pd.DataFrame | None = None,
+        query: np.ndarray | None = None,
+        exclude: set[str] | None = None,
+        allow: set[str] | None = None,
+    ) -> Candidates:
+        """Candidates for a shopper (`history`: their events, a table with item_id, timestamp, weight) and/or
+        a query style vector, with their raw CF, style and popularity scores."""
+        c = self.config
+        history = history if history is not None else pd.DataFrame(columns=["item_id", "timestamp", "weight"])
+        exclude = exclude or set()
+        pool: dict[str, None] = {}
+
+        def admit(items) -> None:
+            for item in items:
+                if item not in exclude and (allow is None or item in allow):
+                    pool.setdefault(item, None)
+
+        cf_scores = None
+        if self.cf is not None:
+            known = user_id is not None and self.cf.has_user(user_id)
+            extra = None if known else dict(zip(history["item_id"], history["weight"].astype(float), strict=False))
+            vector = self.cf.user_vector(user_id if known else None, extra)
+            if vector is not None:
+                cf_scores = self.cf.scores(vector)
+                order = np.argsort(-cf_scores)
+                admit(self.cf.item_ids[j] for j in order[: c.candidates + len(exclude)])
+
+        profile, bought, bought_vectors = None, [], None
+        if self.style is not None:
+            bought = [i for i in dict.fromkeys(history["item_id"]) if i in self.style]
+            if query is not None:
+                profile = np.asarray(query, np.float32).reshape(1, -1)
+            elif bought:
+                rows = history[history["item_id"].isin(self.style.row)]
+                vectors = np.stack([self.style.vector(i) for i in rows["item_id"]])
+                profile = style_profile(
+                    vectors, rows["timestamp"].to_numpy(float), c.profile_half_life_days, c.centroids
+                )
+            if profile is not None:
+                allow_list = None if allow is None else [i for i in allow if i in self.style]
+                ids, _ = self.style.index.search(profile, c.candidates + len(exclude), allow=allow_list)
+                for row in ids:
+                    admit(row)
+            if bought:
+                bought_vectors = np.stack([self.style.vector(i) for i in bought])
+
+        admit(self.popularity.top(c.candidates + len(exclude)))
+        items = list(pool)
+        cf = np.full(len(items), np.nan)
+        style = np.full(len(items), np.nan)
+        source: list[str | None] = [None] * len(items)
+        if cf_scores is not None:
+            for n, item in enumerate(items):
+                j = self._cf_col.get(item)
+                if j is not None:
+                    cf[n] = cf_scores[j]
+                elif item in self._borrowed:
+                    cols, weights = self._borrowed[item]
+                    cf[n] = float(cf_scores[cols] @ weights)
+        if profile is not None:
+            for n, item in enumerate(items):
+                if item in self.style:
+                    v = self.style.vector(item)
+                    style[n] = float((profile @ v).max())
+                    if query is None and bought_vectors is not None:
+                        source[n] = bought[int(np.argmax(bought_vectors @ v))]
+        popularity = np.log1p(np.array([self.popularity.scores.get(i, np.nan) for i in items]))
+        return Candidates(items, cf, style, popularity, source)
+
+    def blend(self, cand: Candidates, alpha: float | None = None, popularity_weight: float | None = None) -> np.ndarray:
+        """Blended scores of the candidates (see module docstring)."""
+        alpha = self.config.alpha if alpha is None else alpha
+        beta = self.config.popularity_weight if popularity_weight is None else popularity_weight
+        has_personal = np.isfinite(cand.cf).any() or np.isfinite(cand.style).any()
+        if not has_personal:  # a shopper we know nothing about: popularity
+            return np.nan_to_num(cand.popularity, nan=-1.0)
+        return alpha * _z(cand.cf) + (1 - alpha) * _z(cand.style) + beta * _z(cand.popularity)
+
+    # -- ranking --------------------------------------------------------------------------------------------
+    def rank(
+        self,
+        user_id: str | None,
+        k: int = 10,
+        history: pd.DataFrame | None = None,
+        query: np.ndarray | None = None,
+        categories: set[str] | None = None,
+        allow: set[str] | None = None,
+        exclude: set[str] | None = None,
+        alpha: float | None = None,
+    ) -> list[Recommendation]:
+        """The top-k items for a shopper and/or a query style vector, each with its reason."""
+        c = self.config
+        exclude = set(exclude or ())
+        if c.filter_seen and history is not None:
+            exclude |= set(history["item_id"])
+        if categories:
+            category_items = {i for i, cat in self.categories.items() if cat in categories}
+            allow = category_items if allow is None else allow & category_items
+        cand = self.candidates(user_id, history, query, exclude, allow)
+        if not cand.items:
+            return []
+        alpha = c.alpha if alpha is None else alpha
+        scores = self.blend(cand, alpha)
+        order = self._diversify(cand, scores, k) if c.diversity > 0 else np.argsort(-scores, kind="stable")[:k]
+        return [self._explain(cand, int(n), float(scores[n]), alpha, query is not None) for n in order]
+
+    def _diversify(self, cand: Candidates, scores: np.ndarray, k: int) -> list[int]:
+        """Maximal marginal relevance over style vectors (items without one are never similar to anything)."""
+        lam = 1.0 - self.config.diversity
+        relevance = (scores - scores.min()) / (np.ptp(scores) + 1e-9)
+        dim = self.style.vectors.shape[1] if self.style is not None else 1
+        vectors = np.stack(
+            [self.style.vector(i) if self.style is not None and i in self.style else np.zeros(dim) for i in cand.items]
+        )
+        chosen: list[int] = []
+        max_similarity = np.zeros(len(cand.items))
+        available = np.ones(len(cand.items), bool)
+        while len(chosen) < min(k, len(cand.items)):
+            value = np.where(available, lam * relevance - (1 - lam) * max_similarity, -np.inf)
+            best = int(np.argmax(value))
+            chosen.append(best)
+            available[best] = False
+            max_similarity = np.maximum(max_similarity, vectors @ vectors[best])
+        return chosen
+
+    def _explain(self, cand: Candidates, n: int, score: float, alpha: float, from_query: bool) -> Recommendation:
+        cf, style = cand.cf[n], cand.style[n]
+        z_cf = alpha * _z(cand.cf)[n] if np.isfinite(cf) else -np.inf
+        z_style = (1 - alpha) * _z(cand.style)[n] if np.isfinite(style) else -np.inf
+        if np.isfinite(z_style) and z_style >= z_cf:
+            reason = "same style as your photo" if from_query else f"same style as {cand.style_source[n]}"
+            if not from_query and cand.style_source[n] is None:
+                reason = "matches your style"
+        elif np.isfinite(z_cf):
+            reason = "shoppers like you bought this"
+        else:
+            reason = "popular right now"
+        return Recommendation(
+            cand.items[n],
+            score,
+            reason,
+            cf=float(cf) if np.isfinite(cf) else None,
+            style=float(style) if np.isfinite(style) else None,
+            popularity=float(cand.popularity[n]) if np.isfinite(cand.popularity[n]) else None,
+        )

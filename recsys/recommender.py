@@ -1,0 +1,140 @@
+"""What the service exposes: feeds, similar items, shop this style and preferred styles, over one store.
+
+`Recommender` ties the SQLite store (items, events, styles), the catalog's style vectors, collaborative
+filtering and popularity together through the hybrid ranker. New events are folded into CF at once, so a
+shopper's feed changes without retraining or a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from recsys.cf import CFConfig, CollaborativeFilter
+from recsys.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation, StyleSpace, style_profile
+from recsys.store import Store
+
+ImageEmbedder = Callable[[bytes | str | os.PathLike], np.ndarray]
+
+
+class Recommender:
+    """Feeds and style search over a `Store`; `style` may be None (no photos) and CF is trained on demand."""
+
+    def __init__(
+        self,
+        store: Store,
+        style: StyleSpace | None,
+        cf: CollaborativeFilter | None = None,
+        config: HybridConfig | None = None,
+        embed_image: ImageEmbedder | None = None,
+    ) -> None:
+        self.store, self.style, self.config = store, style, config or HybridConfig()
+        self.embed_image = embed_image
+        self._lock = threading.RLock()
+        interactions = store.interactions()
+        self.popularity = Popularity(interactions, self.config.popularity_half_life_days)
+        if cf is None and len(interactions):
+            cf = CollaborativeFilter(CFConfig()).fit(interactions)
+        self.cf = cf
+        self._refresh_ranker()
+
+    def _refresh_ranker(self) -> None:
+        categories = {item["item_id"]: item["category"] for item in self.store.items()}
+        self.ranker = HybridRanker(self.cf, self.style, self.popularity, categories, self.config)
+
+    def retrain(self, cf_config: CFConfig | None = None) -> None:
+        """Retrain CF and popularity on every event in the store."""
+        interactions = self.store.interactions()
+        cf = CollaborativeFilter(cf_config or (self.cf.config if self.cf else CFConfig())).fit(interactions)
+        with self._lock:
+            self.cf, self.popularity = cf, Popularity(interactions, self.config.popularity_half_life_days)
+            self._refresh_ranker()
+
+    # -- shoppers -------------------------------------------------------------------------------------------
+    def history(self, user_id: str) -> pd.DataFrame:
+        """A shopper's events, oldest first (empty for a shopper never seen)."""
+        return self.store.interactions(user_id)
+
+    def record_event(self, user_id: str, item_id: str, event: str = "purchase", timestamp: float | None = None) -> int:
+        """Store an event durably and fold it into the shopper's CF factors; returns the event id."""
+        event_id = self.store.add_event(user_id, item_id, event, timestamp)
+        if self.cf is not None:
+            history = self.history(user_id)
+            with self._lock:
+                if self.cf.has_user(user_id):
+                    self.cf.fold_in(user_id, {item_id: float(history["weight"].iloc[-1])})
+                else:
+                    self.cf.fold_in(user_id, history.groupby("item_id")["weight"].sum().to_dict())
+        return event_id
+
+    def feed(
+        self, user_id: str, k: int = 10, categories: set[str] | None = None, alpha: float | None = None
+    ) -> list[Recommendation]:
+        """The personalised hybrid feed (popular items for a shopper we know nothing about)."""
+        with self._lock:
+            return self.ranker.rank(user_id, k, history=self.history(user_id), categories=categories, alpha=alpha)
+
+    def similar_items(
+        self, item_id: str, k: int = 10, user_id: str | None = None, categories: set[str] | None = None
+    ) -> list[Recommendation]:
+        """Items in the same style as `item_id`; with `user_id`, re-ranked for that shopper."""
+        self.store.item(item_id)  # KeyError for an unknown id
+        if self.style is None or item_id not in self.style:
+            raise KeyError(f"item {item_id!r} has no style vector (no image, or not embedded yet)")
+        return self._by_style(self.style.vector(item_id), k, user_id, categories, exclude={item_id})
+
+    def shop_this_style(
+        self,
+        image_or_vector: bytes | str | os.PathLike | np.ndarray,
+        k: int = 10,
+        user_id: str | None = None,
+        categories: set[str] | None = None,
+    ) -> list[Recommendation]:
+        """Items in the style of a photo (bytes or path) or of a style vector."""
+        if isinstance(image_or_vector, np.ndarray):
+            vector = image_or_vector
+        elif self.embed_image is None:
+            raise ValueError("this recommender cannot embed photos (no encoder configured)")
+        else:
+            vector = self.embed_image(image_or_vector)
+        if self.style is None:
+            raise ValueError("the catalog has no style vectors yet")
+        vector = np.asarray(vector, np.float32).ravel()
+        if vector.shape != (self.style.vectors.shape[1],):
+            raise ValueError(f"a style vector has {self.style.vectors.shape[1]} values, got {vector.shape}")
+        return self._by_style(vector, k, user_id, categories)
+
+    def _by_style(self, query, k, user_id, categories, exclude=None) -> list[Recommendation]:
+        history = self.history(user_id) if user_id else None
+        alpha = 0.3 if user_id else 0.0  # the query's style leads; the shopper's taste re-orders
+        if user_id:
+            ranker = self.ranker
+        else:
+            config = self.config.model_copy(update={"filter_seen": False})
+            ranker = HybridRanker(None, self.style, self.popularity, self.ranker.categories, config)
+        with self._lock:
+            return ranker.rank(user_id, k, history=history, query=query, categories=categories, exclude=exclude,
+                               alpha=alpha)  # fmt: skip
+
+    def preferred_styles(self, user_id: str, k: int = 3) -> list[dict]:
+        """The palette styles nearest to the shopper's style profile, best first, with cosine scores."""
+        history = self.history(user_id)
+        if self.style is None or history.empty:
+            return []
+        rows = history[history["item_id"].isin(self.style.row)]
+        if rows.empty:
+            return []
+        vectors = np.stack([self.style.vector(i) for i in rows["item_id"]])
+        profile = style_profile(vectors, rows["timestamp"].to_numpy(float), self.config.profile_half_life_days)
+        dim = self.style.vectors.shape[1]
+        palette = [
+            s
+            for s in self.store.styles()
+            if s["vector"] is not None and s["vector"].shape == (dim,) and s["model_id"] == self.style.model_id
+        ]
+        scored = [{"name": s["name"], "score": float((profile @ s["vector"]).max())} for s in palette]
+        return sorted(scored, key=lambda s: -s["score"])[:k]
