@@ -13,6 +13,8 @@ DEFAULT_DEMO_DIR = Path("data/demo")
 DEFAULT_STORE = Path("var/store")
 DEFAULT_INDEX = Path("var/index")
 DEFAULT_DB = Path("var/stylerec.db")
+DEFAULT_STYLES = Path("var/styles")
+DEFAULT_RENDERS = Path("var/renders")
 
 
 def _encoder_config(args: argparse.Namespace):
@@ -279,10 +281,115 @@ def cmd_feed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_styles(args: argparse.Namespace) -> int:
+    """The style palette: add, list, remove."""
+    from recsys.palette import add_style
+    from recsys.store import Store
+
+    store = Store(args.db)
+    try:
+        if args.styles_command == "add":
+            added = add_style(store, args.name, args.image, args.styles_dir, args.store)
+            vector = "with a style vector" if added["model_id"] else "no style vector (no embedding store yet)"
+            print(f"style {args.name!r} added: {added['image']}, {vector}")
+        elif args.styles_command == "remove":
+            if not store.delete_style(args.name):
+                raise KeyError(f"unknown style {args.name!r}")
+            print(f"style {args.name!r} removed")
+        else:
+            styles = [{"name": s["name"], "image": s["image"], "model_id": s["model_id"]} for s in store.styles()]
+            if args.json:
+                print(json.dumps(styles))
+            for style in [] if args.json else styles:
+                print(f"{style['name']:20s} {style['image']}  {style['model_id'] or '(no vector)'}")
+    finally:
+        store.close()
+    return 0
+
+
+def _render_options(args: argparse.Namespace):
+    from transfer.render import RenderOptions
+
+    given = {
+        "renderer": args.renderer,
+        "size": args.size,
+        "steps": args.steps,
+        "strength": args.strength,
+        "brightness": args.brightness,
+        "contrast": args.contrast,
+        "saturation": args.saturation,
+        "preserve_colour": False if args.no_preserve_colour else None,
+        "keep_background": False if args.no_keep_background else None,
+    }
+    return RenderOptions.model_validate({k: v for k, v in given.items() if v is not None})
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Re-render products (item ids or image paths) in a palette style or a style image."""
+    from tqdm.auto import tqdm
+
+    from recsys.palette import style_image
+    from recsys.store import Store
+    from transfer.adain import renderer_for
+    from transfer.render import RenderError
+    from transfer.render_cache import RenderCache
+
+    options = _render_options(args)
+    store = Store(args.db) if Path(args.db).exists() else None
+    style = style_image(store, args.style) if store else args.style
+    if not Path(style).is_file():
+        raise FileNotFoundError(f"no style named {args.style!r} and no such image file")
+    sources = []
+    for target in args.targets:
+        if Path(target).is_file():
+            sources.append((Path(target).stem, target))
+        elif store is not None:
+            image = store.item(target)["image"]
+            if not image:
+                raise ValueError(f"item {target!r} has no image to render")
+            sources.append((target, image))
+        else:
+            raise FileNotFoundError(f"{target}: not an image file, and there is no store to look item ids up in")
+    try:
+        renderer = renderer_for(options, args.device)
+    except RenderError as exc:
+        if options.renderer != "adain":
+            raise
+        print(f"note: {exc}; rendering with gatys instead", file=sys.stderr)
+        options = options.model_copy(update={"renderer": "gatys"})
+        renderer = renderer_for(options, args.device)
+    cache = RenderCache(args.cache)
+    out = Path(args.out) if args.out else Path(".")
+    single_file = len(sources) == 1 and out.suffix.lower() in (".jpg", ".jpeg")
+    for name, image in tqdm(sources, desc="rendering", disable=args.quiet or len(sources) == 1):
+        data, cached = cache.render(image, style, options, renderer, progress=not args.quiet and len(sources) == 1)
+        path = out if single_file else out / f"{name}-{Path(style).stem}-{options.renderer}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        print(f"{path}{' (cached)' if cached else ''}")
+    return 0
+
+
+def cmd_train_decoder(args: argparse.Namespace) -> int:
+    from transfer.adain import export_weights, train_decoder
+
+    losses = train_decoder(
+        args.content, args.styles, args.checkpoint, args.steps, args.batch_size, args.size, args.lr,
+        checkpoint_every=args.checkpoint_every, device=args.device, progress=not args.quiet,
+    )  # fmt: skip
+    if losses:
+        tail = losses[-10:]
+        print(f"steps run: {len(losses)}; loss {losses[0]:.1f} -> {sum(tail) / len(tail):.1f} (mean of last 10)")
+    if args.export:
+        print(f"decoder weights (fp16) written to {export_weights(args.checkpoint, args.export)}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job for now: make the demo catalog, embed it, show "shop this style" for a few items."""
     from index.style_index import StyleIndex
-    from recsys.demo import CATALOG_FILE, make_demo_catalog, read_catalog
+    from recsys.demo import CATALOG_FILE, make_demo_catalog, make_demo_styles, read_catalog
+    from recsys.palette import add_style
     from recsys.shoppers import INTERACTIONS_FILE, make_demo_shoppers
     from transfer.embed import embed_folder
     from transfer.encoder import EncoderConfig
@@ -332,9 +439,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     cmd_import(import_args)
     recommender = open_recommender(args.db, args.store)
+    known_styles = {s["name"] for s in recommender.store.styles() if s["model_id"] == store.model_id}
+    for path in make_demo_styles(Path(args.catalog) / "styles"):
+        if path.stem not in known_styles:
+            add_style(recommender.store, path.stem, path, path.parent, args.store)
     for user_id in ("U0000", "U0001"):
         bought = Counter(catalog[i]["pattern"] for i in recommender.history(user_id)["item_id"])
-        print(f"\nfeed for shopper {user_id} (bought mostly {', '.join(p for p, _ in bought.most_common(2))}):")
+        styles = ", ".join(f"{s['name']} ({s['score']:.2f})" for s in recommender.preferred_styles(user_id))
+        print(f"\nfeed for shopper {user_id} (bought mostly {', '.join(p for p, _ in bought.most_common(2))}; "
+              f"preferred palette styles: {styles}):")  # fmt: skip
         for r in recommender.feed(user_id, k):
             print(f"    {r.item_id}  {r.score:+.2f}  {catalog[r.item_id]['title']}  ({r.reason})")
     return 0
@@ -440,6 +553,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, help="CF weight against style (default 0.5)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_feed)
+
+    styles = sub.add_parser("styles", help="the style palette").add_subparsers(dest="styles_command")
+    styles.required = True
+    for name, helptext in (("add", "add or replace a named style"), ("list", "list the palette"),
+                           ("remove", "remove a style")):  # fmt: skip
+        p = styles.add_parser(name, help=helptext)
+        if name != "list":
+            p.add_argument("name")
+        if name == "add":
+            p.add_argument("image")
+            p.add_argument("--styles-dir", default=str(DEFAULT_STYLES), help="where palette images are kept")
+            p.add_argument("--store", default=str(DEFAULT_STORE), help="the catalog's embedding store")
+        p.add_argument("--db", default=str(DEFAULT_DB))
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_styles)
+
+    p = sub.add_parser("render", help="re-render products in a style (cached)")
+    p.add_argument("targets", nargs="+", metavar="ITEM_OR_IMAGE")
+    p.add_argument("--style", required=True, help="a palette style name or a style image path")
+    p.add_argument("--renderer", choices=["gatys", "adain"])
+    p.add_argument("--out", help="output file (one target) or folder (default: current folder)")
+    p.add_argument("--size", type=int, help="working size, longer side (default 384)")
+    p.add_argument("--steps", type=int, help="gatys optimiser steps (default 100)")
+    p.add_argument("--strength", type=float, help="0..1 (default 1)")
+    p.add_argument("--brightness", type=float)
+    p.add_argument("--contrast", type=float)
+    p.add_argument("--saturation", type=float)
+    p.add_argument("--no-preserve-colour", action="store_true", help="take the style's colours too")
+    p.add_argument("--no-keep-background", action="store_true", help="style the whole photo")
+    p.add_argument("--db", default=str(DEFAULT_DB))
+    p.add_argument("--cache", default=str(DEFAULT_RENDERS))
+    p.add_argument("--device")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("train-decoder", help="train the AdaIN decoder (resumable)")
+    p.add_argument("--content", required=True, help="folder of product photos")
+    p.add_argument("--styles", required=True, help="folder of style images")
+    p.add_argument("--checkpoint", default="var/adain/decoder.pt")
+    p.add_argument("--export", help="also write fp16 decoder weights here (e.g. transfer/weights/adain_decoder.pt)")
+    p.add_argument("--steps", type=int, default=2000, help="total steps (a resumed run continues to this)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--device")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_train_decoder)
     return parser
 
 
@@ -448,12 +609,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     from transfer.images import ImageError
+    from transfer.render import RenderError
     from transfer.store import StoreError
 
     try:
         return args.func(args)
-    except (ImageError, StoreError, FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ImageError, RenderError, StoreError, FileNotFoundError, ValueError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

@@ -134,3 +134,38 @@ def read_catalog(csv_path: str | os.PathLike) -> dict[str, dict[str, str]]:
     """The demo catalog as {item_id: row}."""
     with open(csv_path, newline="") as f:
         return {row["item_id"]: row for row in csv.DictReader(f)}
+
+
+STYLE_NAMES = ("swirls", "mosaic", "pointillist", "bold-stripes")
+
+
+def make_demo_styles(out_dir: str | os.PathLike, seed: int = 3, size: int = 384) -> list[Path]:
+    """Write a few style reference images the project draws itself (the demo's palette); returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    paths = []
+    for name in STYLE_NAMES:
+        if name == "swirls":
+            angle = np.arctan2(yy - 0.5, xx - 0.5) + 9 * np.hypot(yy - 0.5, xx - 0.5)
+            t = 0.5 + 0.5 * np.sin(7 * angle)
+            image = np.stack([40 + 60 * t, 70 + 90 * t, 140 + 100 * t], -1)
+        elif name == "mosaic":
+            cells = rng.integers(0, 255, (12, 12, 3)).astype(np.float32)
+            image = cells[(yy * 12).astype(int), (xx * 12).astype(int)]
+            image[((yy * 12) % 1 < 0.08) | ((xx * 12) % 1 < 0.08)] = 30
+        elif name == "pointillist":
+            image = np.full((size, size, 3), 235.0)
+            inks = np.array([[200, 40, 40], [240, 190, 30], [40, 90, 170], [60, 140, 70]], np.float32)
+            for _ in range(2500):
+                cx, cy = rng.integers(0, size, 2)
+                r = int(rng.integers(2, 6))
+                image[max(0, cy - r) : cy + r, max(0, cx - r) : cx + r] = inks[rng.integers(len(inks))]
+        else:
+            t = ((xx + 0.3 * yy) * 10) % 1 < 0.5
+            image = np.where(t[..., None], [20.0, 20.0, 20.0], [250.0, 200.0, 0.0])
+        path = out / f"{name}.jpg"
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path, quality=92)
+        paths.append(path)
+    return paths

@@ -99,13 +99,15 @@ def foreground_mask(
     min_border_agreement: float = 0.6,
     min_fraction: float = 0.03,
     max_fraction: float = 0.97,
+    bridge: bool = True,
 ) -> np.ndarray | None:
     """Boolean mask of the product's pixels on a plain studio background, or None if there is no such background.
 
     The background colour is the median of the image border; background pixels are those within
     `tolerance` (RGB distance) of it *and* connected to the border, so white stripes inside a garment stay
     foreground. Returns None (use the whole image) when the border is not plain (artwork, full-frame photos)
-    or when the foreground would be implausibly small or large.
+    or when the foreground would be implausibly small or large. `bridge=False` skips closing the silhouette over
+    background-coloured details (renders need the exact outline; embeddings want the whole garment).
     """
     # Packshots often carry a 1-2 px darker frame from resampling: judge the background just inside it.
     inset = 2 if min(rgb.shape[:2]) > 32 else 0
@@ -123,9 +125,10 @@ def foreground_mask(
     mask = ~is_background
     # Bridge background-coloured details that reach the product's edge (white stripes on a white studio),
     # fill what they enclose, and drop specks (JPEG noise, shadows): one clean silhouette.
-    radius = max(1, round(0.03 * min(mask.shape)))
-    disk = np.hypot(*np.ogrid[-radius : radius + 1, -radius : radius + 1]) <= radius
-    mask = ndimage.binary_closing(np.pad(mask, radius), structure=disk)[radius:-radius, radius:-radius]
+    if bridge:
+        radius = max(1, round(0.03 * min(mask.shape)))
+        disk = np.hypot(*np.ogrid[-radius : radius + 1, -radius : radius + 1]) <= radius
+        mask = ndimage.binary_closing(np.pad(mask, radius), structure=disk)[radius:-radius, radius:-radius]
     mask = ndimage.binary_opening(ndimage.binary_fill_holes(mask), iterations=1)
     fraction = mask.mean()
     if not (min_fraction <= fraction <= max_fraction):

@@ -1,0 +1,64 @@
+"""The style palette: named style references kept in the store, each with a style vector comparable to the
+catalog's (same embedding model), so shoppers' profiles can be matched to them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from recsys.store import Store
+from transfer.images import load_image
+from transfer.render_cache import load_style
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def style_vector(image: str | os.PathLike, embeddings_dir: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """The style vector of an image under the embedding store's own encoder, and that encoder's model id."""
+    from transfer.encoder import EncoderConfig, StyleEncoder
+    from transfer.projection import LinearProjection
+    from transfer.store import PROJECTION_FILE, EmbeddingStore
+
+    store = EmbeddingStore.load(embeddings_dir)
+    config = EncoderConfig.model_validate(store.encoder["config"])
+    encoder = StyleEncoder(config, LinearProjection.load(Path(embeddings_dir) / PROJECTION_FILE))
+    prepared = encoder.prepare(load_image(image))
+    return encoder.embed(prepared.pixels[None], prepared.mask[None])[0].cpu().numpy(), encoder.model_id
+
+
+def add_style(
+    store: Store,
+    name: str,
+    image: str | os.PathLike,
+    styles_dir: str | os.PathLike,
+    embeddings_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Copy a style image into the palette folder and register it (with its style vector when the catalog's
+    embedding store is given). Replaces a style of the same name."""
+    if not NAME.match(name):
+        raise ValueError(f"style name {name!r}: use letters, digits, '-', '_' or '.' (up to 64)")
+    load_style(image)  # RenderError for an image that cannot be a style
+    target = Path(styles_dir) / f"{name}{Path(image).suffix.lower() or '.jpg'}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if Path(image).resolve() != target.resolve():
+        shutil.copyfile(image, target)
+    vector, model_id = (None, None)
+    if embeddings_dir is not None and Path(embeddings_dir).exists():
+        vector, model_id = style_vector(target, embeddings_dir)
+    store.put_style(name, str(target.resolve()), vector, model_id)
+    return {"name": name, "image": str(target), "model_id": model_id}
+
+
+def style_image(store: Store, name_or_path: str) -> str:
+    """The image of a palette style, or the argument itself when it is a path to an image file."""
+    for style in store.styles():
+        if style["name"] == name_or_path:
+            return style["image"]
+    if Path(name_or_path).is_file():
+        return name_or_path
+    names = ", ".join(s["name"] for s in store.styles()) or "none yet"
+    raise KeyError(f"unknown style {name_or_path!r} (palette: {names}; or give an image path)")
