@@ -385,8 +385,23 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the web service (API at /docs, the web page at /)."""
+    import uvicorn
+
+    from recsys.service.app import create_app
+    from recsys.service.settings import Settings
+
+    overrides = {"db": args.db, "embeddings": args.store}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    print(f"stylerec serving on http://{args.host}:{args.port} (web page at /, API docs at /docs)", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job for now: make the demo catalog, embed it, show "shop this style" for a few items."""
+    """The main job: make the demo catalog and shoppers, embed, index, import, show "shop this style" and feeds,
+    then serve the web service on it."""
     from index.style_index import StyleIndex
     from recsys.demo import CATALOG_FILE, make_demo_catalog, make_demo_styles, read_catalog
     from recsys.palette import add_style
@@ -450,7 +465,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"preferred palette styles: {styles}):")  # fmt: skip
         for r in recommender.feed(user_id, k):
             print(f"    {r.item_id}  {r.score:+.2f}  {catalog[r.item_id]['title']}  ({r.reason})")
-    return 0
+    recommender.store.close()
+    if args.no_serve:
+        return 0
+    print()
+    return cmd_serve(argparse.Namespace(db=args.db, store=args.store, host=args.host, port=args.port))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -465,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=str(DEFAULT_DB), help="SQLite store")
     p.add_argument("--device")
     p.add_argument("--image-size", type=int, help="encoder image size (default 256)")
+    p.add_argument("--no-serve", action="store_true", help="prepare and print, do not start the service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 
@@ -601,6 +623,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train_decoder)
+
+    p = sub.add_parser("serve", help="run the web service (API + web page)")
+    p.add_argument("--db", help="SQLite store (default var/stylerec.db or $STYLEREC_DB)")
+    p.add_argument("--store", help="embedding store (default var/store or $STYLEREC_EMBEDDINGS)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

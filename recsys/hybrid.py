@@ -70,6 +70,26 @@ class StyleSpace:
     def vector(self, item_id: str) -> np.ndarray:
         return self.vectors[self.row[item_id]]
 
+    def upsert(self, item_id: str, vector: np.ndarray) -> None:
+        """Add or replace one item's vector (and its index entry)."""
+        vector = np.asarray(vector, np.float32).reshape(1, -1)
+        if item_id in self.row:
+            self.vectors[self.row[item_id]] = vector[0]
+        else:
+            self.row[item_id] = len(self.ids)
+            self.ids.append(item_id)
+            self.vectors = np.vstack([self.vectors, vector])
+        self.index.upsert(vector, [item_id])
+
+    def remove(self, item_id: str) -> None:
+        """Forget one item's vector; a no-op for an item without one."""
+        if item_id not in self.row:
+            return
+        keep = [i for i in self.ids if i != item_id]
+        self.vectors = self.vectors[[self.row[i] for i in keep]]
+        self.ids, self.row = keep, {i: n for n, i in enumerate(keep)}
+        self.index.remove([item_id])
+
 
 class Popularity:
     """Time-decayed purchase counts (half-life in days; None = all-time) as of the latest event."""
@@ -140,7 +160,7 @@ class HybridRanker:
         config: HybridConfig | None = None,
     ) -> None:
         self.cf, self.style, self.popularity = cf, style, popularity
-        self.categories = categories or {}
+        self.categories = categories or {}  # when given, also the catalog: only these items are ever returned
         self.config = config or HybridConfig()
         self._cf_col = {item: j for j, item in enumerate(cf.item_ids)} if cf is not None else {}
         self._borrowed = self._style_neighbours_for_cold_items()
@@ -183,9 +203,11 @@ class HybridRanker:
         exclude = exclude or set()
         pool: dict[str, None] = {}
 
+        catalog = self.categories
+
         def admit(items) -> None:
             for item in items:
-                if item not in exclude and (allow is None or item in allow):
+                if item not in exclude and (allow is None or item in allow) and (not catalog or item in catalog):
                     pool.setdefault(item, None)
 
         cf_scores = None

@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     result TEXT, created REAL NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS imports (
     source TEXT PRIMARY KEY, kind TEXT NOT NULL, sha256 TEXT NOT NULL, rows INTEGER NOT NULL, imported REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS item_vectors (
+    item_id TEXT NOT NULL, model_id TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (item_id, model_id));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -134,12 +136,18 @@ class Store:
             raise KeyError(f"unknown item id {item_id!r}")
         return _item_dict(rows[0])
 
-    def items(self, category: str | None = None, limit: int | None = None, offset: int = 0) -> list[dict]:
-        """Items in id order, optionally of one category."""
-        sql = "SELECT item_id, title, category, attributes, image FROM items"
+    def items(
+        self, category: str | None = None, limit: int | None = None, offset: int = 0, search: str | None = None
+    ) -> list[dict]:
+        """Items in id order, optionally of one category and/or whose id or title contains `search`."""
+        sql = "SELECT item_id, title, category, attributes, image FROM items WHERE 1=1"
         params: tuple = ()
         if category:
-            sql, params = sql + " WHERE category = ?", (category,)
+            sql, params = sql + " AND category = ?", (*params, category)
+        if search:
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            sql += " AND (item_id LIKE ? ESCAPE '\\' OR title LIKE ? ESCAPE '\\')"
+            params = (*params, pattern, pattern)
         sql += " ORDER BY item_id LIMIT ? OFFSET ?"
         return [_item_dict(r) for r in self._query(sql, (*params, -1 if limit is None else limit, offset))]
 
@@ -148,8 +156,13 @@ class Store:
         frame = pd.DataFrame(self.items(), columns=["item_id", "title", "category", "image", "attributes"])
         return frame
 
-    def count_items(self) -> int:
+    def count_items(self, category: str | None = None) -> int:
+        if category:
+            return self._query("SELECT COUNT(*) FROM items WHERE category = ?", (category,))[0][0]
         return self._query("SELECT COUNT(*) FROM items")[0][0]
+
+    def count_events(self) -> int:
+        return self._query("SELECT COUNT(*) FROM interactions")[0][0]
 
     # -- interactions ---------------------------------------------------------------------------------------
     def import_interactions(self, interactions: pd.DataFrame, source: str) -> int:
@@ -200,8 +213,9 @@ class Store:
         rows = self._query(sql + " ORDER BY ts, id", params)
         return pd.DataFrame(rows, columns=["id", "user_id", "item_id", "timestamp", "weight", "event"])
 
-    def users(self) -> list[str]:
-        return [r[0] for r in self._query("SELECT DISTINCT user_id FROM interactions ORDER BY user_id")]
+    def users(self, limit: int | None = None) -> list[str]:
+        sql = "SELECT DISTINCT user_id FROM interactions ORDER BY user_id LIMIT ?"
+        return [r[0] for r in self._query(sql, (-1 if limit is None else limit,))]
 
     # -- styles ---------------------------------------------------------------------------------------------
     def put_style(self, name: str, image: str, vector: np.ndarray | None = None, model_id: str | None = None) -> None:
@@ -226,6 +240,22 @@ class Store:
     def delete_style(self, name: str) -> bool:
         with self.transaction() as db:
             return db.execute("DELETE FROM styles WHERE name = ?", (name,)).rowcount > 0
+
+    # -- style vectors of items added one by one (the catalog's bulk vectors live in the embedding store) ----
+    def put_item_vector(self, item_id: str, model_id: str, vector: np.ndarray) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO item_vectors (item_id, model_id, vector) VALUES (?, ?, ?)",
+                (item_id, model_id, np.asarray(vector, np.float32).tobytes()),
+            )
+
+    def item_vectors(self, model_id: str) -> dict[str, np.ndarray]:
+        rows = self._query("SELECT item_id, vector FROM item_vectors WHERE model_id = ?", (model_id,))
+        return {item_id: np.frombuffer(blob, np.float32) for item_id, blob in rows}
+
+    def delete_item_vectors(self, item_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM item_vectors WHERE item_id = ?", (item_id,))
 
     # -- jobs and meta --------------------------------------------------------------------------------------
     def put_job(self, job_id: str, kind: str, status: str, payload: dict | None = None, result=None) -> None:
