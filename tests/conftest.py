@@ -44,3 +44,32 @@ def demo_shop(demo_catalog, tmp_path_factory):
     embeddings = tmp_path_factory.mktemp("demo-embeddings")
     embed_folder(demo_catalog / "images", embeddings, EncoderConfig(image_size=96, dim=64), progress=False)
     return demo_catalog, embeddings, catalog_style_space(demo_catalog, embeddings)
+
+
+@pytest.fixture(scope="session")
+def service_settings(demo_shop, tmp_path_factory):
+    """Service settings over the demo shop in a temporary SQLite store (admin key `secret`, tiny renders)."""
+    from recsys.data_io import read_catalog, read_interactions
+    from recsys.service.settings import Settings
+    from recsys.store import Store
+
+    catalog_dir, embeddings, style = demo_shop
+    root = tmp_path_factory.mktemp("service")
+    store = Store(root / "shop.db")
+    store.import_items(read_catalog(catalog_dir), "demo")
+    store.import_interactions(read_interactions(catalog_dir / "interactions.csv"), "interactions.csv")
+    for name, item in (("stripes", "D0010"), ("dots", "D0022")):
+        store.put_style(name, str(catalog_dir / "images" / f"{item}.jpg"), style.vector(item), style.model_id)
+    store.close()
+    return Settings(
+        db=root / "shop.db",
+        embeddings=embeddings,
+        styles_dir=root / "styles",
+        renders_dir=root / "renders",
+        uploads_dir=root / "uploads",
+        api_key="secret",
+        render_size=64,
+        render_steps=4,
+        max_upload_bytes=2_000_000,
+        max_pixels=4_000_000,
+    )

@@ -10,36 +10,15 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from recsys.data_io import read_catalog, read_interactions
 from recsys.service.app import create_app
-from recsys.service.settings import Settings
 from recsys.store import Store
 
 KEY = {"X-API-Key": "secret"}
 
 
 @pytest.fixture(scope="module")
-def settings(demo_shop, tmp_path_factory):
-    catalog_dir, embeddings, style = demo_shop
-    root = tmp_path_factory.mktemp("service")
-    store = Store(root / "shop.db")
-    store.import_items(read_catalog(catalog_dir), "demo")
-    store.import_interactions(read_interactions(catalog_dir / "interactions.csv"), "interactions.csv")
-    for name, item in (("stripes", "D0010"), ("dots", "D0022")):
-        store.put_style(name, str(catalog_dir / "images" / f"{item}.jpg"), style.vector(item), style.model_id)
-    store.close()
-    return Settings(
-        db=root / "shop.db",
-        embeddings=embeddings,
-        styles_dir=root / "styles",
-        renders_dir=root / "renders",
-        uploads_dir=root / "uploads",
-        api_key="secret",
-        render_size=64,
-        render_steps=4,
-        max_upload_bytes=2_000_000,
-        max_pixels=4_000_000,
-    )
+def settings(service_settings):
+    return service_settings
 
 
 @pytest.fixture(scope="module")

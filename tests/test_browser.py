@@ -1,0 +1,74 @@
+"""The web page in a real browser: headless Chromium (the system's, nothing is downloaded) driven by Playwright
+loads the page, sees a shopper's feed, uploads a photo to shop its style and sees results."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from recsys.service.app import create_app
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(service_settings):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(service_settings), host="127.0.0.1", port=port, log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    yield base
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_page_feed_and_upload(server, demo_shop, tmp_path):
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no system Chromium (apt install chromium)")
+    catalog_dir, _, _ = demo_shop
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server)
+        page.wait_for_selector("#feed .card", timeout=30_000)
+        assert page.locator("#feed .card").count() == 12
+        assert "preferred styles" in page.locator("#styles-line").inner_text()
+
+        page.set_input_files("#upload", str(catalog_dir / "images" / "D0012.jpg"))
+        page.click("#upload-form button")
+        page.wait_for_selector("#upload-results .card", timeout=30_000)
+        assert page.locator("#upload-results .card").first.get_attribute("data-item-id") == "D0012"
+        shot = REPO / "docs" / "web_page.png" if os.environ.get("STYLEREC_SAVE_SCREENSHOT") else tmp_path / "page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000 and not errors, errors
+        browser.close()
