@@ -389,9 +389,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the web service (API at /docs, the web page at /)."""
     import uvicorn
 
+    from recsys.service import logs
     from recsys.service.app import create_app
     from recsys.service.settings import Settings
 
+    logs.configure()
     overrides = {"db": args.db, "embeddings": args.store}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     print(f"stylerec serving on http://{args.host}:{args.port} (web page at /, API docs at /docs)", flush=True)

@@ -34,15 +34,16 @@ class Recommender:
     ) -> None:
         self.store, self.style, self.config = store, style, config or HybridConfig()
         self.embed_image = embed_image
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # the service holds it while it swaps models or vectors
         interactions = store.interactions()
         self.popularity = Popularity(interactions, self.config.popularity_half_life_days)
         if cf is None and len(interactions):
             cf = CollaborativeFilter(CFConfig()).fit(interactions)
         self.cf = cf
-        self._refresh_ranker()
+        self.refresh_catalog()
 
-    def _refresh_ranker(self) -> None:
+    def refresh_catalog(self) -> None:
+        """Rebuild the ranker over the store's current items (ids and categories)."""
         categories = {item["item_id"]: item["category"] for item in self.store.items()}
         self.ranker = HybridRanker(self.cf, self.style, self.popularity, categories, self.config)
 
@@ -50,9 +51,9 @@ class Recommender:
         """Retrain CF and popularity on every event in the store."""
         interactions = self.store.interactions()
         cf = CollaborativeFilter(cf_config or (self.cf.config if self.cf else CFConfig())).fit(interactions)
-        with self._lock:
+        with self.lock:
             self.cf, self.popularity = cf, Popularity(interactions, self.config.popularity_half_life_days)
-            self._refresh_ranker()
+            self.refresh_catalog()
 
     # -- shoppers -------------------------------------------------------------------------------------------
     def history(self, user_id: str) -> pd.DataFrame:
@@ -64,7 +65,7 @@ class Recommender:
         event_id = self.store.add_event(user_id, item_id, event, timestamp)
         if self.cf is not None:
             history = self.history(user_id)
-            with self._lock:
+            with self.lock:
                 if self.cf.has_user(user_id):
                     self.cf.fold_in(user_id, {item_id: float(history["weight"].iloc[-1])})
                 else:
@@ -75,7 +76,7 @@ class Recommender:
         self, user_id: str, k: int = 10, categories: set[str] | None = None, alpha: float | None = None
     ) -> list[Recommendation]:
         """The personalised hybrid feed (popular items for a shopper we know nothing about)."""
-        with self._lock:
+        with self.lock:
             return self.ranker.rank(user_id, k, history=self.history(user_id), categories=categories, alpha=alpha)
 
     def similar_items(
@@ -116,7 +117,7 @@ class Recommender:
         else:
             config = self.config.model_copy(update={"filter_seen": False})
             ranker = HybridRanker(None, self.style, self.popularity, self.ranker.categories, config)
-        with self._lock:
+        with self.lock:
             return ranker.rank(user_id, k, history=history, query=query, categories=categories, exclude=exclude,
                                alpha=alpha)  # fmt: skip
 

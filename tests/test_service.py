@@ -187,3 +187,16 @@ def test_web_page_and_openapi(client):
     assert client.get("/static/app.js").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/users/{user_id}/feed", "/shop-this-style", "/events", "/items/{item_id}/render"} <= set(schema["paths"])
+
+
+def test_logs_are_json_lines():
+    import json
+    import logging
+
+    from recsys.service.logs import JsonFormatter
+
+    record = logging.LogRecord("stylerec.service", logging.INFO, __file__, 1, "request", (), None)
+    record.path, record.status = "/health", 200
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "request" and entry["path"] == "/health" and entry["status"] == 200
+    assert entry["level"] == "info" and entry["time"].endswith("Z")

@@ -89,22 +89,22 @@ class ServiceState:
             return
         vector = self.embed_image(image_path)
         self.store.put_item_vector(item_id, self.style.model_id, vector)
-        with self.recommender._lock:
+        with self.recommender.lock:
             self.style.upsert(item_id, vector)
         log.info("item %s embedded and indexed", item_id)
 
     def remove_item(self, item_id: str) -> None:
         self.store.delete_item(item_id)
         self.store.delete_item_vectors(item_id)
-        with self.recommender._lock:
+        with self.recommender.lock:
             if self.style is not None:
                 self.style.remove(item_id)
             self.recommender.ranker.categories.pop(item_id, None)
 
     def refresh_catalog(self) -> None:
         """Pick up item changes in the ranker's catalog (ids and categories)."""
-        with self.recommender._lock:
-            self.recommender._refresh_ranker()
+        with self.recommender.lock:
+            self.recommender.refresh_catalog()
 
     # -- renders ---------------------------------------------------------------------------------------------
     def render_key(self, image: str, style_image: str, options: RenderOptions) -> str:
@@ -122,7 +122,7 @@ class ServiceState:
     def _render(self, job_id: str, image: str, style_image: str, options: RenderOptions) -> None:
         try:
             self.store.put_job(job_id, "render", "running")
-            renderer = self._renderer(options)
+            renderer = self.renderer(options)
             load_style(style_image)
             self.renders.render(image, style_image, options, renderer)
             self.store.put_job(job_id, "render", "done")
@@ -133,7 +133,8 @@ class ServiceState:
             with self._jobs_lock:
                 self._pending.discard(job_id)
 
-    def _renderer(self, options: RenderOptions):
+    def renderer(self, options: RenderOptions):
+        """The renderer the options name (made once per kind); `RenderError` when it cannot be made."""
         from transfer.adain import renderer_for
 
         if options.renderer not in self._renderers:

@@ -102,7 +102,7 @@ def rebuild_index(state: ServiceState = Depends(get_state)):
         raise HTTPException(409, "no style vectors to index")
     from index.style_index import StyleIndex
 
-    with state.recommender._lock:
+    with state.recommender.lock:
         fresh = StyleIndex.build(state.style.vectors, state.style.ids, model_id=state.style.model_id)
         state.style.index.replace_with(fresh)
     return state.style.index.info()

@@ -62,7 +62,7 @@ def render(
     )
     if renderer == "adain":
         try:
-            state._renderer(options)
+            state.renderer(options)
         except RenderError as exc:
             raise HTTPException(422, str(exc)) from None
     key = state.render_key(image, reference, options)
