@@ -96,7 +96,11 @@ def _search(store, query, k: int, exclude: str | None, index_dir: str | None) ->
 
     if index_dir is None or not (Path(index_dir) / CURRENT).exists():
         return store.similar(query, k, exclude=exclude)
-    return StyleIndex.load(index_dir, model_id=store.model_id).similar(query, k, exclude)
+    index = StyleIndex.load(index_dir)
+    if index.info()["model_id"] != store.model_id:
+        print(f"note: {index_dir} indexes another embedding model; searching the store exactly", file=sys.stderr)
+        return store.similar(query, k, exclude=exclude)
+    return index.similar(query, k, exclude)
 
 
 def cmd_index_build(args: argparse.Namespace) -> int:
