@@ -67,6 +67,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         id_from=args.id_from,
         progress=not args.quiet,
+        ray_address=args.ray,
     )
     print(f"{args.out}: {len(store)} vectors; {report.summary()}")
     for item_id, message in report.failed.items():
@@ -506,6 +507,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refit", action="store_true", help="refit the projection and re-embed everything")
     p.add_argument("--fit-samples", type=int, help="images used to fit the PCA (default 1024)")
     p.add_argument("--id-from", choices=["stem", "path"], default="stem", help="item id from file name or path")
+    p.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="embed with a Ray Data pipeline: a local Ray instance, or the cluster at ADDRESS (ray://host:10001)",
+    )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_encoder_flags(p)
     p.set_defaults(func=cmd_embed)

@@ -141,14 +141,20 @@ def embed_folder(
     id_from: str = "stem",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> tuple[EmbeddingStore, EmbedReport]:
     """Embed every image under `images_dir` into the store at `out_dir`, re-embedding only new or changed files.
+
+    With `ray_address` ("local" for a local Ray instance, or a cluster address) the images are embedded by a
+    Ray Data pipeline (`transfer.ray_embed`); the store written is the same.
 
     The first run (or `refit=True`) fits the projection on up to `config.fit_samples` images; later runs
     reuse it, so the model id stays the same. Asking for a different config than the store's is an error
     unless `refit=True`. Files that have disappeared from the folder are dropped from the store.
     """
     started = time.perf_counter()
+    if ray_address is not None:
+        num_workers = 0  # never fork DataLoader workers from a process that runs Ray's threads
     root, out = Path(images_dir), Path(out_dir)
     paths = list_images(root)
     ids = item_ids(paths, root, id_from)
@@ -204,8 +210,21 @@ def embed_folder(
             new_vectors.update(zip(positions, encoder.project(r).cpu().numpy(), strict=True))
         chosen = set(sample)
         rest = [i for i in todo if i not in chosen]
-    for positions, r in encode(rest, "embedding"):
-        new_vectors.update(zip(positions, encoder.project(r).cpu().numpy(), strict=True))
+    if ray_address is not None and rest:
+        from transfer.ray_embed import ray_encode
+
+        address = None if ray_address == "local" else ray_address
+        rows = ray_encode(
+            [str(paths[i]) for i in rest], rest, config, encoder.projection, address, batch_size, max_pixels
+        )
+        for position, vector, error in tqdm(rows, total=len(rest), desc="embedding (ray)", disable=not progress):
+            if error is None:
+                new_vectors[position] = vector
+            else:
+                report.failed[ids[position]] = error
+    else:
+        for positions, r in encode(rest, "embedding"):
+            new_vectors.update(zip(positions, encoder.project(r).cpu().numpy(), strict=True))
     for i in new_vectors:
         if old is not None and ids[i] in old:
             report.updated += 1

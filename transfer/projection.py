@@ -17,6 +17,7 @@ import scipy.sparse
 import torch
 from sklearn.decomposition import PCA
 from sklearn.random_projection import SparseRandomProjection
+from threadpoolctl import threadpool_limits
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,10 @@ def fit_pca(descriptors: np.ndarray, dim: int, seed: int = 0) -> LinearProjectio
     if n_components < dim:
         log.warning("only %d images to fit a %d-d PCA: the last %d components are zero", n, dim, dim - n_components)
     pca = PCA(n_components=n_components, svd_solver="randomized", random_state=seed)
-    pca.fit(descriptors)
+    # A threaded OpenBLAS can deadlock in the LU step when DataLoader workers were forked earlier in this
+    # process (seen on 2-core machines); one BLAS thread costs seconds and never hangs.
+    with threadpool_limits(1, "blas"):
+        pca.fit(descriptors)
     matrix = np.zeros((dim, d), dtype=np.float16)
     matrix[:n_components] = pca.components_.astype(np.float16)
     return LinearProjection("pca", pca.mean_.astype(np.float32), matrix)
