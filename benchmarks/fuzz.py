@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
+sys.path.insert(0, os.path.dirname(__file__))
+from serving import running_service
 
 
 def main() -> int:
@@ -34,7 +33,6 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="stylerec-fuzz-"))
     shutil.copy(args.db, work / "fuzz.db")
     env = {
-        **os.environ,
         "STYLEREC_DB": str(work / "fuzz.db"),
         "STYLEREC_EMBEDDINGS": args.store,
         "STYLEREC_API_KEY": "fuzz-key",
@@ -44,24 +42,15 @@ def main() -> int:
         "STYLEREC_RENDER_SIZE": "64",
         "STYLEREC_RENDER_STEPS": "2",
     }
-    server = subprocess.Popen([sys.executable, "-m", "recsys.cli", "serve", "--port", str(args.port)], env=env)
-    base = f"http://127.0.0.1:{args.port}"
     try:
-        for _ in range(120):
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(1)
-        command = [
-            str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/openapi.json",
-            "--checks", "not_a_server_error", "--max-examples", str(args.max_examples),
-            "--header", "X-API-Key: fuzz-key", "--seed", "1",
-        ]  # fmt: skip
-        return subprocess.run(command, check=False).returncode
+        with running_service(args.port, env=env) as base:
+            command = [
+                str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/openapi.json",
+                "--checks", "not_a_server_error", "--max-examples", str(args.max_examples),
+                "--header", "X-API-Key: fuzz-key", "--seed", "1",
+            ]  # fmt: skip
+            return subprocess.run(command, check=False).returncode
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
 
 

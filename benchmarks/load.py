@@ -17,8 +17,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 
@@ -26,6 +24,9 @@ import httpx
 import numpy as np
 
 from recsys.store import Store
+
+sys.path.insert(0, os.path.dirname(__file__))
+from serving import running_service
 
 
 async def client_loop(base: str, users: list[str], items: list[str], stop: float, seed: int, log: dict) -> None:
@@ -64,16 +65,7 @@ def main() -> None:
     users, items = store.users(), [i["item_id"] for i in store.items()]
     before = store.count_events()
     store.close()
-    command = [sys.executable, "-m", "recsys.cli", "serve", "--db", args.db, "--store", args.store]
-    server = subprocess.Popen([*command, "--port", str(args.port)], env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(120):
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(1)
+    with running_service(args.port, ["--db", args.db, "--store", args.store]) as base:
         log: dict = {"latency": {}, "errors": [], "event_ids": []}
         stop = time.perf_counter() + args.seconds
         started = time.perf_counter()
@@ -84,9 +76,6 @@ def main() -> None:
 
         asyncio.run(run_all())
         elapsed = time.perf_counter() - started
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=60)
 
     store = Store(args.db)
     stored = set(store.interactions(since_id=0)["id"])

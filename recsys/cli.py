@@ -17,21 +17,24 @@ DEFAULT_STYLES = Path("var/styles")
 DEFAULT_RENDERS = Path("var/renders")
 
 
+def _given(flags: dict) -> dict:
+    """The flags the user gave (argparse leaves the others None), for a Pydantic model's own defaults."""
+    return {key: value for key, value in flags.items() if value is not None}
+
+
 def _encoder_config(args: argparse.Namespace):
     """An EncoderConfig from the encoder flags the user gave; None when they gave none (use the store's)."""
     from transfer.encoder import EncoderConfig
 
-    given = {
-        key: value
-        for key, value in {
+    given = _given(
+        {
             "image_size": args.image_size,
             "dim": args.dim,
             "projection": args.projection,
             "use_mask": False if args.no_mask else None,
             "fit_samples": getattr(args, "fit_samples", None),
-        }.items()
-        if value is not None
-    }
+        }
+    )
     return EncoderConfig.model_validate(given) if given else None
 
 
@@ -184,7 +187,7 @@ def _cf_config(args: argparse.Namespace):
         "iterations": args.iterations,
         "weighting": args.weighting,
     }
-    return CFConfig.model_validate({k: v for k, v in given.items() if v is not None})
+    return CFConfig.model_validate(_given(given))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -326,7 +329,7 @@ def _render_options(args: argparse.Namespace):
         "preserve_colour": False if args.no_preserve_colour else None,
         "keep_background": False if args.no_keep_background else None,
     }
-    return RenderOptions.model_validate({k: v for k, v in given.items() if v is not None})
+    return RenderOptions.model_validate(_given(given))
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -400,7 +403,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logs.configure()
     overrides = {"db": args.db, "embeddings": args.store}
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**_given(overrides))
     print(f"stylerec serving on http://{args.host}:{args.port} (web page at /, API docs at /docs)", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
