@@ -81,16 +81,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def _query_image(store, store_dir: str, image_path: str, device: str | None):
     """Embed one photo with the store's own encoder (same model id) for a shop-this-style query."""
     from transfer.encoder import EncoderConfig, StyleEncoder
-    from transfer.images import load_image
     from transfer.projection import LinearProjection
     from transfer.store import PROJECTION_FILE, StoreError
 
     config = EncoderConfig.model_validate(store.encoder["config"])
     encoder = StyleEncoder(config, LinearProjection.load(Path(store_dir) / PROJECTION_FILE), device=device)
     if encoder.model_id != store.model_id:
-        raise StoreError(f"{store_dir}: projection.npz does not match the stored vectors ({store.model_id})")
-    prepared = encoder.prepare(load_image(image_path))
-    return encoder.embed(prepared.pixels[None], prepared.mask[None])[0].cpu().numpy()
+        raise StoreError(
+            f"{store_dir}: its vectors ({store.model_id}) come from another encoder version or projection; "
+            "re-embed it with --refit"
+        )
+    return encoder.embed_image(image_path)
 
 
 def _search(store, query, k: int, exclude: str | None, index_dir: str | None) -> list[tuple[str, float]]:

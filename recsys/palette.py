@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from recsys.store import Store
-from transfer.images import load_image
 from transfer.render_cache import load_style
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -26,8 +25,7 @@ def style_vector(image: str | os.PathLike, embeddings_dir: str | os.PathLike) ->
     store = EmbeddingStore.load(embeddings_dir)
     config = EncoderConfig.model_validate(store.encoder["config"])
     encoder = StyleEncoder(config, LinearProjection.load(Path(embeddings_dir) / PROJECTION_FILE))
-    prepared = encoder.prepare(load_image(image))
-    return encoder.embed(prepared.pixels[None], prepared.mask[None])[0].cpu().numpy(), encoder.model_id
+    return encoder.embed_image(image), encoder.model_id
 
 
 def add_style(

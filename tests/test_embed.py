@@ -61,6 +61,19 @@ def test_another_config_needs_refit(images, tmp_path):
     assert store.dim == 8 and report.added == 12
 
 
+def test_a_store_from_another_encoder_version_is_kept_but_never_mixed(images, tmp_path, demo_catalog, monkeypatch):
+    first, _ = embed_folder(images, tmp_path / "store", CONFIG, progress=False, num_workers=0)
+    monkeypatch.setattr("transfer.encoder.PREPROCESSING_VERSION", -1)  # as if the encoder had been upgraded
+    again, report = embed_folder(images, tmp_path / "store", progress=False, num_workers=0)
+    assert again.model_id == first.model_id and report.unchanged == 12
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+    shutil.copy(demo_catalog / "images" / "D0201.jpg", images)
+    with pytest.raises(StoreError, match=r"1 new or changed images cannot be added.*--refit"):
+        embed_folder(images, tmp_path / "store", progress=False, num_workers=0)
+    renewed, report = embed_folder(images, tmp_path / "store", refit=True, progress=False, num_workers=0)
+    assert report.added == 13 and renewed.model_id != first.model_id
+
+
 def test_random_projection_needs_no_fit(images, tmp_path):
     config = EncoderConfig(image_size=64, dim=16, projection="random")
     store, _ = embed_folder(images, tmp_path / "store", config, progress=False, num_workers=0)

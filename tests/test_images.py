@@ -5,8 +5,9 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
-from transfer.images import ImageError, foreground_mask, load_image
+from transfer.images import ImageError, close_with_disk, foreground_mask, load_image
 
 
 def _bytes(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -43,6 +44,28 @@ def test_transparency_is_composited_on_white_and_kept_as_alpha():
     assert tuple(loaded.rgb[0, 0]) == (255, 255, 255)
     assert tuple(loaded.rgb[10, 10]) == (200, 0, 0)
     assert loaded.alpha is not None and loaded.alpha[10, 10] == 255 and loaded.alpha[0, 0] == 0
+
+
+def test_big_jpegs_decode_at_reduced_scale_but_never_below_the_asked_size():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # still upright after the reduced decode
+    data = _bytes(_gradient(2000, 1200), "JPEG", exif=exif.tobytes())
+    assert load_image(data).rgb.shape == (2000, 1200, 3)
+    reduced = load_image(data, reduce_to=256).rgb
+    assert reduced.shape == (500, 300, 3)  # 1/4 scale: 1/8 would make the shorter side 150 < 256
+    assert load_image(_bytes(_gradient(2000, 1200), "PNG"), reduce_to=256).rgb.shape == (1200, 2000, 3)
+
+
+def test_disk_closing_by_distance_transforms_matches_scipy():
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        mask = rng.random((rng.integers(10, 90), rng.integers(10, 90))) < rng.uniform(0.05, 0.9)
+        mask[:, : rng.integers(0, 6)] = True  # touching the edge
+        radius = int(rng.integers(1, 10))
+        disk = np.hypot(*np.ogrid[-radius : radius + 1, -radius : radius + 1]) <= radius
+        expected = ndimage.binary_closing(np.pad(mask, radius), structure=disk)[radius:-radius, radius:-radius]
+        np.testing.assert_array_equal(close_with_disk(mask, radius), expected)
+    assert not close_with_disk(np.zeros((5, 5), bool), 2).any()
 
 
 def test_not_an_image(tmp_path):

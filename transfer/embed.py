@@ -19,8 +19,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from transfer.encoder import EncoderConfig, StyleEncoder, prepare_image
-from transfer.images import DEFAULT_MAX_PIXELS, ImageError, list_images, load_image
+from transfer.encoder import EncoderConfig, StyleEncoder, load_prepared
+from transfer.images import DEFAULT_MAX_PIXELS, ImageError, list_images
 from transfer.projection import LinearProjection
 from transfer.store import PROJECTION_FILE, EmbeddingStore, StoreError
 
@@ -36,7 +36,7 @@ class _PreparedImages(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            prepared = prepare_image(load_image(self.paths[i], self.max_pixels), self.size, self.use_mask)
+            prepared = load_prepared(self.paths[i], self.size, self.use_mask, self.max_pixels)
         except ImageError as exc:
             return i, None, None, str(exc)
         return i, prepared.pixels, prepared.mask, None
@@ -171,8 +171,7 @@ def embed_folder(
         projection = LinearProjection.load(out / PROJECTION_FILE)
     config = config or EncoderConfig()
     encoder = StyleEncoder(config, projection, device=device)
-    if old is not None and encoder.model_id != old.model_id:
-        raise StoreError(f"{out}: projection.npz does not match the stored vectors; re-embed with --refit")
+    outdated = old is not None and encoder.model_id != old.model_id
 
     report = EmbedReport()
     kept: dict[str, tuple[str, str, np.ndarray]] = {}
@@ -185,6 +184,19 @@ def embed_folder(
             todo.append(i)
     if old is not None:
         report.removed = len(set(old.ids) - set(ids))
+    if outdated:
+        # The stored vectors are consistent among themselves, so they stay usable as they are; adding new ones
+        # made by this encoder version would mix two embeddings in one space.
+        new = [i for i in todo if ids[i] not in old.failures]  # files that failed before would fail again
+        if new:
+            raise StoreError(
+                f"{out}: made by another encoder version or projection ({old.model_id}); {len(new)} new or "
+                "changed images cannot be added to it: re-embed everything with --refit"
+            )
+        log.warning("%s: made by another encoder version (%s); kept as it is, --refit to renew", out, old.model_id)
+        report.unchanged, report.removed, report.model_id = len(old), 0, old.model_id
+        report.failed = dict(old.failures)
+        return old, report
 
     def encode(positions: list[int], desc: str) -> Iterator[tuple[list[int], torch.Tensor]]:
         batches = iter_batches(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +18,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from transfer.gram import descriptor_size, gram_descriptor, masked_gram
-from transfer.images import LoadedImage, foreground_mask
+from transfer.images import DEFAULT_MAX_PIXELS, LoadedImage, foreground_mask, load_image
 from transfer.projection import LinearProjection, fit_pca, random_projection
 from transfer.vgg import LAYER_CHANNELS, LAYER_NODES, caffe_preprocess, load_vgg19_features, weights_sha256
 
@@ -23,6 +26,9 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # Shallow layers carry colour and fine grain; deep layers carry pattern. Measured on fashion_texture/DTD
 # (BENCHMARKS.md): equal weights let the two colour-dominated shallow layers blur pattern retrieval.
 DEFAULT_LAYER_WEIGHTS = (0.25, 0.5, 1.0, 1.0, 1.0)
+# Bumped whenever decoding, masking or Gram arithmetic changes the vectors, so older stores are never mixed with
+# new vectors. 2: the mask is found on the resized photo, JPEGs decode at reduced scale, float64 projection.
+PREPROCESSING_VERSION = 2
 
 
 class EncoderConfig(BaseModel):
@@ -76,26 +82,54 @@ class Prepared:
 def prepare_image(image: LoadedImage, size: int, use_mask: bool = True) -> Prepared:
     """Resize so the longer side is `size`, pad to a square; the mask covers the product pixels, not the padding.
 
-    The mask is the image's alpha when it has one, else the plain-background detection (when `use_mask`),
+    The mask is the image's alpha when it has one, else the plain-background detection (when `use_mask`) on
+    the resized photo (the network sees nothing finer, and a big photo costs no more to mask than a small one),
     else the whole image.
     """
     height, width = image.rgb.shape[:2]
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    rgb = np.array(Image.fromarray(image.rgb).resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0))
     if image.alpha is not None:
-        mask = image.alpha.astype(np.float32) / 255.0
+        alpha = Image.fromarray(image.alpha).resize((new_w, new_h), Image.Resampling.BILINEAR)
+        mask = np.asarray(alpha, np.float32) / 255.0
     else:
-        fg = foreground_mask(image.rgb) if use_mask else None
-        mask = np.ones((height, width), np.float32) if fg is None else fg.astype(np.float32)
-    rgb = Image.fromarray(image.rgb).resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    small_mask = Image.fromarray(mask).resize((new_w, new_h), Image.Resampling.BILINEAR)
+        fg = foreground_mask(rgb) if use_mask else None
+        mask = np.ones((new_h, new_w), np.float32) if fg is None else fg.astype(np.float32)
     top, left = (size - new_h) // 2, (size - new_w) // 2
     # Padding is the ImageNet mean colour (zero after preprocessing) and has zero weight.
     pixels = torch.empty(3, size, size).copy_(torch.tensor([123.68, 116.779, 103.939]).view(3, 1, 1) / 255.0)
-    pixels[:, top : top + new_h, left : left + new_w] = torch.from_numpy(np.array(rgb)).permute(2, 0, 1) / 255.0
+    pixels[:, top : top + new_h, left : left + new_w] = torch.from_numpy(rgb).permute(2, 0, 1) / 255.0
     weights = torch.zeros(1, size, size)
-    weights[0, top : top + new_h, left : left + new_w] = torch.from_numpy(np.array(small_mask)).clamp(0, 1)
+    weights[0, top : top + new_h, left : left + new_w] = torch.from_numpy(mask).clamp(0, 1)
     return Prepared(pixels, weights)
+
+
+def load_prepared(
+    source: str | os.PathLike | bytes, size: int, use_mask: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Prepared:
+    """Decode (a JPEG at reduced scale when it is big) and prepare one photo: what every embedding path uses, so
+    the same file gives the same vector whichever path embedded it. `ImageError` for unusable files."""
+    return prepare_image(load_image(source, max_pixels, reduce_to=size), size, use_mask)
+
+
+@contextmanager
+def _batch_independent_threads(batch: int, device: torch.device) -> Iterator[None]:
+    """One intra-op thread while computing the Grams of a CPU batch smaller than the thread count.
+
+    With fewer images than threads, BLAS splits each Gram's sum across threads and its last bits change;
+    with at least one image per thread (or one thread) every Gram is summed the same way, so an image's
+    vector does not depend on the batch it came in (or on the Ray actor that embedded it).
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or batch >= threads:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def default_device() -> torch.device:
@@ -155,10 +189,11 @@ class StyleEncoder:
     def descriptors_from_features(self, feats: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """`raw_descriptors` from already computed `features` (to share one forward pass)."""
         mask = mask.to(self.device)
-        parts = [
-            gram_descriptor(masked_gram(feats[name], mask)) * (weight**0.5)
-            for name, weight in zip(self.config.layers, self.config.weights(), strict=True)
-        ]
+        with _batch_independent_threads(mask.shape[0], self.device):
+            parts = [
+                gram_descriptor(masked_gram(feats[name], mask)) * (weight**0.5)
+                for name, weight in zip(self.config.layers, self.config.weights(), strict=True)
+            ]
         return torch.cat(parts, dim=1)
 
     @torch.inference_mode()
@@ -185,11 +220,16 @@ class StyleEncoder:
         """Compact, L2-normalised style vectors (N, dim) from raw descriptors."""
         if self.projection is None:
             raise RuntimeError("the encoder has no projection yet: call fit_projection first")
-        return F.normalize(self.projection.transform(raw.to(self.device, torch.float32)), dim=1)
+        return F.normalize(self.projection.transform(raw.to(self.device, torch.float32)), dim=1).to(torch.float32)
 
     def embed(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Final style vectors for a prepared batch."""
         return self.project(self.raw_descriptors(pixels, mask))
+
+    def embed_image(self, source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        """The style vector (dim,) of one photo, a path or bytes; `ImageError` for what is not a usable image."""
+        prepared = load_prepared(source, self.config.image_size, self.config.use_mask, max_pixels)
+        return self.embed(prepared.pixels[None], prepared.mask[None])[0].cpu().numpy()
 
     @property
     def model_id(self) -> str:
@@ -197,6 +237,7 @@ class StyleEncoder:
         if self.projection is None:
             raise RuntimeError("the model id needs the projection: call fit_projection first")
         payload = {
+            "preprocessing": PREPROCESSING_VERSION,
             "weights": weights_sha256(),
             "config": self.config.model_dump(mode="json", exclude={"fit_samples"}),
             "projection": self.projection.fingerprint(),

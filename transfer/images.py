@@ -43,13 +43,17 @@ def list_images(root: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def load_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def load_image(
+    source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int | None = None
+) -> LoadedImage:
     """Decode a file path or raw bytes into upright RGB.
 
     Handles EXIF orientation and palette/RGBA/LA/CMYK/greyscale/16-bit modes. Transparent images are
     composited on white and keep their alpha (which is then the product mask). Raises `ImageError` for
     non-images, truncated files, images over `max_pixels` (checked from the header, before decoding)
-    and images smaller than 8 px on a side.
+    and images smaller than 8 px on a side. With `reduce_to`, a JPEG is decoded at the smallest of 1/2, 1/4
+    or 1/8 scale whose shorter side is still at least `reduce_to` pixels (much faster for big photos
+    that are about to be shrunk anyway).
     """
     name = "<upload>" if isinstance(source, bytes) else str(source)
     try:
@@ -66,6 +70,8 @@ def load_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
                     )
                 if min(width, height) < MIN_SIDE:
                     raise ImageError(f"{name}: {width}x{height} is too small (at least {MIN_SIDE} px a side)")
+                if reduce_to is not None and im.format == "JPEG":
+                    im.draft(im.mode, (reduce_to, reduce_to))
                 im.load()
                 return _to_rgb(ImageOps.exif_transpose(im))
         except ImageError:
@@ -91,6 +97,23 @@ def _to_rgb(im: Image.Image) -> LoadedImage:
         rgb = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
         return LoadedImage(rgb.round().astype(np.uint8), rgba[..., 3].astype(np.uint8))
     return LoadedImage(np.asarray(im.convert("RGB"), dtype=np.uint8).copy())
+
+
+def close_with_disk(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary closing by a Euclidean disk of `radius`, on a mask padded so the silhouette never touches the edge.
+
+    The same pixels as `ndimage.binary_closing` with the disk as structuring element, computed with two
+    distance transforms: a pixel is in the dilation when its distance to the mask is at most `radius`, and in
+    the erosion of that when its distance to everything outside it is more than `radius`. Several times faster
+    than the disk structure, which dominated image preparation.
+    """
+    if not mask.any():
+        return mask.copy()
+    padded = np.pad(mask, radius)
+    dilated = ndimage.distance_transform_edt(~padded) <= radius
+    # One ring of background around the array: the erosion treats everything beyond the edge as background.
+    closed = ndimage.distance_transform_edt(np.pad(dilated, 1))[1:-1, 1:-1] > radius
+    return closed[radius:-radius, radius:-radius]
 
 
 def foreground_mask(
@@ -126,9 +149,7 @@ def foreground_mask(
     # Bridge background-coloured details that reach the product's edge (white stripes on a white studio),
     # fill what they enclose, and drop specks (JPEG noise, shadows): one clean silhouette.
     if bridge:
-        radius = max(1, round(0.03 * min(mask.shape)))
-        disk = np.hypot(*np.ogrid[-radius : radius + 1, -radius : radius + 1]) <= radius
-        mask = ndimage.binary_closing(np.pad(mask, radius), structure=disk)[radius:-radius, radius:-radius]
+        mask = close_with_disk(mask, max(1, round(0.03 * min(mask.shape))))
     mask = ndimage.binary_opening(ndimage.binary_fill_holes(mask), iterations=1)
     fraction = mask.mean()
     if not (min_fraction <= fraction <= max_fraction):

@@ -51,19 +51,27 @@ class LinearProjection:
         return h.hexdigest()[:16]
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        """Project a (N, D) float32 tensor on its own device; returns (N, d) float32."""
+        """Project a (N, D) tensor on its own device; returns (N, d), float64 for a dense matrix on CPU, else float32.
+
+        On CPU a dense projection sums in float64: a float32 sum over ~300k terms depends on how BLAS splits
+        it (threads, batch size) in its last bits, and a vector must not depend on which batch or machine
+        embedded it (the Ray path writes the same bits as the local one). The float16 components and
+        float32 inputs multiply exactly in float64, so only the (tiny) rounding of the sum can differ.
+        """
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"projection expects {self.in_dim}-d descriptors, got {x.shape[-1]}")
         if self._on_device is None or self._on_device[0] != x.device:
             self._on_device = (x.device, *self._tensors(x.device))
         _, mean, matrix = self._on_device
-        centred = x - mean
+        centred = x.to(mean.dtype) - mean
         if matrix.is_sparse_csr:
             return torch.sparse.mm(matrix, centred.t()).t()
         return centred @ matrix
 
     def _tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = torch.from_numpy(self.mean).to(device)
+        exact = device.type == "cpu" and not scipy.sparse.issparse(self.matrix)
+        dtype = np.float64 if exact else np.float32
+        mean = torch.from_numpy(self.mean.astype(dtype)).to(device)
         if scipy.sparse.issparse(self.matrix):
             m = self.matrix.tocsr().astype(np.float32)
             with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only sparse.mm
@@ -77,7 +85,7 @@ class LinearProjection:
                 ).to(device)
             return mean, matrix
         # Dense matrices are kept transposed, (D, d), for a plain x @ M.
-        return mean, torch.from_numpy(self.matrix.astype(np.float32)).t().contiguous().to(device)
+        return mean, torch.from_numpy(self.matrix.astype(dtype)).t().contiguous().to(device)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write to an .npz file (atomically: temporary file, fsync, rename)."""

@@ -36,15 +36,13 @@ class _EncoderActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        from transfer.encoder import prepare_image
-        from transfer.images import ImageError, load_image
+        from transfer.encoder import load_prepared
+        from transfer.images import ImageError
 
         positions, errors, pixels, masks = [], [], [], []
         for position, path in zip(batch["position"], batch["path"], strict=True):
             try:
-                prepared = prepare_image(
-                    load_image(path, self.max_pixels), self.config.image_size, self.config.use_mask
-                )
+                prepared = load_prepared(path, self.config.image_size, self.config.use_mask, self.max_pixels)
             except ImageError as exc:
                 positions.append(int(position))
                 errors.append(str(exc))

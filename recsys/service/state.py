@@ -14,7 +14,6 @@ from recsys.hybrid import StyleSpace
 from recsys.recommender import Recommender
 from recsys.service.settings import Settings
 from recsys.store import Store
-from transfer.images import load_image
 from transfer.render import RenderOptions
 from transfer.render_cache import RenderCache, cache_key, load_style
 
@@ -77,10 +76,7 @@ class ServiceState:
 
     def embed_image(self, image: bytes | str) -> np.ndarray:
         """The style vector of a photo (bytes or path); `ImageError` for what is not a usable image."""
-        loaded = load_image(image, self.settings.max_pixels)
-        encoder = self.encoder()
-        prepared = encoder.prepare(loaded)
-        return encoder.embed(prepared.pixels[None], prepared.mask[None])[0].cpu().numpy()
+        return self.encoder().embed_image(image, self.settings.max_pixels)
 
     def add_item_vector(self, item_id: str, image_path: str) -> None:
         """Background job after an admin upload: embed the photo and make the item findable by style."""
