@@ -136,19 +136,40 @@ class Store:
             raise KeyError(f"unknown item id {item_id!r}")
         return _item_dict(rows[0])
 
-    def items(
-        self, category: str | None = None, limit: int | None = None, offset: int = 0, search: str | None = None
-    ) -> list[dict]:
-        """Items in id order, optionally of one category and/or whose id or title contains `search`."""
-        sql = "SELECT item_id, title, category, attributes, image FROM items WHERE 1=1"
-        params: tuple = ()
+    def items_by_id(self, item_ids: list[str]) -> dict[str, dict]:
+        """The known items among `item_ids`, by id, in one query per 500 ids (unknown ids are left out)."""
+        found: dict[str, dict] = {}
+        for start in range(0, len(item_ids), 500):
+            chunk = item_ids[start : start + 500]
+            rows = self._query(
+                "SELECT item_id, title, category, attributes, image FROM items "
+                f"WHERE item_id IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            found.update((row[0], _item_dict(row)) for row in rows)
+        return found
+
+    @staticmethod
+    def _item_filter(category: str | None, search: str | None) -> tuple[str, tuple]:
+        sql, params = " WHERE 1=1", ()
         if category:
             sql, params = sql + " AND category = ?", (*params, category)
         if search:
             pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             sql += " AND (item_id LIKE ? ESCAPE '\\' OR title LIKE ? ESCAPE '\\')"
             params = (*params, pattern, pattern)
-        sql += " ORDER BY item_id LIMIT ? OFFSET ?"
+        return sql, params
+
+    def items(
+        self, category: str | None = None, limit: int | None = None, offset: int = 0, search: str | None = None
+    ) -> list[dict]:
+        """Items in id order, optionally of one category and/or whose id or title contains `search`."""
+        where, params = self._item_filter(category, search)
+        sql = (
+            "SELECT item_id, title, category, attributes, image FROM items"
+            + where
+            + " ORDER BY item_id LIMIT ? OFFSET ?"
+        )
         return [_item_dict(r) for r in self._query(sql, (*params, -1 if limit is None else limit, offset))]
 
     def item_table(self) -> pd.DataFrame:
@@ -156,10 +177,10 @@ class Store:
         frame = pd.DataFrame(self.items(), columns=["item_id", "title", "category", "image", "attributes"])
         return frame
 
-    def count_items(self, category: str | None = None) -> int:
-        if category:
-            return self._query("SELECT COUNT(*) FROM items WHERE category = ?", (category,))[0][0]
-        return self._query("SELECT COUNT(*) FROM items")[0][0]
+    def count_items(self, category: str | None = None, search: str | None = None) -> int:
+        """How many items `items(category, search=search)` would list without a limit."""
+        where, params = self._item_filter(category, search)
+        return self._query("SELECT COUNT(*) FROM items" + where, params)[0][0]
 
     def count_events(self) -> int:
         return self._query("SELECT COUNT(*) FROM interactions")[0][0]

@@ -89,6 +89,19 @@ def test_store_imports_are_idempotent_and_atomic(tmp_path, demo_catalog):
     store.close()
 
 
+def test_items_by_id_and_counts_match_the_listing(tmp_path, demo_catalog):
+    store = Store(tmp_path / "stylerec.db")
+    store.import_items(read_catalog(demo_catalog), "demo")
+    ids = [f"D{n:04d}" for n in range(1, 289)]
+    found = store.items_by_id([*ids, "NOPE", "D0001"])  # more than one chunk, an unknown id, a repeat
+    assert sorted(found) == ids and found["D0007"] == store.item("D0007")
+    assert store.items_by_id([]) == {}
+    some = store.items("mug", search="stripes")
+    assert some and all(i["category"] == "mug" and "stripes" in i["title"].lower() for i in some)
+    assert store.count_items("mug", "stripes") == len(some) == 8 and store.count_items(search="100%") == 0
+    store.close()
+
+
 def test_events_survive_a_reopen_and_concurrent_writers(tmp_path, demo_catalog):
     path = tmp_path / "stylerec.db"
     store = Store(path)

@@ -30,6 +30,10 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     # On CPU, a few images at a time through one reused buffer: a fresh copy of a whole batch's relu1_1 map
     # (268 MB at 256 px) costs more in page faults than the multiply itself. Chunks of one image per thread
     # keep each Gram summed by one thread, as in a full batch, so the result does not depend on the chunking.
+    if features.requires_grad and torch.is_grad_enabled():  # style losses: autograd needs the plain product
+        weighted = flat * scale
+        gram = weighted.transpose(1, 2) @ flat if flat.shape[-1] == c else weighted @ flat.transpose(1, 2)
+        return gram / weights.sum(dim=1, keepdim=True).clamp_min(1e-6)
     step = n if features.device.type != "cpu" else max(1, torch.get_num_threads())
     gram = torch.empty(n, c, c, device=features.device)
     buffer = torch.empty_like(flat[:step])

@@ -36,7 +36,7 @@ def item_out(item: dict) -> dict:
 
 
 def recommendations_out(state: ServiceState, results, user_id: str | None = None) -> dict:
-    items = []
-    for r in results:
-        items.append({**r.as_dict(), "item": item_out(state.store.item(r.item_id))})
+    known = state.store.items_by_id([r.item_id for r in results])
+    # An item deleted between ranking and now is left out rather than failing the whole list.
+    items = [{**r.as_dict(), "item": item_out(known[r.item_id])} for r in results if r.item_id in known]
     return {"items": items, "user_id": user_id}

@@ -27,7 +27,7 @@ def list_items(
     state: ServiceState = Depends(get_state),
 ):
     items = state.store.items(category, limit, offset, q)
-    total = state.store.count_items(category) if not q else len(state.store.items(category, None, 0, q))
+    total = state.store.count_items(category, q)
     return {"items": [item_out(i) for i in items], "total": total}
 
 
