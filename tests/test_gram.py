@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from transfer.gram import descriptor_size, gram_descriptor, masked_gram
@@ -15,12 +16,18 @@ def naive_masked_gram(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return gram / weights.sum()
 
 
-def test_masked_gram_matches_naive_reference():
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("shape", [(2, 5, 6, 7), (5, 16, 4, 4)])  # the second: more images than threads, HW == C
+@pytest.mark.parametrize("with_grad", [False, True])  # style losses differentiate through it
+def test_masked_gram_matches_naive_reference(shape, channels_last, with_grad):
     rng = np.random.default_rng(0)
-    feats = rng.random((2, 5, 6, 7)).astype(np.float32)
-    mask = (rng.random((2, 1, 6, 7)) > 0.4).astype(np.float32)
-    got = masked_gram(torch.from_numpy(feats), torch.from_numpy(mask)).numpy()
-    for i in range(2):
+    feats = rng.random(shape).astype(np.float32)
+    mask = (rng.random((shape[0], 1, *shape[2:])) > 0.4).astype(np.float32)
+    x = torch.from_numpy(feats)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    got = masked_gram(x.requires_grad_(with_grad), torch.from_numpy(mask)).detach().numpy()
+    for i in range(shape[0]):
         np.testing.assert_allclose(got[i], naive_masked_gram(feats[i], mask[i, 0]), rtol=1e-5)
 
 

@@ -167,9 +167,6 @@ class StyleEncoder:
             self.extractor = self.extractor.to(memory_format=torch.channels_last)
 
     # -- features ---------------------------------------------------------------------------------------
-    def prepare(self, image: LoadedImage) -> Prepared:
-        return prepare_image(image, self.config.image_size, self.config.use_mask)
-
     @torch.inference_mode()
     def features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named VGG19 activations for a (N, 3, S, S) batch of RGB in [0, 1]."""

@@ -23,7 +23,8 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = resize_mask(mask.to(device=features.device, dtype=torch.float32), (h, w)).reshape(n, h * w, 1)
     features = features.to(torch.float32)
     # (N, HW, C) is a free view of channels-last maps and (N, C, HW) of contiguous ones: never copy the map twice.
-    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+    pixels_first = features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
+    if pixels_first:
         flat, scale = features.permute(0, 2, 3, 1).reshape(n, h * w, c), weights
     else:
         flat, scale = features.reshape(n, c, h * w), weights.transpose(1, 2)
@@ -32,7 +33,7 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     # keep each Gram summed by one thread, as in a full batch, so the result does not depend on the chunking.
     if features.requires_grad and torch.is_grad_enabled():  # style losses: autograd needs the plain product
         weighted = flat * scale
-        gram = weighted.transpose(1, 2) @ flat if flat.shape[-1] == c else weighted @ flat.transpose(1, 2)
+        gram = weighted.transpose(1, 2) @ flat if pixels_first else weighted @ flat.transpose(1, 2)
         return gram / weights.sum(dim=1, keepdim=True).clamp_min(1e-6)
     step = n if features.device.type != "cpu" else max(1, torch.get_num_threads())
     gram = torch.empty(n, c, c, device=features.device)
@@ -40,7 +41,7 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     for start in range(0, n, step):
         part = flat[start : start + step]
         weighted = torch.mul(part, scale[start : start + step], out=buffer[: len(part)])
-        if flat.shape[-1] == c:  # (N, HW, C)
+        if pixels_first:  # (N, HW, C)
             torch.bmm(part.transpose(1, 2), weighted, out=gram[start : start + step])
         else:  # (N, C, HW)
             torch.bmm(weighted, part.transpose(1, 2), out=gram[start : start + step])
