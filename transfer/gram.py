@@ -28,23 +28,24 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         flat, scale = features.permute(0, 2, 3, 1).reshape(n, h * w, c), weights
     else:
         flat, scale = features.reshape(n, c, h * w), weights.transpose(1, 2)
-    # On CPU, a few images at a time through one reused buffer: a fresh copy of a whole batch's relu1_1 map
-    # (268 MB at 256 px) costs more in page faults than the multiply itself. Chunks of one image per thread
-    # keep each Gram summed by one thread, as in a full batch, so the result does not depend on the chunking.
+
+    def product(plain: torch.Tensor, weighted: torch.Tensor) -> torch.Tensor:
+        return plain.transpose(1, 2) @ weighted if pixels_first else weighted @ plain.transpose(1, 2)
+
     if features.requires_grad and torch.is_grad_enabled():  # style losses: autograd needs the plain product
-        weighted = flat * scale
-        gram = weighted.transpose(1, 2) @ flat if pixels_first else weighted @ flat.transpose(1, 2)
-        return gram / weights.sum(dim=1, keepdim=True).clamp_min(1e-6)
-    step = n if features.device.type != "cpu" else max(1, torch.get_num_threads())
-    gram = torch.empty(n, c, c, device=features.device)
-    buffer = torch.empty_like(flat[:step])
-    for start in range(0, n, step):
-        part = flat[start : start + step]
-        weighted = torch.mul(part, scale[start : start + step], out=buffer[: len(part)])
-        if pixels_first:  # (N, HW, C)
-            torch.bmm(part.transpose(1, 2), weighted, out=gram[start : start + step])
-        else:  # (N, C, HW)
-            torch.bmm(weighted, part.transpose(1, 2), out=gram[start : start + step])
+        gram = product(flat, flat * scale)
+    else:
+        # On CPU, a few images at a time through one reused buffer: a fresh copy of a whole batch's relu1_1 map
+        # (268 MB at 256 px) costs more in page faults than the multiply itself. Chunks of one image per thread
+        # keep each Gram summed by one thread, as in a full batch, so the result does not depend on the chunking.
+        step = n if features.device.type != "cpu" else max(1, torch.get_num_threads())
+        gram = torch.empty(n, c, c, device=features.device)
+        buffer = torch.empty_like(flat[:step])
+        for first in range(0, n, step):
+            part = flat[first : first + step]
+            gram[first : first + step] = product(
+                part, torch.mul(part, scale[first : first + step], out=buffer[: len(part)])
+            )
     return gram / weights.sum(dim=1, keepdim=True).clamp_min(1e-6)
 
 
