@@ -25,7 +25,8 @@ def split_demo(demo_shop):
 
 def test_hybrid_beats_cf_on_held_out_purchases_and_reaches_new_items(split_demo):
     data, _ = split_demo
-    result = evaluate(data, k=10, models=["popularity", "cf", "style", "hybrid"], test_duration=20 * DAY)
+    result = evaluate(data, k=10, models=["repurchase", "popularity", "cf", "style", "hybrid", "hybrid-nostyle"])
+    print({m: (r["ndcg@10"], r["recall@10"], r["cold_recall@10"]) for m, r in result.models.items()}, result.ranker)
     cf, style, hybrid = (result.models[m] for m in ("cf", "style", "hybrid"))
     assert result.data["cold_test_items"] > 0
     assert hybrid["ndcg@10"] > cf["ndcg@10"] and hybrid["recall@10"] > cf["recall@10"]
