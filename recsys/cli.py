@@ -198,6 +198,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys.catalog import catalog_style_space
     from recsys.data_io import read_catalog, read_interactions
     from recsys.evaluate import EvalData, evaluate, write_report
+    from recsys.ranker import RankerConfig
     from recsys.splits import split
 
     if (args.data is None) == (args.train is None and args.test is None):
@@ -226,7 +227,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.keep_new is not None and not 0 <= args.keep_new <= 1:
         raise ValueError(f"--keep-new is a share between 0 and 1, got {args.keep_new}")
     data = EvalData(train, test, style, catalog_items, split_name, args.seed, catalog, args.keep_new)
-    result = evaluate(data, args.k, models, _cf_config(args), progress=not args.json)
+    ranker_config = RankerConfig.model_validate(_given({"windows": args.windows}))
+    result = evaluate(data, args.k, models, _cf_config(args), ranker_config, progress=not args.json)
     report_dir = Path(args.report or Path("var") / "reports" / time.strftime("eval-%Y%m%d-%H%M%S"))
     report = write_report(result, report_dir, "stylerec offline evaluation", "stylerec " + " ".join(sys.argv[1:]))
     if args.json:
@@ -580,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="repurchase,popularity-1w,popularity,cf,style,hybrid,hybrid-nostyle",
         help="comma-separated: repurchase, popularity-1w, popularity, cf, style, hybrid, hybrid-nostyle",
     )
+    p.add_argument("--windows", type=int, help="training windows of the feed's ranker (default 8)")
     p.add_argument(
         "--keep-new",
         type=float,
