@@ -115,6 +115,8 @@ def evaluate(
     ranker_config = ranker_config or RankerConfig()
     if not temporal:  # a random split's protocol removes what the shopper rated in training
         ranker_config = ranker_config.model_copy(update={"allow_bought": False})
+    if data.keep_new is not None:  # training windows see new articles in the same share as the test catalog
+        ranker_config = ranker_config.model_copy(update={"window_new_share": data.keep_new})
     skipped: dict[str, str] = {}
     universe, style, removed = restricted_catalog(data)
     if style is None and "style" in models:

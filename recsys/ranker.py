@@ -43,15 +43,18 @@ class RankerConfig(BaseModel):
     candidates: int = Field(40, ge=1, description="candidates taken from each source")
     use_style: bool = Field(True, description="False: no style source and no style features (style's lift)")
     allow_bought: bool = Field(True, description="already-bought items may be recommended (fashion: yes)")
-    windows: int = Field(8, ge=1, description="training windows carved from the end of the training data")
+    windows: int = Field(30, ge=1, description="training windows carved from the end of the training data")
     window_days: float = Field(28.0, gt=0, description="length of each training window (its labels)")
-    window_step_days: float = Field(7.0, gt=0, description="windows start this far apart (they may overlap)")
+    window_step_days: float = Field(14.0, gt=0, description="windows start this far apart (they may overlap)")
+    window_new_share: float = Field(
+        1.0, ge=0, le=1, description="share of a window's first-sold articles in its catalog (as --keep-new)"
+    )
     max_users_per_window: int = Field(1000, ge=1)
     min_shoppers: int = Field(20, ge=1, description="fewer shoppers with a hit among candidates: no model")
-    rounds: int = Field(150, ge=1)
+    rounds: int = Field(100, ge=1)
     learning_rate: float = Field(0.05, gt=0)
-    leaves: int = Field(15, ge=2)
-    min_data_in_leaf: int = Field(20, ge=1)
+    leaves: int = Field(7, ge=2)
+    min_data_in_leaf: int = Field(100, ge=1)
     seed: int = 42
 
     def active_sources(self) -> list[CandidateSource]:
@@ -196,9 +199,14 @@ def training_folds(
             past = interactions[interactions["timestamp"] < start]
             labels = interactions[(interactions["timestamp"] >= start) & (interactions["timestamp"] < stop)]
             if len(past) and len(labels):
-                # the catalog as it was: articles first sold after the window did not exist yet
-                later = set(first_sale.index[first_sale >= stop])
-                window_allowed = (pool if pool is not None else set(items.title) | set(interactions["item_id"])) - later
+                # the catalog as it was: what had sold before, and (a share of) the articles that first sold in
+                # the window; articles that sold only later, or never, cannot be told from ones not made yet
+                new = sorted(first_sale.index[(first_sale >= start) & (first_sale < stop)])
+                rng = np.random.default_rng(config.seed)
+                kept = rng.choice(new, round(len(new) * config.window_new_share), replace=False) if new else []
+                window_allowed = set(first_sale.index[first_sale < start]) | set(kept)
+                if pool is not None:
+                    window_allowed &= pool
                 snapshot = Snapshot.build(past, items, style, now=start, cf_config=cf_config, allowed=window_allowed)
                 folds.append((snapshot, labels))
     else:
