@@ -199,14 +199,14 @@ def training_folds(
             past = interactions[interactions["timestamp"] < start]
             labels = interactions[(interactions["timestamp"] >= start) & (interactions["timestamp"] < stop)]
             if len(past) and len(labels):
-                # the catalog as it was: what had sold before, and (a share of) the articles that first sold in
-                # the window; articles that sold only later, or never, cannot be told from ones not made yet
+                # the catalog as it was: what had sold before, (a share of) the articles that first sold in the
+                # window, and the articles that never sold (a catalog's unsold stock); articles that first sold
+                # after the window were not there yet
                 new = sorted(first_sale.index[(first_sale >= start) & (first_sale < stop)])
                 rng = np.random.default_rng(config.seed)
                 kept = rng.choice(new, round(len(new) * config.window_new_share), replace=False) if new else []
-                window_allowed = set(first_sale.index[first_sale < start]) | set(kept)
-                if pool is not None:
-                    window_allowed &= pool
+                later = set(first_sale.index[first_sale >= start]) - set(kept)
+                window_allowed = (pool if pool is not None else set(items.title) | set(first_sale.index)) - later
                 snapshot = Snapshot.build(past, items, style, now=start, cf_config=cf_config, allowed=window_allowed)
                 folds.append((snapshot, labels))
     else:

@@ -14,7 +14,7 @@ from recsys.shoppers import START
 from recsys.splits import temporal_split
 from recsys.store import Store
 
-FAST = RankerConfig(windows=3, max_users_per_window=300, rounds=60)
+FAST = RankerConfig(windows=3, max_users_per_window=300, rounds=60, min_data_in_leaf=20)
 REASONS = {
     "buy_again": "buy again",
     "siblings": "another colour of",
@@ -33,11 +33,12 @@ def test_training_windows_never_touch_the_test_window(demo_shop):
     windows = training_windows(train, 28, 8, 7)
     assert len(windows) == 8 and all(stop <= train["timestamp"].max() + 1 < cutoff for _, stop in windows)
     items = ItemInfo(read_catalog(catalog_dir))
-    for snapshot, labels in training_folds(train, items, style, FAST):
+    folds = training_folds(train, items, style, FAST)
+    for snapshot, labels in folds:
         assert labels["timestamp"].max() < cutoff and labels["timestamp"].min() >= snapshot.now
         assert max(float(h["timestamp"].max()) for h in snapshot.histories.values()) < snapshot.now
         assert not set(test.index) & set(labels.index)
-    ranker = LearnedRanker(FAST).fit(train, items, style)
+    ranker = LearnedRanker(FAST).fit(train, items, style, folds=folds)
     assert ranker.trained and ranker.windows and all(stop <= cutoff for _, stop in ranker.windows)
 
 

@@ -16,12 +16,13 @@ from recsys.candidates.siblings import Siblings
 from recsys.candidates.style import StyleNeighbours
 from recsys.candidates.trending import Trending
 
+# in the order of their reasons' priority: an item several sources found is explained by the most specific one
 SOURCES: dict[str, type[CandidateSource]] = {
     "buy_again": BuyAgain,
     "siblings": Siblings,
     "bought_together": BoughtTogether,
-    "cf": CollaborativeCandidates,
     "style": StyleNeighbours,
+    "cf": CollaborativeCandidates,
     "trending": Trending,
 }
 
