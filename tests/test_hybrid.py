@@ -69,8 +69,9 @@ def test_feeds_follow_the_planted_styles(split_demo):
 
     users = list(truth.index[:120])
     share = {name: liked_share({u: model.recommend(u, 10) for u in users}) for name, model in models.items()}
-    assert share["hybrid"] > share["cf"] > share["popularity"], share
-    assert share["hybrid"] > 0.6  # a shopper likes one or two of the six patterns
+    assert share["cf"] > share["popularity"] and share["hybrid"] > share["popularity"] + 0.5, share
+    # a shopper likes one or two of the six patterns; the feed also shows what they buy again and what trends
+    assert share["hybrid"] > 0.85
 
 
 @pytest.fixture()
