@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--cache", default="var/render-quality", help="render cache (re-used by later runs)")
     parser.add_argument("--only-cached", default="", help="comma-separated renderers measured only where cached")
     parser.add_argument("--sheet", default="docs/render_contact_sheet.png")
+    parser.add_argument("--interleave", help="an earlier contact sheet of the same products and paintings (one row "
+                        "per product, e.g. gatys's): its rows go above each product's rows here")  # fmt: skip
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -149,6 +151,15 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     thumb = (120, 180)
+    if args.interleave:  # rows of an earlier sheet: product r's row goes before this run's rows for product r
+        earlier = Image.open(args.interleave).convert("RGB")
+        crops = [
+            [[earlier.crop((c * thumb[0], r * thumb[1], (c + 1) * thumb[0], (r + 1) * thumb[1]))
+              for c in range(len(styles) + 1)]]
+            for r in range(len(products))
+        ]  # fmt: skip
+        per = len(sheet_rows) // len(products)
+        sheet_rows = [row for r in range(len(products)) for row in crops[r] + sheet_rows[r * per : (r + 1) * per]]
     sheet = Image.new("RGB", (thumb[0] * (len(styles) + 1), thumb[1] * len(sheet_rows)), "white")
     for r, images in enumerate(sheet_rows):
         for c, image in enumerate(images):
