@@ -1,6 +1,7 @@
 """Render quality per renderer on fixed H&M products x the public-domain paintings, and a contact sheet.
 
     python benchmarks/render_quality.py [--products 4] [--size 384] [--steps 100] [--renderers fast,gatys]
+                                        [--no-preserve-colour] [--interleave EARLIER_SHEET]
                                         [--cache var/render-quality] [--sheet PNG] [--json OUT]
 
 For every (product, style) render, with the product-safe defaults:
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--renderers", default="fast,gatys", help="comma-separated: fast, gatys, adain")
+    parser.add_argument("--no-preserve-colour", action="store_true", help="take the painting's colours too")
     parser.add_argument("--cache", default="var/render-quality", help="render cache (re-used by later runs)")
     parser.add_argument("--only-cached", default="", help="comma-separated renderers measured only where cached")
     parser.add_argument("--sheet", default="docs/render_contact_sheet.png")
@@ -88,7 +90,7 @@ def main() -> None:
         raise SystemExit(f"needs {root}/hm and {root}/styles")
     products = pick_products(root, args.products)
     styles = sorted((root / "styles").glob("*.jpg"))
-    options = RenderOptions(size=args.size, steps=args.steps)
+    options = RenderOptions(size=args.size, steps=args.steps, preserve_colour=not args.no_preserve_colour)
     renderers = {}
     for name in args.renderers.split(","):
         try:
@@ -165,7 +167,7 @@ def main() -> None:
         for c, image in enumerate(images):
             sheet.paste(image.resize(thumb, Image.LANCZOS), (c * thumb[0], r * thumb[1]))
     Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.sheet, optimize=True)
+    sheet.quantize(256, method=Image.Quantize.MEDIANCUT).save(args.sheet, optimize=True)  # 256 colours: < 1 MB
     print(f"contact sheet: {args.sheet} (rows: each product with {', '.join(renderers)}; columns: original, "
           f"{', '.join(s.stem for s in styles)})")  # fmt: skip
 
