@@ -94,7 +94,7 @@ def test_index_build_info_and_similar_through_the_index(demo_catalog, tmp_path, 
 def test_demo_main_job(tmp_path, capsys):
     args = ["demo", "--catalog", str(tmp_path / "demo"), "--store", str(tmp_path / "store")]
     args += ["--index", str(tmp_path / "index"), "--db", str(tmp_path / "db.sqlite"), "--image-size", "64", "-q"]
-    args += ["--no-serve"]
+    args += ["--models", str(tmp_path / "models"), "--no-serve"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "288 added" in out and out.count("shop this style:") == 6
