@@ -316,17 +316,35 @@ def _render_options(args: argparse.Namespace):
         "brightness": args.brightness,
         "contrast": args.contrast,
         "saturation": args.saturation,
+        "style_amount": args.style_amount,
         "preserve_colour": False if args.no_preserve_colour else None,
         "keep_background": False if args.no_keep_background else None,
     }
     return RenderOptions.model_validate(_given(given))
 
 
+def _style_blend(specs: list[str], store) -> list[tuple[str, float]]:
+    """[(style image path, weight)] from `--style NAME_OR_IMAGE[:WEIGHT]` flags (weight 1 when not given)."""
+    from recsys.palette import style_image
+
+    blend = []
+    for spec in specs:
+        name, _, weight = spec.rpartition(":")
+        try:
+            name, weight = (name, float(weight)) if name else (spec, 1.0)
+        except ValueError:
+            name, weight = spec, 1.0
+        path = style_image(store, name) if store else name
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no style named {name!r} and no such image file")
+        blend.append((path, weight))
+    return blend
+
+
 def cmd_render(args: argparse.Namespace) -> int:
-    """Re-render products (item ids or image paths) in a palette style or a style image."""
+    """Re-render products (item ids or image paths) in a palette style, a style image or a blend of styles."""
     from tqdm.auto import tqdm
 
-    from recsys.palette import style_image
     from recsys.store import Store
     from transfer.adain import renderer_for
     from transfer.render import RenderError
@@ -334,9 +352,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     options = _render_options(args)
     store = Store(args.db) if Path(args.db).exists() else None
-    style = style_image(store, args.style) if store else args.style
-    if not Path(style).is_file():
-        raise FileNotFoundError(f"no style named {args.style!r} and no such image file")
+    blend = _style_blend(args.style, store)
+    style = blend[0][0] if len(blend) == 1 else blend
+    stem = "+".join(Path(path).stem for path, _ in blend)
+    if len(blend) > 1 and options.renderer != "fast":
+        raise RenderError(f"style blends need the fast renderer, not {options.renderer}")
     sources = []
     for target in args.targets:
         if Path(target).is_file():
@@ -349,19 +369,19 @@ def cmd_render(args: argparse.Namespace) -> int:
         else:
             raise FileNotFoundError(f"{target}: not an image file, and there is no store to look item ids up in")
     try:
-        renderer = renderer_for(options, args.device)
+        renderer = renderer_for(options, args.device, args.threads)
     except RenderError as exc:
         if options.renderer != "adain":
             raise
-        print(f"note: {exc}; rendering with gatys instead", file=sys.stderr)
-        options = options.model_copy(update={"renderer": "gatys"})
-        renderer = renderer_for(options, args.device)
+        print(f"note: {exc}; rendering with fast instead", file=sys.stderr)
+        options = options.model_copy(update={"renderer": "fast"})
+        renderer = renderer_for(options, args.device, args.threads)
     cache = RenderCache(args.cache)
     out = Path(args.out) if args.out else Path(".")
     single_file = len(sources) == 1 and out.suffix.lower() in (".jpg", ".jpeg")
     for name, image in tqdm(sources, desc="rendering", disable=args.quiet or len(sources) == 1):
         data, cached = cache.render(image, style, options, renderer, progress=not args.quiet and len(sources) == 1)
-        path = out if single_file else out / f"{name}-{Path(style).stem}-{options.renderer}.jpg"
+        path = out if single_file else out / f"{name}-{stem}-{options.renderer}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         print(f"{path}{' (cached)' if cached else ''}")
@@ -667,12 +687,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="re-render products in a style (cached)")
     p.add_argument("targets", nargs="+", metavar="ITEM_OR_IMAGE")
-    p.add_argument("--style", required=True, help="a palette style name or a style image path")
-    p.add_argument("--renderer", choices=["gatys", "adain"])
+    p.add_argument("--style", required=True, action="append",
+                   help="a palette style name or a style image path, with an optional :WEIGHT; repeat it to blend "
+                        "styles (fast renderer), e.g. --style starry:0.6 --style scream:0.4")  # fmt: skip
+    p.add_argument("--renderer", choices=["fast", "gatys", "adain"], help="default fast (gatys: slow, best quality)")
     p.add_argument("--out", help="output file (one target) or folder (default: current folder)")
     p.add_argument("--size", type=int, help="working size, longer side (default 384)")
     p.add_argument("--steps", type=int, help="gatys optimiser steps (default 100)")
-    p.add_argument("--strength", type=float, help="0..1 (default 1)")
+    p.add_argument("--strength", type=float, help="0..1, blends the finished render with the product (default 1)")
+    p.add_argument("--style-amount", type=float, help="fast: 0..1, less style = towards the product's own (default 1)")
     p.add_argument("--brightness", type=float)
     p.add_argument("--contrast", type=float)
     p.add_argument("--saturation", type=float)
@@ -681,6 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=str(DEFAULT_DB))
     p.add_argument("--cache", default=str(DEFAULT_RENDERS))
     p.add_argument("--device")
+    p.add_argument("--threads", type=int, help="fast: onnxruntime threads (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_render)
 
