@@ -20,6 +20,7 @@ function init(args)
   users = lines(args[1])
   items = lines(args[2])
   events_every = tonumber(args[3] or "0")
+  run = args[4] or "0"  -- event ids are unique per run: a repeated id would be (rightly) stored once
   math.randomseed(id * 7919)
   n, acks, errors = 0, 0, 0
 end
@@ -27,8 +28,8 @@ end
 function request()
   n = n + 1
   if events_every > 0 and n % events_every == 0 then
-    local body = string.format('{"user_id":"load-%d","item_id":"%s","event":"click","event_id":"wrk-%d-%d"}',
-      id, items[math.random(#items)], id, n)
+    local body = string.format('{"user_id":"load-%d","item_id":"%s","event":"click","event_id":"wrk-%s-%d-%d"}',
+      id, items[math.random(#items)], run, id, n)
     return wrk.format("POST", "/events", {["Content-Type"] = "application/json"}, body)
   elseif n % 2 == 0 then
     return wrk.format("GET", "/users/" .. users[math.random(#users)] .. "/feed?k=10")

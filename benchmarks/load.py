@@ -44,8 +44,9 @@ def load_average() -> list[float]:
 
 
 def run_wrk(base: str, clients: int, seconds: float, users: Path, items: Path, events_every: int) -> dict:
+    run = f"{time.time():.3f}"
     command = ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "-s", str(HERE / "load.lua"),
-               base, "--", str(users), str(items), str(events_every)]  # fmt: skip
+               base, "--", str(users), str(items), str(events_every), run]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
 
@@ -107,7 +108,7 @@ def uploads_and_health(base: str, photos: list[bytes], seconds: float, uploaders
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2, help="web worker processes (stylerec serve --workers)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--scenarios", default="plain,render,uploads")
