@@ -286,7 +286,8 @@ class CollaborativeFilter:
         cf.user_factors, cf.item_factors = arrays["user_factors"], arrays["item_factors"]
         cf._idf, cf._mean_length = arrays["idf"], float(arrays["mean_length"])
         cf.counts = sp.load_npz(folder / MATRIX_FILE).tocsr()
-        cf._model = cf._new_model()
+        with threadpool_limits(1, "blas"):  # as in `fit` (and implicit then has no threaded BLAS to warn about)
+            cf._model = cf._new_model()
         cf._model.user_factors, cf._model.item_factors = cf.user_factors, cf.item_factors
         if cf.config.model == "als":
             cf._model = cf._model.to_cpu() if hasattr(cf._model, "to_cpu") else cf._model
