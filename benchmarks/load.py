@@ -131,7 +131,8 @@ def main() -> None:
     (work / "items.txt").write_text("\n".join(items))
     serve_args = ["--workers", str(args.workers), "--db", args.db, "--store", args.store, "--index", args.index,
                   "--models", args.models]  # fmt: skip
-    env = {"STYLEREC_API_KEY": KEY, "STYLEREC_RENDERS_DIR": str(work / "renders")}  # renders start uncached
+    # Renders start uncached; request logs off (a JSON line per request would be most of this script's output).
+    env = {"STYLEREC_API_KEY": KEY, "STYLEREC_RENDERS_DIR": str(work / "renders"), "STYLEREC_LOG_LEVEL": "warning"}
     result: dict = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers}
     acknowledged = 0
     with running_service(args.port, serve_args, env) as base, httpx.Client(base_url=base, timeout=30) as http:

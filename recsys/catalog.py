@@ -182,11 +182,13 @@ class Catalog:
         if now - self._checked_generation >= generation_every:
             self._checked_generation = now
             if self.store.meta(GENERATION) != self.versions.generation:
-                self.reload()
+                self.reload(only_if_changed=True)
 
-    def reload(self) -> None:
+    def reload(self, only_if_changed: bool = False) -> None:
         """Load the current models and vectors again and swap them in (requests go on meanwhile)."""
         with self._reload_lock:
+            if only_if_changed and self.store.meta(GENERATION) == self.versions.generation:
+                return  # another thread has just reloaded
             style, cf, versions = self._load_models()
             self.recommender.use_models(style, cf, self._trained_through)
             self.versions = versions

@@ -100,6 +100,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def serve_app() -> FastAPI:
+    """The entry point of each `stylerec serve` worker process: JSON logs at the configured level, settings from
+    the environment that `serve` prepared."""
+    from recsys.service import logs
+
+    settings = Settings()
+    logs.configure(logging.getLevelNamesMapping()[settings.log_level.upper()])
+    return create_app(settings)
+
+
 class RequestLog:
     """Gives every request an id (the client's X-Request-ID when it is sane), returns it as a header and logs
     one JSON line per request with its status and time. Plain ASGI: no per-request task or stream wrapping."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,7 @@ class Settings(BaseSettings):
     )
     render_attempts: int = Field(2, ge=1, description="tries of a job interrupted by restarts before it fails")
     retry_after: int = Field(30, ge=1, description="seconds a refused client is told to wait (Retry-After)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="info logs every request")
     sync_every: float = Field(1.0, gt=0, description="seconds between checks for other processes' model changes")
 
     def catalog_paths(self) -> CatalogPaths:
