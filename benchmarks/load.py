@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 
 from recsys.store import Store
 
@@ -41,6 +42,21 @@ KEY = "load-bench-key"
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def web_cpu_seconds() -> float:
+    """CPU time used so far by the service's web worker processes (children of this process; not the render
+    worker, not wrk): CPU per request is a figure the other engineers' load does not inflate much."""
+    total = 0.0
+    for process in psutil.Process().children(recursive=True):
+        try:
+            command = " ".join(process.cmdline())
+            if "multiprocessing" in command or ("recsys.cli" in command and "serve" in command):
+                times = process.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def run_wrk(base: str, clients: int, seconds: float, users: Path, items: Path, events_every: int) -> dict:
@@ -140,7 +156,7 @@ def main() -> None:
         wrk = (base, args.clients)
         run_wrk(*wrk, 3, work / "users.txt", work / "items.txt", 0)  # warm-up, not counted
         for scenario in args.scenarios.split(","):
-            load = load_average()
+            load, cpu = load_average(), web_cpu_seconds()
             if scenario == "plain":
                 result["plain"] = run_wrk(*wrk, args.seconds, work / "users.txt", work / "items.txt", args.events_every)
             elif scenario == "render":
@@ -153,6 +169,12 @@ def main() -> None:
             else:
                 raise SystemExit(f"unknown scenario {scenario!r}")
             result[scenario]["load_average_before"] = load
+            if "requests" in result[scenario]:
+                spent = web_cpu_seconds() - cpu
+                result[scenario]["web_cpu_ms_per_request"] = round(1000 * spent / result[scenario]["requests"], 2)
+                # what the web workers would serve with every core to themselves
+                cores = os.cpu_count() or 1
+                result[scenario]["rps_if_cores_were_free"] = round(cores * result[scenario]["requests"] / spent, 1)
             acknowledged += result[scenario].get("events_acknowledged", 0)
     if "plain" in result and "render" in result:
         result["render_vs_plain_rps"] = round(result["render"]["rps"] / result["plain"]["rps"], 3)
