@@ -12,7 +12,9 @@ from recsys.service.settings import Settings
 from recsys.service.state import Embedder
 
 
-def get_settings(request: Request) -> Settings:
+# The cheap dependencies are `async def`: FastAPI would run a plain `def` one on a worker thread (a thread hop
+# per dependency per request). `get_catalog` reads the store, so it stays on a thread.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.service.settings
 
 
@@ -23,11 +25,11 @@ def get_catalog(request: Request) -> Catalog:
     return service.catalog
 
 
-def get_embedder(request: Request) -> Embedder:
+async def get_embedder(request: Request) -> Embedder:
     return request.app.state.service.embedder
 
 
-def get_renders(request: Request) -> RenderQueue:
+async def get_renders(request: Request) -> RenderQueue:
     return request.app.state.service.renders
 
 
