@@ -450,8 +450,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     web_threads = {v: os.environ.get(v, "1") for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     render_threads = {v: os.environ.get(v, str(cpus)) for v in web_threads}
     settings = Settings()
+    sock = _listen(args.host, args.port)  # a busy port is reported before anything is loaded
     open_catalog(settings.catalog_paths()).close()  # builds what is missing once, before the workers start
-    sock = _listen(args.host, args.port)
     logs.configure()
     renderer = subprocess.Popen(
         [sys.executable, "-m", "recsys.service.render_queue"], env={**os.environ, **render_threads}

@@ -102,3 +102,17 @@ def test_demo_main_job(tmp_path, capsys):
     assert share > 40, "the demo's style neighbours should mostly share the pattern (chance is 17%)"
     assert main(args) == 0
     assert "0 added, 0 updated, 288 unchanged" in capsys.readouterr().out
+
+
+def test_a_busy_port_is_reported_before_the_build(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["demo", "--catalog", str(tmp_path / "demo"), "--store", str(tmp_path / "store"), "--port", str(port)]
+        assert main(args) == 2
+    error = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in error and "make demo PORT=N" in error
+    assert not (tmp_path / "demo").exists()  # nothing was built
