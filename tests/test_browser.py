@@ -64,6 +64,7 @@ def test_page_feed_and_upload(server, demo_shop, tmp_path):
         page.wait_for_selector("#feed .card", timeout=30_000)
         assert page.locator("#feed .card").count() == 12
         assert "preferred styles" in page.locator("#styles-line").inner_text()
+        assert httpx.get(f"{server}/health").json()["renders_pending"] == 0  # no render starts on page load
 
         # the pick in the shopper's style: a fast render, no job to wait for
         page.wait_for_selector("#restyle img.rendered", timeout=10_000)

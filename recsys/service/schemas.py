@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 STYLE_EVENTS = ("style_like", "style_dislike")
 
+MAX_K = 1000  # results asked for at most (the service then caps them at its `max_k` setting)
+MAX_OFFSET = 1_000_000_000  # list offsets at most (SQLite takes 64-bit integers; a bigger one would be a 500)
+
 
 class Item(BaseModel):
     id: str
@@ -44,6 +47,9 @@ class EventIn(BaseModel):
     style: str | None = Field(None, min_length=1, max_length=64, description="a palette style name (style events)")
     event: Literal["view", "click", "like", "add_to_cart", "purchase", "style_like", "style_dislike"] = "click"
     timestamp: float | None = Field(None, ge=0, le=4e9, description="epoch seconds (default: now)")
+    event_id: str | None = Field(
+        None, min_length=1, max_length=200, description="the client's id for this event: a retry is stored once"
+    )
 
     @model_validator(mode="after")
     def _item_or_style(self) -> EventIn:
@@ -60,6 +66,9 @@ class EventOut(BaseModel):
     item_id: str | None = None
     style: str | None = None
     event: str
+    weight: float
+    timestamp: float
+    event_id: str | None = None
 
 
 class StyleScore(BaseModel):
@@ -101,5 +110,10 @@ class Health(BaseModel):
     events: int
     style_vectors: int
     model_id: str | None
+    index_version: str | None = Field(description="the persisted index version served (None: built in memory)")
+    index_spec: str | None
+    index_device: str | None
+    cf_version: str | None = Field(description="the persisted CF model version served")
     cf_users: int
     cf_items: int
+    renders_pending: int

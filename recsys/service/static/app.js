@@ -53,6 +53,10 @@ async function renderInto(container, itemId, style, query = {}) {
       if (!stale()) container.replaceChildren(original, img);
       return;
     }
+    if (response.status === 429) {
+      container.textContent = `renders are busy: try again in ${response.headers.get("retry-after") || "a few"} s`;
+      return;
+    }
     if (response.status !== 202) {
       container.textContent = `render failed (${response.status})`;
       return;
@@ -136,6 +140,7 @@ async function loadShopper() {
   fill($("feed"), feed.items);
   const styles = (await api(`/users/${encodeURIComponent(user)}/styles`)).body;
   showStylesLine(styles);
+  // The pick in the shopper's style renders at once: a fast render is answered inline (no queued job).
   if (styles.length && feed.items.length) {
     await startLoop(user, feed.items[0].item.id, styles[0].name);
   }
