@@ -137,6 +137,10 @@ class Recommender:
         return self._by_style(vector, k, user_id, categories)
 
     def _by_style(self, query, k, user_id, categories, exclude=None) -> list[Recommendation]:
+        if not user_id and self.config.popularity_weight == 0 and self.config.diversity == 0:
+            nearest = self._nearest(query, k, categories, exclude or set())
+            if nearest is not None:
+                return nearest
         history = self.history(user_id) if user_id else None
         alpha = 0.3 if user_id else 0.0  # the query's style leads; the shopper's taste re-orders
         if user_id:
@@ -147,6 +151,25 @@ class Recommender:
         with self.lock:
             return ranker.rank(user_id, k, history=history, query=query, categories=categories, exclude=exclude,
                                alpha=alpha)  # fmt: skip
+
+    def _nearest(self, query, k: int, categories, exclude: set[str]) -> list[Recommendation] | None:
+        """The style-only ranking without a shopper, straight from the index: the blend's order when no shopper
+        and no popularity prior are involved (scores are the cosines). None when too few catalog items come back
+        (the caller ranks the long way)."""
+        catalog = self.ranker.categories
+        allow = [i for i, c in catalog.items() if c in categories and i in self.style] if categories else None
+        ids, scores = self.style.index.search(query, k + len(exclude), allow=allow)
+        found = [
+            (i, s) for i, s in zip(ids[0], scores[0], strict=True) if i not in exclude and (not catalog or i in catalog)
+        ]
+        if len(found) < k and len(ids[0]) == k + len(exclude):
+            return None
+        popularity = self.popularity.scores
+        return [
+            Recommendation(item, score, "same style as your photo", style=score,
+                           popularity=float(np.log1p(popularity[item])) if item in popularity else None)
+            for item, score in found[:k]
+        ]  # fmt: skip
 
     def preferred_styles(self, user_id: str, k: int = 3) -> list[dict]:
         """The palette styles the shopper prefers, best first: cosine between their style profile and each style's
