@@ -30,6 +30,7 @@ from recsys.splits import random_split
 log = logging.getLogger(__name__)
 
 MODEL_FILE, META_FILE = "ranker.txt", "ranker.json"
+RANKER_DIR = "ranker"  # the ranker's folder inside a shop's models folder
 STYLE_SOURCES = ("style",)
 STYLE_FEATURES = ("style_profile", "style_last", "style_max", "style_neighbour_popularity")
 

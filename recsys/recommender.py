@@ -7,6 +7,7 @@ shopper's feed changes without retraining or a restart.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from recsys.candidates import ItemInfo, Snapshot
 from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation, StyleSpace, style_profile
 from recsys.ranker import Feed, LearnedRanker, RankerConfig
-from recsys.store import Store
+from recsys.store import NotFound, Store
 
 ImageEmbedder = Callable[[bytes | str | os.PathLike], np.ndarray]
 
@@ -70,6 +71,12 @@ class Recommender:
             self.snapshot = self.snapshot.with_catalog(info, categories)
         self.pipeline = Feed(self.snapshot, self.learned)
 
+    def use_ranker(self, ranker: LearnedRanker | None) -> None:
+        """Serve the feed with this ranker (loaded or trained elsewhere); None or an untrained one: the blend."""
+        with self.lock:
+            self.learned, self.snapshot = (ranker if ranker is not None and ranker.trained else None), None
+            self.refresh_catalog()
+
     def train_ranker(self, config: RankerConfig | None = None) -> LearnedRanker:
         """Train the feed's ranker on windows of the store's events; the feed uses it when it could learn
         (too little data leaves the blend in charge). Returns the ranker (save it with `save(folder)`)."""
@@ -78,38 +85,62 @@ class Recommender:
         info = ItemInfo(pd.DataFrame(items, columns=["item_id", "title", "category", "attributes"]))
         allowed = {item["item_id"] for item in items}
         ranker = LearnedRanker(config).fit(interactions, info, self.style, allowed=allowed)
-        with self.lock:
-            self.learned, self.snapshot = (ranker if ranker.trained else None), None
-            self.refresh_catalog()
+        self.use_ranker(ranker)
         return ranker
 
     def retrain(self, cf_config: CFConfig | None = None) -> None:
         """Retrain CF and popularity on every event in the store (and the feed's ranker when it has one)."""
         interactions = self.store.interactions()
         cf = CollaborativeFilter(cf_config or (self.cf.config if self.cf else CFConfig())).fit(interactions)
-        with self.lock:
-            self.cf, self.popularity = cf, Popularity(interactions, self.config.popularity_half_life_days)
-            self.snapshot = None
-            self.refresh_catalog()
+        self.use_models(self.style, cf)
         if self.learned is not None:
             self.train_ranker(self.learned.config)
+
+    def use_models(
+        self, style: StyleSpace | None, cf: CollaborativeFilter | None, events_through: int | None = None
+    ) -> None:
+        """Swap in other style vectors and CF model (loaded or retrained elsewhere); popularity is recounted
+        over the events up to id `events_through` (those the model was trained on; None: all)."""
+        popularity = self.count_popularity(events_through)
+        with self.lock:
+            self.style, self.cf, self.popularity = style, cf, popularity
+            self.snapshot = None  # the feed's snapshot is rebuilt over the new models
+            self.refresh_catalog()
+
+    def count_popularity(self, events_through: int | None = None) -> Popularity:
+        interactions = self.store.interactions()
+        if events_through is not None:
+            interactions = interactions[interactions["id"] <= events_through]
+        return Popularity(interactions, self.config.popularity_half_life_days)
 
     # -- shoppers -------------------------------------------------------------------------------------------
     def history(self, user_id: str) -> pd.DataFrame:
         """A shopper's events, oldest first (empty for a shopper never seen)."""
         return self.store.interactions(user_id)
 
-    def record_event(self, user_id: str, item_id: str, event: str = "purchase", timestamp: float | None = None) -> int:
-        """Store an event durably and fold it into the shopper's CF factors; returns the event id."""
-        event_id = self.store.add_event(user_id, item_id, event, timestamp)
-        if self.cf is not None:
-            history = self.history(user_id)
-            with self.lock:
-                if self.cf.has_user(user_id):
-                    self.cf.fold_in(user_id, {item_id: float(history["weight"].iloc[-1])})
-                else:
-                    self.cf.fold_in(user_id, history.groupby("item_id")["weight"].sum().to_dict())
+    def record_event(
+        self,
+        user_id: str,
+        item_id: str,
+        event: str = "purchase",
+        timestamp: float | None = None,
+        client_event_id: str | None = None,
+    ) -> int:
+        """Store an event durably and fold the shopper's history into CF; returns the event id (the first
+        event's id when `client_event_id` repeats one already stored)."""
+        event_id = self.store.add_event(user_id, item_id, event, timestamp, client_event_id=client_event_id)
+        self.refresh_users([user_id])
         return event_id
+
+    def refresh_users(self, user_ids: list[str]) -> None:
+        """Fold each shopper's whole stored history into CF (their row and factors; idempotent, and the cost
+        of their own history, whichever process recorded the events)."""
+        if self.cf is None:
+            return
+        for user_id in user_ids:
+            weights = self.history(user_id).groupby("item_id")["weight"].sum().to_dict()
+            with self.lock:
+                self.cf.set_history(user_id, weights)
 
     def feed(
         self, user_id: str, k: int = 10, categories: set[str] | None = None, alpha: float | None = None
@@ -134,9 +165,9 @@ class Recommender:
         self, item_id: str, k: int = 10, user_id: str | None = None, categories: set[str] | None = None
     ) -> list[Recommendation]:
         """Items in the same style as `item_id`; with `user_id`, re-ranked for that shopper."""
-        self.store.item(item_id)  # KeyError for an unknown id
+        self.store.item(item_id)  # NotFound for an unknown id
         if self.style is None or item_id not in self.style:
-            raise KeyError(f"item {item_id!r} has no style vector (no image, or not embedded yet)")
+            raise NotFound(f"item {item_id!r} has no style vector (no image, or not embedded yet)")
         return self._by_style(self.style.vector(item_id), k, user_id, categories, exclude={item_id})
 
     def shop_this_style(
@@ -161,6 +192,10 @@ class Recommender:
         return self._by_style(vector, k, user_id, categories)
 
     def _by_style(self, query, k, user_id, categories, exclude=None) -> list[Recommendation]:
+        if not user_id and self.config.popularity_weight == 0 and self.config.diversity == 0:
+            nearest = self._nearest(query, k, categories, exclude or set())
+            if nearest is not None:
+                return nearest
         history = self.history(user_id) if user_id else None
         alpha = 0.3 if user_id else 0.0  # the query's style leads; the shopper's taste re-orders
         if user_id:
@@ -172,21 +207,59 @@ class Recommender:
             return ranker.rank(user_id, k, history=history, query=query, categories=categories, exclude=exclude,
                                alpha=alpha)  # fmt: skip
 
+    def _nearest(self, query, k: int, categories, exclude: set[str]) -> list[Recommendation] | None:
+        """The style-only ranking without a shopper, straight from the index: the blend's order when no shopper
+        and no popularity prior are involved (scores are the cosines). None when too few catalog items come back
+        (the caller ranks the long way)."""
+        catalog = self.ranker.categories
+        allow = [i for i, c in catalog.items() if c in categories and i in self.style] if categories else None
+        ids, scores = self.style.index.search(query, k + len(exclude), allow=allow)
+        found = [
+            (i, s) for i, s in zip(ids[0], scores[0], strict=True) if i not in exclude and (not catalog or i in catalog)
+        ]
+        if len(found) < k and len(ids[0]) == k + len(exclude):
+            return None
+        popularity = self.popularity.scores
+        return [
+            Recommendation(item, score, "same style as your photo", style=score,
+                           popularity=float(np.log1p(popularity[item])) if item in popularity else None)
+            for item, score in found[:k]
+        ]  # fmt: skip
+
     def preferred_styles(self, user_id: str, k: int = 3) -> list[dict]:
-        """The palette styles nearest to the shopper's style profile, best first, with cosine scores."""
+        """The palette styles the shopper prefers, best first: cosine between their style profile and each style's
+        vector, moved at once by their likes and dislikes of renders (`recsys.style_feedback`)."""
+        from recsys.style_feedback import blend_scores, net_feedback
+
+        palette = self.store.styles()
+        feedback = net_feedback(self.store.style_events(user_id))
+        return blend_scores(self._history_style_scores(user_id, palette), feedback, {s["name"] for s in palette})[:k]
+
+    def _history_style_scores(self, user_id: str, palette: list[dict]) -> dict[str, float]:
+        """Cosine between the shopper's history-derived style profile and each palette style with a vector."""
         history = self.history(user_id)
         if self.style is None or history.empty:
-            return []
+            return {}
         rows = history[history["item_id"].isin(self.style.row)]
         if rows.empty:
-            return []
+            return {}
         vectors = np.stack([self.style.vector(i) for i in rows["item_id"]])
         profile = style_profile(vectors, rows["timestamp"].to_numpy(float), self.config.profile_half_life_days)
         dim = self.style.vectors.shape[1]
-        palette = [
-            s
-            for s in self.store.styles()
+        return {
+            s["name"]: float((profile @ s["vector"]).max())
+            for s in palette
             if s["vector"] is not None and s["vector"].shape == (dim,) and s["model_id"] == self.style.model_id
-        ]
-        scored = [{"name": s["name"], "score": float((profile @ s["vector"]).max())} for s in palette]
-        return sorted(scored, key=lambda s: -s["score"])[:k]
+        }
+
+    def in_style(self, style_name: str, user_id: str | None = None, k: int = 10) -> list[Recommendation]:
+        """Catalog items near a palette style's vector, without what the shopper has already bought or seen,
+        re-ranked for them; reason "in the style you liked"."""
+        found = [s for s in self.store.styles() if s["name"] == style_name]
+        if not found:
+            raise NotFound(f"unknown style {style_name!r}")
+        vector = found[0]["vector"]
+        if self.style is None or vector is None or found[0]["model_id"] != self.style.model_id:
+            raise NotFound(f"style {style_name!r} has no style vector from the catalog's embedding model")
+        results = self.shop_this_style(vector, k, user_id)
+        return [dataclasses.replace(r, reason="in the style you liked") for r in results]

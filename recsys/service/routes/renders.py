@@ -1,88 +1,88 @@
-"""Products re-rendered in palette styles: cached renders come back at once, others are queued (202 + a job)."""
+"""Products re-rendered in palette styles. The fast renderer answers inline (a plain `def` route: FastAPI runs it
+in its threadpool, never on the event loop), with any strength, style blend and adjustments, and a shopper's
+remembered adjustments with `user_id`. gatys and adain renders: cached ones come back at once, others are queued
+(202 + a job); the queue is bounded (429 + Retry-After) and anonymous clients choose among a few strengths."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from recsys.palette import style_image
-from recsys.service.deps import get_state
-from recsys.service.schemas import Job, PaletteStyle
-from recsys.service.state import ServiceState
-from transfer.render import RenderError, RenderOptions
+from recsys.data_io import DataError
+from recsys.palette import parse_blend
+from recsys.service.deps import get_renders, get_settings, is_admin
+from recsys.service.render_queue import RenderQueue
+from recsys.service.schemas import Job, PaletteStyle, RenderSettings
+from recsys.service.settings import Settings
 
 router = APIRouter(tags=["styles and renders"])
 
 
 @router.get("/styles", response_model=list[PaletteStyle])
-def palette(state: ServiceState = Depends(get_state)):
-    return [
-        {"name": s["name"], "image_url": f"/styles/{s['name']}/image", "has_vector": s["vector"] is not None}
-        for s in state.store.styles()
-    ]
+def palette(renders: RenderQueue = Depends(get_renders)):
+    return renders.palette()
 
 
 @router.get("/styles/{name}/image", response_class=FileResponse, responses={200: {"content": {"image/*": {}}}})
-def palette_image(name: str, state: ServiceState = Depends(get_state)):
-    for style in state.store.styles():
-        if style["name"] == name and Path(style["image"]).is_file():
-            return FileResponse(style["image"])
-    raise HTTPException(404, f"unknown style {name!r}")
+def palette_image(name: str, renders: RenderQueue = Depends(get_renders)):
+    return FileResponse(renders.style_image(name))
 
 
 @router.get(
     "/items/{item_id}/render",
-    responses={200: {"content": {"image/jpeg": {}}}, 202: {"model": Job, "description": "render queued"}},
+    responses={
+        200: {"content": {"image/jpeg": {}}},
+        202: {"model": Job, "description": "render queued (gatys, adain)"},
+        429: {"description": "the render queue is full, or this client has enough renders waiting"},
+    },
     response_class=Response,
 )
 def render(
     request: Request,
     item_id: str,
-    style: str = Query(..., min_length=1, description="a palette style name"),
-    renderer: Literal["gatys", "adain"] = "gatys",
+    style: str = Query(
+        ..., min_length=1, max_length=400, description="a palette style name, or a blend NAME:WEIGHT,NAME:WEIGHT (fast)"
+    ),
+    renderer: Literal["fast", "gatys", "adain"] = "fast",
+    user_id: str | None = Query(
+        None, min_length=1, max_length=200, description="fast: this shopper's remembered adjustments fill in the rest"
+    ),
     preserve_colour: bool = True,
-    strength: float = Query(1.0, ge=0, le=1),
-    state: ServiceState = Depends(get_state),
+    strength: float | None = Query(
+        None, ge=0, le=1, description="1 = full style, 0 = the product; gatys/adain anonymous: 0.25, 0.5, 0.75 or 1"
+    ),
+    style_amount: float | None = Query(None, ge=0, le=1, description="fast: less style = towards the product's own"),
+    brightness: float | None = Query(None, ge=0.2, le=3, description="fast"),
+    contrast: float | None = Query(None, ge=0.2, le=3, description="fast"),
+    saturation: float | None = Query(None, ge=0.1, le=3, description="fast"),
+    x_api_key: str | None = Header(None, description="the admin API key: any strength"),
+    renders: RenderQueue = Depends(get_renders),
+    settings: Settings = Depends(get_settings),
 ):
-    image = state.store.item(item_id)["image"]
-    if not image or not Path(image).is_file():
-        raise HTTPException(404, f"item {item_id!r} has no image to render")
-    if style not in {s["name"] for s in state.store.styles()}:
-        raise HTTPException(404, f"unknown style {style!r}")
-    reference = style_image(state.store, style)
-    options = RenderOptions(
-        renderer=renderer,
-        size=state.settings.render_size,
-        steps=state.settings.render_steps,
-        preserve_colour=preserve_colour,
-        strength=strength,
-    )
-    if renderer == "adain":
-        try:
-            state.renderer(options)
-        except RenderError as exc:
-            raise HTTPException(422, str(exc)) from None
-    key = state.render_key(image, reference, options)
-    cached = state.renders.get(key)
-    if cached is not None:
-        return Response(cached, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
-    job_id = key[:32]
-    state.submit_render(job_id, image, reference, options, f"{request.url.path}?{request.url.query}")
-    url = f"/jobs/{job_id}"
-    return JSONResponse({"id": job_id, "status": "queued", "url": url}, status_code=202, headers={"Location": url})
+    blend = parse_blend(style)
+    if renderer == "fast":
+        given = {"strength": strength, "style_amount": style_amount, "brightness": brightness, "contrast": contrast,
+                 "saturation": saturation}  # fmt: skip
+        adjustments = RenderSettings.model_validate(renders.store.render_settings(user_id) if user_id else {})
+        adjustments = adjustments.model_copy(update={k: v for k, v in given.items() if v is not None})
+        data = renders.render_now(item_id, blend, renders.fast_options(preserve_colour, adjustments.model_dump()))
+        # a shopper's render changes with their remembered adjustments: browsers must ask again
+        cache_control = "private, no-cache" if user_id else "public, max-age=86400"
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache_control})
+    if len(blend) > 1 or any(v is not None for v in (style_amount, brightness, contrast, saturation, user_id)):
+        raise DataError(f"style blends, adjustments and user_id need the fast renderer, not {renderer}")
+    admin = is_admin(x_api_key, settings)
+    options = renders.options(renderer, 1.0 if strength is None else strength, preserve_colour, admin=admin)
+    client = "admin" if admin else (request.client.host if request.client else "unknown")
+    found = renders.request(item_id, blend[0][0], options, client, f"{request.url.path}?{request.url.query}")
+    if isinstance(found, bytes):
+        return Response(found, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
+    url = f"/jobs/{found}"
+    return JSONResponse({"id": found, "status": "queued", "url": url}, status_code=202, headers={"Location": url})
 
 
 @router.get("/jobs/{job_id}", response_model=Job)
-def job(job_id: str, state: ServiceState = Depends(get_state)):
-    found = state.store.job(job_id)
-    result = found["result"] or {}
-    payload = found["payload"]
-    return {
-        "id": found["id"],
-        "status": found["status"],
-        "error": result.get("error"),
-        "result_url": payload.get("url") if found["status"] == "done" else None,
-    }
+def job(job_id: str = Path(..., max_length=64), renders: RenderQueue = Depends(get_renders)):
+    return renders.job(job_id)
