@@ -298,7 +298,8 @@ def test_cli_feed_is_the_service_feed(client, settings, capsys):
 
 
 def test_an_upload_being_embedded_does_not_block_other_requests(fresh, monkeypatch):
-    settings = fresh.model_copy(update={"embed_workers": 1, "embed_queue": 0})
+    # threads (not processes) for the embedding pool here, so that the test can slow an embedding down
+    settings = fresh.model_copy(update={"embed_workers": 1, "embed_queue": 0, "embed_processes": False})
     with TestClient(create_app(settings)) as c:
         catalog = c.app.state.service.catalog
         started, release = threading.Event(), threading.Event()
