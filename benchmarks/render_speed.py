@@ -1,7 +1,8 @@
 """Seconds per render at several working sizes, per renderer, on one H&M product and one painting, in one run.
 
     python benchmarks/render_speed.py [--sizes 384,512] [--renderers fast,gatys,adain] [--repeats 20]
-                                      [--slow-repeats 1] [--steps 100] [--threads N] [--device cpu|cuda]
+                                      [--slow-repeats 1] [--slow-sizes 384] [--steps 100] [--threads N]
+                                      [--device cpu|cuda]
 
 fast: one transformer pass with the painting's style code computed once (as the service caches it per palette
 style); gatys: the full optimisation with the default budget (coarse to fine); adain: one feed-forward pass (an
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--renderers", default="fast,gatys,adain")
     parser.add_argument("--repeats", type=int, default=20, help="fast renders per size")
     parser.add_argument("--slow-repeats", type=int, default=1, help="gatys and adain renders per size")
+    parser.add_argument("--slow-sizes", help="sizes for gatys and adain (default: --sizes); gatys is minutes a render")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, help="fast: onnxruntime threads (default: onnxruntime's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -67,6 +69,8 @@ def main() -> None:
           f"{torch.get_num_threads()}, fast threads {args.threads or 'onnxruntime default'}")  # fmt: skip
     for size in (int(s) for s in args.sizes.split(",")):
         for name, renderer in renderers.items():
+            if name != "fast" and args.slow_sizes and str(size) not in args.slow_sizes.split(","):
+                continue
             options = RenderOptions(renderer=name, size=size, steps=args.steps)
             renderer.render(product, style, options.model_copy(update={"steps": 2}))  # warm-up
             times, steps = [], []
