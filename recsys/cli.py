@@ -217,7 +217,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.catalog:
         catalog = read_catalog(args.catalog)
         catalog_items = list(catalog["item_id"])
-        style = catalog_style_space(args.catalog, args.embeddings, catalog, progress=not args.json, device=args.device)
+        if not args.no_style:
+            style = catalog_style_space(
+                args.catalog, args.embeddings, catalog, progress=not args.json, device=args.device
+            )
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.keep_new is not None and not 0 <= args.keep_new <= 1:
         raise ValueError(f"--keep-new is a share between 0 and 1, got {args.keep_new}")
@@ -263,21 +266,21 @@ def _catalog_paths(args: argparse.Namespace):
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
-    """A shopper's feed, from the same catalog and models the service serves: the learned pipeline (its ranker
-    in <models>/ranker, trained and saved there when missing or with --retrain), or the hand-set blend when the
-    store has too little data to learn from."""
+    """A shopper's feed, from the same catalog and models the service serves: the learned pipeline when
+    <models>/ranker (or --ranker) holds a ranker (--retrain trains one on the store's events and saves it there),
+    else the hand-set blend."""
     from recsys.catalog import open_catalog
     from recsys.ranker import RANKER_DIR, LearnedRanker
 
     catalog = open_catalog(_catalog_paths(args))
     try:
         folder = Path(args.ranker) if args.ranker else Path(catalog.paths.models) / RANKER_DIR
-        if args.retrain or not folder.is_dir():
+        if args.retrain:
             catalog.recommender.train_ranker().save(folder)
-        elif catalog.recommender.feed_model == "blend":
+        elif args.ranker:
             catalog.recommender.use_ranker(LearnedRanker.load(folder))
         if catalog.recommender.feed_model == "blend":
-            print("too little data to learn a ranker: the feed is the hand-set blend", file=sys.stderr)
+            print("no learned ranker (--retrain to train one): the feed is the hand-set blend", file=sys.stderr)
         categories = set(args.category.split(",")) if args.category else None
         feed = catalog.feed(args.user_id, args.k, categories, args.alpha)
         if args.json:
@@ -655,7 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="repurchase,popularity-1w,popularity,cf,style,hybrid,hybrid-nostyle",
         help="comma-separated: repurchase, popularity-1w, popularity, cf, style, hybrid, hybrid-nostyle",
     )
-    p.add_argument("--windows", type=int, help="training windows of the feed's ranker (default 8)")
+    p.add_argument("--windows", type=int, help="training windows of the feed's ranker (default 30)")
+    p.add_argument("--no-style", action="store_true", help="the catalog's metadata only, no style vectors")
     p.add_argument(
         "--keep-new",
         type=float,
@@ -689,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--category", help="only these categories (comma-separated)")
     p.add_argument("--alpha", type=float, help="the hand-set blend with this CF weight against style")
     p.add_argument("--ranker", help="the feed's ranker folder (default: <models>/ranker)")
-    p.add_argument("--retrain", action="store_true", help="train the ranker again on the store's events")
+    p.add_argument("--retrain", action="store_true", help="train the feed's ranker on the store's events, save it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_feed)
 
