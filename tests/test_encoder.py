@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from transfer.encoder import EncoderConfig, StyleEncoder, prepare_image
+from transfer.encoder import STYLE_LAYERS_V1, EncoderConfig, StyleEncoder, prepare_image
 from transfer.images import LoadedImage, load_image
 from transfer.vgg import caffe_preprocess
 
@@ -42,7 +42,7 @@ def test_embeddings_are_unit_vectors_and_need_a_projection(encoder):
     pixels = torch.stack([p.pixels for p in prepared])
     masks = torch.stack([p.mask for p in prepared])
     raw = encoder.raw_descriptors(pixels, masks)
-    assert raw.shape == (4, 305_888)
+    assert raw.shape == (4, 699_872)  # eight layers: relu1_1..relu5_1 and relu5_2..relu5_4
     fresh = StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu")
     with pytest.raises(RuntimeError, match="no projection"):
         fresh.embed(pixels, masks)
@@ -81,6 +81,21 @@ def test_model_id_depends_on_config_and_projection():
     assert a.model_id == b.model_id != c.model_id
     b.fit_projection(raw[:4])
     assert b.model_id != a.model_id
+
+
+def test_a_v1_config_keeps_its_model_id_and_v2_is_another():
+    """A store written before v2 names its five layers: the same config still means the same vectors and id."""
+    stored = {"image_size": 64, "layers": list(STYLE_LAYERS_V1), "layer_weights": None, "use_mask": True, "dim": 16,
+              "projection": "random", "fit_samples": 1024, "seed": 0}  # fmt: skip
+    v1 = StyleEncoder(EncoderConfig.model_validate(stored), device="cpu")
+    v1.fit_projection()
+    assert v1.config.roots() == (0, 0, 0, 0, 0)
+    assert v1.model_id == "vgg19-gram-16-c14e71c56d57"  # as computed by the v1 code
+    v2 = StyleEncoder(EncoderConfig(image_size=64, dim=16, projection="random"), device="cpu")
+    v2.fit_projection()
+    assert v2.config.roots() == (0, 0, 0, 0, 5, 5, 5, 5) and v2.model_id != v1.model_id
+    with pytest.raises(ValueError, match="not all in layers"):
+        EncoderConfig(layers=STYLE_LAYERS_V1, matrix_root_layers=("relu5_4",))
 
 
 def test_prepare_pads_to_a_square_and_masks_out_padding_and_background():
