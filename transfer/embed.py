@@ -333,6 +333,15 @@ def embed_folder(
             if batch.indices:
                 yield [positions[j] for j in batch.indices], encoder.raw_descriptors(batch.pixels, batch.masks)
 
+    project_every = max(64, batch_size)
+
+    def project_group(group: list[tuple[list[int], torch.Tensor]]) -> None:
+        if group:
+            vectors = encoder.project(torch.cat([r for _, r in group])).cpu().numpy()
+            for position, vector in zip([p for positions, _ in group for p in positions], vectors, strict=True):
+                record(position, vector, None)
+            group.clear()
+
     rest = todo
     if encoder.projection is None:
         rng = np.random.default_rng(config.seed)
@@ -362,9 +371,12 @@ def embed_folder(
         for position, vector, error in tqdm(rows, total=len(rest), desc="embedding (ray)", disable=not progress):
             record(position, vector, error)
     else:
+        group: list[tuple[list[int], torch.Tensor]] = []
         for positions, r in encode(rest, "embedding"):
-            for position, vector in zip(positions, encoder.project(r).cpu().numpy(), strict=True):
-                record(position, vector, None)
+            group.append((positions, r.cpu()))
+            if sum(len(p) for p, _ in group) >= project_every:  # one projection call per group: see `transform`
+                project_group(group)
+        project_group(group)
     flush()
     for i in new_vectors:
         if old is not None and ids[i] in old:

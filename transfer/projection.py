@@ -50,15 +50,16 @@ class LinearProjection:
             h.update(np.ascontiguousarray(self.matrix).tobytes())
         return h.hexdigest()[:16]
 
-    def transform(self, x: torch.Tensor, chunk: int = 16_384) -> torch.Tensor:
+    def transform(self, x: torch.Tensor, chunk: int = 32_768) -> torch.Tensor:
         """Project a (N, D) tensor on its own device; returns (N, d), float64 for a dense matrix on CPU, else float32.
 
-        On CPU a dense projection sums in float64: a float32 sum over ~300k terms depends on how BLAS splits
+        On CPU a dense projection sums in float64: a float32 sum over ~700k terms depends on how BLAS splits
         it (threads, batch size) in its last bits, and a vector must not depend on which batch or machine
         embedded it (the Ray path writes the same bits as the local one). The float16 components and
         float32 inputs multiply exactly in float64, so only the (tiny) rounding of the sum can differ. The
-        float64 copy of the matrix is made `chunk` input dimensions at a time (a few MB), never whole: the
-        resident matrix stays the float16 one.
+        float64 copy of the matrix is made `chunk` input dimensions at a time (67 MB), never whole: the
+        resident matrix is the float16 one. That conversion is paid once per call, so callers that embed many
+        images project them in groups (`embed_folder`: 64 at a time).
         """
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"projection expects {self.in_dim}-d descriptors, got {x.shape[-1]}")
@@ -66,19 +67,19 @@ class LinearProjection:
             self._on_device = (x.device, *self._tensors(x.device))
         _, mean, matrix = self._on_device
         if matrix.is_sparse_csr:
-            return torch.sparse.mm(matrix, (x.to(mean.dtype) - mean).t()).t()
+            return torch.sparse.mm(matrix, (x.to(torch.float32) - mean).t()).t()
         if x.device.type != "cpu":
             return (x.to(torch.float32) - mean) @ matrix.t().to(torch.float32)
         out = torch.zeros(len(x), self.out_dim, dtype=torch.float64)
         for first in range(0, self.in_dim, chunk):
             part = slice(first, first + chunk)
-            centred = x[:, part].to(torch.float64) - mean[part]
+            centred = x[:, part].to(torch.float64) - mean[part].to(torch.float64)
             out += centred @ matrix[:, part].to(torch.float64).t()
         return out
 
     def _tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.from_numpy(self.mean.astype(np.float32)).to(device)
         if scipy.sparse.issparse(self.matrix):
-            mean = torch.from_numpy(self.mean.astype(np.float32)).to(device)
             m = self.matrix.tocsr().astype(np.float32)
             with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only sparse.mm
                 warnings.simplefilter("ignore", UserWarning)
@@ -90,8 +91,7 @@ class LinearProjection:
                     check_invariants=True,
                 ).to(device)
             return mean, matrix
-        # Dense: the (d, D) float16 matrix as it is (shared with the numpy array on CPU), the mean in float64.
-        mean = torch.from_numpy(self.mean.astype(np.float64 if device.type == "cpu" else np.float32)).to(device)
+        # Dense: the (d, D) matrix as stored (float16 from `fit_pca`; shared with the numpy array on CPU).
         return mean, torch.from_numpy(np.ascontiguousarray(self.matrix)).to(device)
 
     def save(self, path: str | os.PathLike) -> None:
