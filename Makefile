@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+PORT ?= 8000
 
 .PHONY: demo test lint browser
 
@@ -12,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make demo PORT=8080` serves on another port (checked before the build: a busy port is reported at once).
 demo: $(STAMP)
-	$(VENV)/bin/stylerec demo
+	$(VENV)/bin/stylerec demo --port $(PORT)
 
 # The browser test drives the system Chromium (nothing downloads a browser); it skips when none can be installed.
 browser:

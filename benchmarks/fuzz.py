@@ -3,9 +3,9 @@
     stylerec demo --no-serve          # once: the demo catalog, store and vectors in var/
     python benchmarks/fuzz.py [--max-examples 30] [--port 8766]
 
-Runs on a copy of the demo store (admin routes included, with a generated API key, so fuzzing may add and
-delete items there), renders made tiny (64 px, 2 steps) so queued jobs do not swamp the machine. Exit status is
-schemathesis's: 0 when every check passed.
+Runs on a copy of the demo store, index and models (admin routes included, with a generated API key, so fuzzing
+may add and delete items there), renders made tiny (64 px, 2 steps) so queued jobs do not swamp the machine. Exit
+status is schemathesis's: 0 when every check passed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,13 +29,23 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--db", default="var/stylerec.db")
     parser.add_argument("--store", default="var/store")
+    parser.add_argument("--index", default="var/index")
+    parser.add_argument("--models", default="var/models")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="stylerec-fuzz-"))
-    shutil.copy(args.db, work / "fuzz.db")
+    source, copy = sqlite3.connect(args.db), sqlite3.connect(work / "fuzz.db")
+    source.backup(copy)  # a consistent copy, WAL included
+    source.close()
+    copy.close()
+    for folder in (args.index, args.models):  # rebuilds and retrains write new versions: into copies
+        if Path(folder).exists():
+            shutil.copytree(folder, work / Path(folder).name)
     env = {
         "STYLEREC_DB": str(work / "fuzz.db"),
         "STYLEREC_EMBEDDINGS": args.store,
+        "STYLEREC_INDEX": str(work / Path(args.index).name),
+        "STYLEREC_MODELS": str(work / Path(args.models).name),
         "STYLEREC_API_KEY": "fuzz-key",
         "STYLEREC_RENDERS_DIR": str(work / "renders"),
         "STYLEREC_UPLOADS_DIR": str(work / "uploads"),

@@ -330,6 +330,10 @@ class StyleIndex:
     def __len__(self) -> int:
         return len(self._state.ids)
 
+    def item_ids(self) -> list[str]:
+        """The ids of the items in the index."""
+        return list(self._state.ids.items()[0])
+
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._state.ids
 

@@ -1,17 +1,396 @@
-"""A catalog folder's items and their style vectors (embedded once, then read from the embedding store)."""
+"""One way to open a shop's catalog: the SQLite store, the embedding store and the encoder that made its
+vectors, the style space over the persisted FAISS index, and the persisted collaborative filtering model.
+
+`open_catalog` is what the CLI (`feed`, `serve`, `demo`), the service, the palette and the notebooks use, so they
+all answer from the same data and the same models. The models are built once (by `stylerec demo` or the first
+open of a new shop: `build_missing=True`) and saved as versions (`recsys.versions`, `index.persistence`);
+opening loads them and never retrains. Rebuilding the index or retraining CF writes a new version and swaps it
+in while requests go on. Events newer than the saved CF model are folded in from the store when it opens.
+
+`catalog_style_space` (below) is the offline path: a catalog folder's items embedded into an embedding store.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.data_io import read_catalog
 from recsys.hybrid import StyleSpace
+from recsys.recommender import Recommender
+from recsys.store import NotFound, Store
+from recsys.versions import current_version, save_version
+
+log = logging.getLogger(__name__)
+
+CF_DIR = "cf"
+TRAINED_FILE = "trained.json"
+GENERATION = "catalog_generation"  # meta key: bumped by every change other processes must reload for
 
 
+@dataclass(frozen=True)
+class CatalogPaths:
+    """Where a shop's data and models live (the defaults are the CLI's and the service's)."""
+
+    db: Path = Path("var/stylerec.db")
+    embeddings: Path = Path("var/store")
+    index: Path = Path("var/index")
+    models: Path = Path("var/models")
+    device: str | None = None
+
+
+@dataclass
+class Versions:
+    """What a catalog serves: the index and CF versions on disk (None: built in memory, not persisted)."""
+
+    index: str | None = None
+    index_spec: str | None = None
+    cf: str | None = None
+    generation: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Catalog:
+    """A shop opened once: `store`, `style` (None without vectors), `recommender`, the encoder on first use."""
+
+    def __init__(self, paths: CatalogPaths, store: Store, build_missing: bool = True) -> None:
+        self.paths, self.store = paths, store
+        self.build_missing = build_missing
+        self.versions = Versions()
+        self._encoder = None
+        self._encoder_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._last_event_id = 0
+        self._checked_generation = 0.0
+        style, cf, self.versions = self._load_models()
+        self.recommender = Recommender(store, style, cf, embed_image=self.embed_image)
+        # Popularity is part of the model version: counted over the events CF was trained on, so every process
+        # opening this version ranks alike.
+        self.recommender.use_models(style, cf, self._trained_through)
+        self._fold_in_since(self._trained_through)
+
+    # -- opening ---------------------------------------------------------------------------------------
+    @property
+    def style(self) -> StyleSpace | None:
+        return self.recommender.style
+
+    @property
+    def model_id(self) -> str | None:
+        return self.style.model_id if self.style is not None else None
+
+    def _embedding_store(self):
+        from transfer.store import EmbeddingStore
+
+        if not (Path(self.paths.embeddings) / "encoder.json").exists():
+            return None
+        return EmbeddingStore.load(self.paths.embeddings)
+
+    def _load_models(self) -> tuple[StyleSpace | None, CollaborativeFilter | None, Versions]:
+        versions = Versions(generation=self.store.meta(GENERATION))
+        style = self._load_style(versions)
+        cf = self._load_cf(versions)
+        return style, cf, versions
+
+    def _load_style(self, versions: Versions) -> StyleSpace | None:
+        """The catalog's vectors (embedding store + vectors of items added through the API) over the persisted
+        index; the index is built and saved when missing (`build_missing`)."""
+        from index.persistence import CURRENT, IndexFileError
+        from index.style_index import StyleIndex
+
+        vectors = self._embedding_store()
+        if vectors is None:
+            log.warning("no embedding store at %s: style features are off", self.paths.embeddings)
+            return None
+        known = set(self.store.item_ids())
+        by_id = {item: vectors.vectors[r] for r, item in enumerate(vectors.ids) if item in known}
+        added = {k: v for k, v in self.store.item_vectors(vectors.model_id).items() if k in known}
+        by_id.update(added)
+        if not by_id:
+            return None
+        ids = sorted(by_id)
+        matrix = np.stack([by_id[i] for i in ids])
+        index, index_dir = None, Path(self.paths.index)
+        if (index_dir / CURRENT).exists():
+            version = current_version(index_dir)
+            try:
+                index = StyleIndex.load(index_dir, model_id=vectors.model_id)
+                versions.index = version
+            except IndexFileError as exc:
+                log.warning("not using the index in %s: %s", index_dir, exc)
+        if index is None and self.build_missing and not (index_dir / CURRENT).exists():
+            index = StyleIndex.build(vectors.vectors, vectors.ids, model_id=vectors.model_id)
+            versions.index = index.save(index_dir).name
+        if index is None:  # an index of another model, or a damaged one: serve from memory, leave the files
+            index = StyleIndex.build(matrix, ids, model_id=vectors.model_id)
+        _reconcile(index, ids, matrix, added)
+        versions.index_spec = index.spec
+        return StyleSpace(ids, matrix, vectors.model_id, index=index)
+
+    def _load_cf(self, versions: Versions) -> CollaborativeFilter | None:
+        """The persisted CF model (trained and saved first when missing and `build_missing`)."""
+        folder = Path(self.paths.models) / CF_DIR
+        version = current_version(folder)
+        if version is None:
+            self._trained_through = self.store.last_event_id()
+            if not self.build_missing or self.store.count_events() == 0:
+                return None
+            return self._train_and_save_cf(versions)
+        cf = CollaborativeFilter.load(folder / version)
+        self._trained_through = json.loads((folder / version / TRAINED_FILE).read_text())["last_event_id"]
+        versions.cf = version
+        return cf
+
+    def _train_and_save_cf(self, versions: Versions, config: CFConfig | None = None) -> CollaborativeFilter:
+        last_event_id = self.store.last_event_id()
+        interactions = self.store.interactions()
+        interactions = interactions[interactions["id"] <= last_event_id]
+        cf = CollaborativeFilter(config or CFConfig()).fit(interactions)
+
+        def write(folder: Path) -> None:
+            cf.save(folder)
+            trained = {"last_event_id": last_event_id, "events": len(interactions), "trained": time.time()}
+            (folder / TRAINED_FILE).write_text(json.dumps(trained))
+
+        versions.cf = save_version(Path(self.paths.models) / CF_DIR, write)
+        self._trained_through = last_event_id
+        log.info("collaborative filtering trained on %d events, saved as %s", len(interactions), versions.cf)
+        return cf
+
+    # -- events from any process -----------------------------------------------------------------------
+    def _fold_in_since(self, event_id: int) -> None:
+        users, self._last_event_id = self.store.users_with_events_since(event_id)
+        self.recommender.refresh_users(users)
+
+    def sync(self, generation_every: float = 1.0) -> None:
+        """Catch up with changes other processes made to the store: new events are folded in now (a cheap
+        query when there are none); a new catalog generation (items, vectors, index, CF) reloads the models,
+        checked at most every `generation_every` seconds."""
+        users, last = self.store.users_with_events_since(self._last_event_id)
+        if users:
+            self._last_event_id = last
+            self.recommender.refresh_users(users)
+        now = time.monotonic()
+        if now - self._checked_generation >= generation_every:
+            self._checked_generation = now
+            if self.store.meta(GENERATION) != self.versions.generation:
+                self.reload(only_if_changed=True)
+
+    def reload(self, only_if_changed: bool = False) -> None:
+        """Load the current models and vectors again and swap them in (requests go on meanwhile)."""
+        with self._reload_lock:
+            if only_if_changed and self.store.meta(GENERATION) == self.versions.generation:
+                return  # another thread has just reloaded
+            style, cf, versions = self._load_models()
+            self.recommender.use_models(style, cf, self._trained_through)
+            self.versions = versions
+            self._fold_in_since(self._trained_through)
+
+    def _changed(self) -> None:
+        """Tell other processes to reload (they check the generation in `sync`), and note we are current."""
+        generation = f"{time.time():.6f}-{os.getpid()}"
+        self.store.set_meta(GENERATION, generation)
+        self.versions.generation = generation
+
+    # -- the encoder -----------------------------------------------------------------------------------
+    def encoder(self):
+        """The style encoder that made the catalog's vectors (same model id), loaded on first use."""
+        with self._encoder_lock:
+            if self._encoder is None:
+                self._encoder = load_encoder(self.paths.embeddings, self.paths.device)
+            return self._encoder
+
+    def embed_image(self, image: bytes | str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+        """The style vector of a photo (bytes or path) in the catalog's space; `ImageError` for a bad image."""
+        encoder = self.encoder()
+        return encoder.embed_image(image) if max_pixels is None else encoder.embed_image(image, max_pixels)
+
+    # -- what the service and the CLI ask -------------------------------------------------------------
+    def item(self, item_id: str) -> dict:
+        """One item (`NotFound` for an unknown id)."""
+        return self.store.item(item_id)
+
+    def items(self, category: str | None = None, limit: int | None = None, offset: int = 0, search=None) -> list:
+        return self.store.items(category, limit, offset, search)
+
+    def count_items(self, category: str | None = None, search: str | None = None) -> int:
+        return self.store.count_items(category, search)
+
+    def items_by_id(self, item_ids: list[str]) -> dict[str, dict]:
+        return self.store.items_by_id(item_ids)
+
+    def shoppers(self, limit: int | None = None) -> list[str]:
+        """The shop's own shoppers (from its imported data), for pickers."""
+        return self.store.shoppers(limit)
+
+    def feed(self, user_id: str, k: int = 10, categories: set[str] | None = None, alpha: float | None = None):
+        """A shopper's personalised feed (the same list from the CLI and the service)."""
+        return self.recommender.feed(user_id, k, categories, alpha)
+
+    def similar(self, item_id: str, k: int = 10, user_id: str | None = None, categories: set[str] | None = None):
+        """Items in the style of an item (`NotFound` for an unknown id or one without a style vector)."""
+        return self.recommender.similar_items(item_id, k, user_id, categories)
+
+    def shop_this_style(
+        self, vector: np.ndarray, k: int = 10, user_id: str | None = None, categories: set[str] | None = None
+    ):
+        """Items in the style of a style vector (from `embed_image`)."""
+        if self.style is None:
+            raise NotFound("the catalog has no style vectors yet")
+        return self.recommender.shop_this_style(vector, k, user_id, categories)
+
+    def preferred_styles(self, user_id: str, k: int = 3) -> list[dict]:
+        return self.recommender.preferred_styles(user_id, k)
+
+    def record_event(
+        self, user_id: str, item_id: str, event: str, timestamp: float | None = None, client_event_id=None
+    ) -> dict:
+        """Store an event durably (once per `client_event_id`) and fold it in; returns the stored event."""
+        event_id = self.recommender.record_event(user_id, item_id, event, timestamp, client_event_id)
+        return self.store.event(event_id)
+
+    def health(self) -> dict:
+        return {"items": self.store.count_items(), "events": self.store.count_events(), **self.info()}
+
+    # -- changes ---------------------------------------------------------------------------------------
+    def add_item_vector(self, item_id: str, vector: np.ndarray) -> None:
+        """Make an item findable by style (its vector kept in the store, so every process and restart has it)."""
+        if self.style is None:
+            log.warning("item %s not indexed: the catalog has no style vectors", item_id)
+            return
+        self.store.put_item_vector(item_id, self.style.model_id, vector)
+        with self.recommender.lock:
+            self.style.upsert(item_id, vector)
+            self.recommender.refresh_catalog()
+        self._changed()
+
+    def remove_item(self, item_id: str) -> None:
+        """Delete an item and its vectors (NotFound for an unknown id)."""
+        if not self.store.delete_item(item_id):
+            raise NotFound(f"unknown item id {item_id!r}")
+        self.store.delete_item_vectors(item_id)
+        with self.recommender.lock:
+            if self.style is not None:
+                self.style.remove(item_id)
+            self.recommender.refresh_catalog()
+        self._changed()
+
+    def put_item(
+        self, item_id: str, title: str = "", category: str = "", attributes: dict | None = None, image=None
+    ) -> dict:
+        """Add or replace an item (here and, through the generation, in other processes); returns it."""
+        self.store.upsert_item(item_id, title, category, attributes, image)
+        with self.recommender.lock:
+            self.recommender.refresh_catalog()
+        self._changed()
+        return self.store.item(item_id)
+
+    def put_style(self, name: str, image: str, vector: np.ndarray | None) -> None:
+        """Add or replace a palette style (its vector from `embed_image`, in this catalog's model)."""
+        self.store.put_style(name, image, vector, self.model_id if vector is not None else None)
+
+    def delete_style(self, name: str) -> None:
+        if not self.store.delete_style(name):
+            raise NotFound(f"unknown style {name!r}")
+
+    def rebuild_index(self, spec: str = "auto") -> dict:
+        """Build the style index over the current vectors, save it as a new version and swap it in."""
+        from index.style_index import StyleIndex
+
+        style = self.style
+        if style is None:
+            raise NotFound("the catalog has no style vectors to index")
+        fresh = StyleIndex.build(style.vectors, style.ids, spec=spec, model_id=style.model_id)
+        version = fresh.save(self.paths.index).name
+        style.index.replace_with(fresh)
+        self.versions.index, self.versions.index_spec = version, fresh.spec
+        self._changed()
+        return {**style.index.info(), "version": version}
+
+    def retrain_cf(self, config: CFConfig | None = None) -> dict:
+        """Train CF on every stored event, save it as a new version and swap it in."""
+        if self.store.count_events() == 0:
+            raise NotFound("no events to train collaborative filtering on")
+        previous = self.recommender.cf.config if self.recommender.cf is not None else None
+        cf = self._train_and_save_cf(self.versions, config or previous)
+        self.recommender.use_models(self.style, cf, self._trained_through)
+        self._fold_in_since(self._trained_through)
+        self._changed()
+        return {"users": cf.user_count, "items": len(cf.item_ids), "version": self.versions.cf}
+
+    # -- information ------------------------------------------------------------------------------------
+    def info(self) -> dict:
+        """What /health shows about the models being served."""
+        style, cf = self.style, self.recommender.cf
+        return {
+            "model_id": self.model_id,
+            "style_vectors": len(style.ids) if style is not None else 0,
+            "index_version": self.versions.index,
+            "index_spec": self.versions.index_spec,
+            "index_device": style.index.info()["device"] if style is not None else None,
+            "cf_version": self.versions.cf,
+            "cf_users": cf.user_count if cf is not None else 0,
+            "cf_items": len(cf.item_ids) if cf is not None else 0,
+        }
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def load_encoder(embeddings_dir: str | os.PathLike, device: str | None = None):
+    """The style encoder that made an embedding store's vectors (its config and fitted projection);
+    `StoreError` when there is no store, or the encoder code no longer makes the same model id."""
+    from transfer.encoder import EncoderConfig, StyleEncoder
+    from transfer.projection import LinearProjection
+    from transfer.store import PROJECTION_FILE, EmbeddingStore, StoreError
+
+    if not (Path(embeddings_dir) / "encoder.json").exists():
+        raise StoreError(f"no embedding store at {embeddings_dir}: cannot embed photos")
+    store = EmbeddingStore.load(embeddings_dir)
+    config = EncoderConfig.model_validate(store.encoder["config"])
+    encoder = StyleEncoder(config, LinearProjection.load(Path(embeddings_dir) / PROJECTION_FILE), device=device)
+    if encoder.model_id != store.model_id:
+        raise StoreError(
+            f"{embeddings_dir}: its vectors ({store.model_id}) come from another encoder version or projection; "
+            "re-embed it with --refit"
+        )
+    return encoder
+
+
+def open_catalog(paths: CatalogPaths | None = None, build_missing: bool = True) -> Catalog:
+    """Open a shop (see the module docstring). The SQLite store must exist (`stylerec import` or `demo`)."""
+    paths = paths or CatalogPaths()
+    if not Path(paths.db).exists():
+        raise FileNotFoundError(f"no store at {paths.db} (run `stylerec import` or `stylerec demo` first)")
+    store = Store(paths.db)
+    try:
+        return Catalog(paths, store, build_missing)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _reconcile(index, ids: list[str], matrix: np.ndarray, added: dict[str, np.ndarray]) -> None:
+    """Make a loaded index hold exactly the catalog's items: drop deleted ones, add items added since."""
+    wanted = set(ids)
+    stale = [i for i in index.item_ids() if i not in wanted]
+    if stale:
+        index.remove(stale)
+    row = {item: n for n, item in enumerate(ids)}
+    missing = [i for i in ids if i not in index or i in added]
+    if missing:
+        index.upsert(matrix[[row[i] for i in missing]], missing)
+
+
+# -- offline: a catalog folder embedded into an embedding store ---------------------------------------------
 def default_embeddings_dir(catalog_dir: str | os.PathLike) -> Path:
     """Where the style vectors of a catalog are kept unless told otherwise: var/embeddings/<folder name>."""
     return Path("var") / "embeddings" / Path(catalog_dir).resolve().name

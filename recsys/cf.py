@@ -2,8 +2,9 @@
 
 The model keeps its own id maps (catalog ids are strings), the weighted training matrix (for "already bought"
 filters and fold-in) and the weighting statistics, so that new events for a user are folded in with
-`recalculate_user` without retraining. Saved as one folder: `model.npz` (factors and weighting statistics),
-`cf.json` (config, ids) and `user_items.npz`.
+`recalculate_user` without retraining. A fold-in costs the shopper's own history (one row solved), never the
+whole matrix: folded users live beside the trained matrix until `save` merges them. Saved as one folder:
+`model.npz` (factors and weighting statistics), `cf.json` (config, ids) and `user_items.npz`.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class CollaborativeFilter:
         self._idf = np.zeros(0, np.float32)
         self._mean_length = 1.0
         self._model = None
+        # Users whose row changed since training (new events folded in): their summed weights and factors.
+        self._folded: dict[str, tuple[sp.csr_matrix, np.ndarray]] = {}
 
     # -- training -----------------------------------------------------------------------------------------
     def fit(self, interactions: pd.DataFrame, show_progress: bool = False) -> CollaborativeFilter:
@@ -78,6 +81,7 @@ class CollaborativeFilter:
         )
         self.counts.sum_duplicates()
         self._fit_weighting(self.counts)
+        self._folded = {}
         with threadpool_limits(1, "blas"):  # implicit parallelises itself; a threaded BLAS inside slows it down
             self._model = self._new_model()
             self._model.fit(self._weigh(self.counts), show_progress=show_progress)
@@ -135,17 +139,19 @@ class CollaborativeFilter:
 
     # -- lookups --------------------------------------------------------------------------------------------
     def has_user(self, user_id: str) -> bool:
-        return user_id in self._user_row
+        return user_id in self._user_row or user_id in self._folded
+
+    @property
+    def user_count(self) -> int:
+        """Users with factors: trained ones and new ones folded in since."""
+        return len(self.user_ids) + sum(u not in self._user_row for u in self._folded)
 
     def has_item(self, item_id: str) -> bool:
         return item_id in self._item_col
 
     def seen_items(self, user_id: str) -> list[str]:
         """Items the user interacted with in the training data (and events folded in since)."""
-        row = self._user_row.get(user_id)
-        if row is None:
-            return []
-        return [self.item_ids[j] for j in self.counts.indices[self.counts.indptr[row] : self.counts.indptr[row + 1]]]
+        return [self.item_ids[j] for j in self._user_counts(user_id).indices]
 
     def item_popularity(self) -> np.ndarray:
         """Summed event weight per item, aligned with `item_ids`."""
@@ -156,8 +162,11 @@ class CollaborativeFilter:
         """The user's latent factors: learnt ones, or folded in from `items` ({item_id: weight}) for a user
         CF has not seen (ALS solves for them exactly; BPR takes the mean of the items' factors).
         None when there is nothing to go on."""
-        if user_id is not None and user_id in self._user_row and not items:
-            return self.user_factors[self._user_row[user_id]]
+        if user_id is not None and not items:
+            if user_id in self._folded:
+                return self._folded[user_id][1]
+            if user_id in self._user_row:
+                return self.user_factors[self._user_row[user_id]]
         row = self._row_matrix(user_id, items or {})
         if row.nnz == 0:
             return None
@@ -167,12 +176,16 @@ class CollaborativeFilter:
         vector[-1] = 1.0  # BPR's item-bias column
         return vector
 
+    def _user_counts(self, user_id: str | None) -> sp.csr_matrix:
+        """One user's summed event weights as a 1 x items row (empty for an unknown user)."""
+        if user_id in self._folded:
+            return self._folded[user_id][0]
+        if user_id in self._user_row:
+            return self.counts[self._user_row[user_id]]
+        return sp.csr_matrix((1, len(self.item_ids)), dtype=np.float32)
+
     def _row_matrix(self, user_id: str | None, items: dict[str, float]) -> sp.csr_matrix:
-        base = (
-            self.counts[self._user_row[user_id]]
-            if user_id in self._user_row
-            else sp.csr_matrix((1, len(self.item_ids)), dtype=np.float32)
-        )
+        base = self._user_counts(user_id)
         cols = [self._item_col[i] for i in items if i in self._item_col]
         extra = sp.csr_matrix(
             ([items[i] for i in items if i in self._item_col], ([0] * len(cols), cols)),
@@ -206,38 +219,56 @@ class CollaborativeFilter:
         """Add new events of one user (known or new) and recompute their factors; items CF never saw are
         ignored until the next training."""
         items = {i: w for i, w in items.items() if i in self._item_col}
-        if not items:
-            return
-        row = self._row_matrix(user_id, items)
-        vector = self.user_vector(
-            None, {self.item_ids[j]: float(v) for j, v in zip(row.indices, row.data, strict=False)}
-        )
-        if user_id in self._user_row:
-            r = self._user_row[user_id]
-            counts = self.counts.tolil()
-            counts[r] = row
-            self.counts = counts.tocsr()
-            self.user_factors[r] = vector
-        else:
-            self._user_row[user_id] = len(self.user_ids)
-            self.user_ids.append(user_id)
-            self.counts = sp.vstack([self.counts, row]).tocsr()
-            self.user_factors = np.vstack([self.user_factors, vector[None]])
+        if items:
+            self._set_row(user_id, self._row_matrix(user_id, items))
+
+    def set_history(self, user_id: str, items: dict[str, float]) -> None:
+        """Make one user's row exactly `items` ({item_id: summed weight}, their whole history) and recompute
+        their factors. Idempotent, so any process may apply the same history again (events tailed from the
+        store). Costs the length of that history."""
+        items = {i: w for i, w in items.items() if i in self._item_col}
+        if items:
+            self._set_row(user_id, self._row_matrix(None, items))
+
+    def _set_row(self, user_id: str, row: sp.csr_matrix) -> None:
+        row = row.tocsr()
+        row.sum_duplicates()
+        items = {self.item_ids[j]: float(v) for j, v in zip(row.indices, row.data, strict=True)}
+        self._folded[user_id] = (row, self.user_vector(None, items))
+
+    def _merged(self) -> tuple[list[str], sp.csr_matrix, np.ndarray]:
+        """User ids, counts and user factors with the folded-in users written into them (O(nnz): for saving)."""
+        user_ids, factors = list(self.user_ids), self.user_factors.copy()
+        counts = self.counts.tolil(copy=True)
+        new_rows, new_factors = [], []
+        for user_id, (row, vector) in self._folded.items():
+            if user_id in self._user_row:
+                counts[self._user_row[user_id]] = row
+                factors[self._user_row[user_id]] = vector
+            else:
+                user_ids.append(user_id)
+                new_rows.append(row)
+                new_factors.append(vector)
+        merged = sp.vstack([counts.tocsr(), *new_rows]).tocsr() if new_rows else counts.tocsr()
+        if new_factors:
+            factors = np.vstack([factors, np.stack(new_factors)])
+        return user_ids, merged.astype(np.float32), factors
 
     # -- persistence ----------------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> None:
         """Write the model, id maps and training matrix into `folder`."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        user_ids, counts, user_factors = self._merged()
         np.savez(
             folder / MODEL_FILE,
-            user_factors=self.user_factors,
+            user_factors=user_factors,
             item_factors=self.item_factors,
             idf=self._idf,
             mean_length=np.float64(self._mean_length),
         )
-        sp.save_npz(folder / MATRIX_FILE, self.counts)
-        meta = {"config": self.config.model_dump(), "user_ids": self.user_ids, "item_ids": self.item_ids}
+        sp.save_npz(folder / MATRIX_FILE, counts)
+        meta = {"config": self.config.model_dump(), "user_ids": user_ids, "item_ids": self.item_ids}
         (folder / META_FILE).write_text(json.dumps(meta))
 
     @classmethod
@@ -255,7 +286,8 @@ class CollaborativeFilter:
         cf.user_factors, cf.item_factors = arrays["user_factors"], arrays["item_factors"]
         cf._idf, cf._mean_length = arrays["idf"], float(arrays["mean_length"])
         cf.counts = sp.load_npz(folder / MATRIX_FILE).tocsr()
-        cf._model = cf._new_model()
+        with threadpool_limits(1, "blas"):  # as in `fit` (and implicit then has no threaded BLAS to warn about)
+            cf._model = cf._new_model()
         cf._model.user_factors, cf._model.item_factors = cf.user_factors, cf.item_factors
         if cf.config.model == "als":
             cf._model = cf._model.to_cpu() if hasattr(cf._model, "to_cpu") else cf._model

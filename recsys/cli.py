@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import socket
 import sys
 from collections import Counter
 from pathlib import Path
@@ -15,6 +17,8 @@ DEFAULT_INDEX = Path("var/index")
 DEFAULT_DB = Path("var/stylerec.db")
 DEFAULT_STYLES = Path("var/styles")
 DEFAULT_RENDERS = Path("var/renders")
+DEFAULT_MODELS = Path("var/models")
+DEFAULT_WORKERS = 2
 
 
 def _given(flags: dict) -> dict:
@@ -78,20 +82,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _query_image(store, store_dir: str, image_path: str, device: str | None):
+def _query_image(store_dir: str, image_path: str, device: str | None):
     """Embed one photo with the store's own encoder (same model id) for a shop-this-style query."""
-    from transfer.encoder import EncoderConfig, StyleEncoder
-    from transfer.projection import LinearProjection
-    from transfer.store import PROJECTION_FILE, StoreError
+    from recsys.catalog import load_encoder
 
-    config = EncoderConfig.model_validate(store.encoder["config"])
-    encoder = StyleEncoder(config, LinearProjection.load(Path(store_dir) / PROJECTION_FILE), device=device)
-    if encoder.model_id != store.model_id:
-        raise StoreError(
-            f"{store_dir}: its vectors ({store.model_id}) come from another encoder version or projection; "
-            "re-embed it with --refit"
-        )
-    return encoder.embed_image(image_path)
+    return load_encoder(store_dir, device).embed_image(image_path)
 
 
 def _search(store, query, k: int, exclude: str | None, index_dir: str | None) -> list[tuple[str, float]]:
@@ -135,7 +130,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     if (args.item_id is None) == (args.image is None):
         raise ValueError("give an ITEM_ID or --image PATH (not both)")
     if args.image is not None:
-        query, exclude = _query_image(store, args.store, args.image, args.device), None
+        query, exclude = _query_image(args.store, args.image, args.device), None
     else:
         if args.item_id not in store:
             raise ValueError(f"unknown item id {args.item_id!r} in {args.store} ({len(store)} items)")
@@ -258,35 +253,29 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_recommender(db: str, embeddings: str | None):
-    """A Recommender over the SQLite store and (when given and present) an embedding store of its images."""
-    from recsys.hybrid import StyleSpace
-    from recsys.recommender import Recommender
-    from recsys.store import Store
-    from transfer.store import EmbeddingStore
+def _catalog_paths(args: argparse.Namespace):
+    """Where the shop's data and models are, from the flags the user gave (the rest: the defaults)."""
+    from recsys.catalog import CatalogPaths
 
-    if not Path(db).exists():
-        raise FileNotFoundError(f"no store at {db} (run `stylerec import` or `stylerec demo` first)")
-    store = Store(db)
-    style = None
-    if embeddings and Path(embeddings).exists():
-        vectors = EmbeddingStore.load(embeddings)
-        known = {item["item_id"] for item in store.items()}
-        rows = [r for r, item in enumerate(vectors.ids) if item in known]
-        if rows:
-            style = StyleSpace([vectors.ids[r] for r in rows], vectors.vectors[rows], vectors.model_id)
-    return Recommender(store, style)
+    given = {"db": args.db, "embeddings": args.store, "index": args.index, "models": args.models}
+    return CatalogPaths(**{k: Path(v) for k, v in _given(given).items()}, device=getattr(args, "device", None))
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
-    recommender = open_recommender(args.db, args.store)
-    categories = set(args.category.split(",")) if args.category else None
-    feed = recommender.feed(args.user_id, args.k, categories, args.alpha)
-    if args.json:
-        print(json.dumps([r.as_dict() for r in feed]))
-    else:
-        for rank, r in enumerate(feed, 1):
-            print(f"{rank:3d}  {r.item_id}  {r.score:+.3f}  {recommender.store.item(r.item_id)['title']}  ({r.reason})")
+    """A shopper's feed, from the same catalog and models the service serves."""
+    from recsys.catalog import open_catalog
+
+    catalog = open_catalog(_catalog_paths(args))
+    try:
+        categories = set(args.category.split(",")) if args.category else None
+        feed = catalog.feed(args.user_id, args.k, categories, args.alpha)
+        if args.json:
+            print(json.dumps([r.as_dict() for r in feed]))
+        else:
+            for rank, r in enumerate(feed, 1):
+                print(f"{rank:3d}  {r.item_id}  {r.score:+.3f}  {catalog.item(r.item_id)['title']}  ({r.reason})")
+    finally:
+        catalog.close()
     return 0
 
 
@@ -327,17 +316,35 @@ def _render_options(args: argparse.Namespace):
         "brightness": args.brightness,
         "contrast": args.contrast,
         "saturation": args.saturation,
+        "style_amount": args.style_amount,
         "preserve_colour": False if args.no_preserve_colour else None,
         "keep_background": False if args.no_keep_background else None,
     }
     return RenderOptions.model_validate(_given(given))
 
 
+def _style_blend(specs: list[str], store) -> list[tuple[str, float]]:
+    """[(style image path, weight)] from `--style NAME_OR_IMAGE[:WEIGHT]` flags (weight 1 when not given)."""
+    from recsys.palette import style_image
+
+    blend = []
+    for spec in specs:
+        name, _, weight = spec.rpartition(":")
+        try:
+            name, weight = (name, float(weight)) if name else (spec, 1.0)
+        except ValueError:
+            name, weight = spec, 1.0
+        path = style_image(store, name) if store else name
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no style named {name!r} and no such image file")
+        blend.append((path, weight))
+    return blend
+
+
 def cmd_render(args: argparse.Namespace) -> int:
-    """Re-render products (item ids or image paths) in a palette style or a style image."""
+    """Re-render products (item ids or image paths) in a palette style, a style image or a blend of styles."""
     from tqdm.auto import tqdm
 
-    from recsys.palette import style_image
     from recsys.store import Store
     from transfer.adain import renderer_for
     from transfer.render import RenderError
@@ -345,9 +352,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     options = _render_options(args)
     store = Store(args.db) if Path(args.db).exists() else None
-    style = style_image(store, args.style) if store else args.style
-    if not Path(style).is_file():
-        raise FileNotFoundError(f"no style named {args.style!r} and no such image file")
+    blend = _style_blend(args.style, store)
+    style = blend[0][0] if len(blend) == 1 else blend
+    stem = "+".join(Path(path).stem for path, _ in blend)
+    if len(blend) > 1 and options.renderer != "fast":
+        raise RenderError(f"style blends need the fast renderer, not {options.renderer}")
     sources = []
     for target in args.targets:
         if Path(target).is_file():
@@ -360,19 +369,19 @@ def cmd_render(args: argparse.Namespace) -> int:
         else:
             raise FileNotFoundError(f"{target}: not an image file, and there is no store to look item ids up in")
     try:
-        renderer = renderer_for(options, args.device)
+        renderer = renderer_for(options, args.device, args.threads)
     except RenderError as exc:
         if options.renderer != "adain":
             raise
-        print(f"note: {exc}; rendering with gatys instead", file=sys.stderr)
-        options = options.model_copy(update={"renderer": "gatys"})
-        renderer = renderer_for(options, args.device)
+        print(f"note: {exc}; rendering with fast instead", file=sys.stderr)
+        options = options.model_copy(update={"renderer": "fast"})
+        renderer = renderer_for(options, args.device, args.threads)
     cache = RenderCache(args.cache)
     out = Path(args.out) if args.out else Path(".")
     single_file = len(sources) == 1 and out.suffix.lower() in (".jpg", ".jpeg")
     for name, image in tqdm(sources, desc="rendering", disable=args.quiet or len(sources) == 1):
         data, cached = cache.render(image, style, options, renderer, progress=not args.quiet and len(sources) == 1)
-        path = out if single_file else out / f"{name}-{Path(style).stem}-{options.renderer}.jpg"
+        path = out if single_file else out / f"{name}-{stem}-{options.renderer}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         print(f"{path}{' (cached)' if cached else ''}")
@@ -394,19 +403,78 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the web service (API at /docs, the web page at /)."""
-    import uvicorn
+class PortBusy(OSError):
+    """The port the service should listen on cannot be bound."""
 
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (for the web workers to share); a clear error when the port is taken."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortBusy(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}. Is another service running there? "
+            "Stop it, or choose another port (--port N; make demo PORT=N)."
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+# What `serve` exports so its worker processes (and their settings) see the flags the user gave.
+SERVE_ENV = {
+    "db": "STYLEREC_DB", "store": "STYLEREC_EMBEDDINGS", "index": "STYLEREC_INDEX", "models": "STYLEREC_MODELS"
+}  # fmt: skip
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the web service (API at /docs, the web page at /): `--workers` web processes sharing one socket,
+    plus one low-priority render worker process. SQLite (WAL) is the source of truth they share."""
+    import subprocess
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from recsys.catalog import open_catalog
     from recsys.service import logs
-    from recsys.service.app import create_app
     from recsys.service.settings import Settings
 
+    for flag, variable in SERVE_ENV.items():
+        if getattr(args, flag, None) is not None:
+            os.environ[variable] = str(getattr(args, flag))
+    cpus = os.cpu_count() or 1
+    # Thread counts, set once here for the processes started below: one compute thread per web worker (requests
+    # are many and small; photo embeddings run on a bounded pool), every core for the low-priority renderer.
+    web_threads = {v: os.environ.get(v, "1") for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    render_threads = {v: os.environ.get(v, str(cpus)) for v in web_threads}
+    settings = Settings()
+    sock = _listen(args.host, args.port)  # a busy port is reported before anything is loaded
+    open_catalog(settings.catalog_paths()).close()  # builds what is missing once, before the workers start
     logs.configure()
-    overrides = {"db": args.db, "embeddings": args.store}
-    settings = Settings(**_given(overrides))
-    print(f"stylerec serving on http://{args.host}:{args.port} (web page at /, API docs at /docs)", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    renderer = subprocess.Popen(
+        [sys.executable, "-m", "recsys.service.render_queue"], env={**os.environ, **render_threads}
+    )
+    os.environ.update(web_threads)
+    config = uvicorn.Config(
+        "recsys.service.app:serve_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+        log_level="warning", access_log=False,
+    )  # fmt: skip
+    print(
+        f"stylerec serving on http://{args.host}:{args.port} with {args.workers} web worker(s) "
+        "(web page at /, API docs at /docs)",
+        flush=True,
+    )
+    try:
+        Multiprocess(config, sockets=[sock]).run()  # worker processes started fresh, with the settings above
+    finally:
+        renderer.terminate()
+        try:
+            renderer.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            renderer.kill()  # its running job is queued again when the next worker starts
+        sock.close()
     return 0
 
 
@@ -420,6 +488,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from transfer.embed import embed_folder
     from transfer.encoder import EncoderConfig
 
+    if not args.no_serve:
+        _listen(args.host, args.port).close()  # a busy port is reported now, not after the whole build
     catalog_csv = Path(args.catalog) / CATALOG_FILE
     if not catalog_csv.exists():
         make_demo_catalog(args.catalog)
@@ -464,23 +534,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
         db=args.db, catalog=args.catalog, interactions=[str(Path(args.catalog) / INTERACTIONS_FILE)], format=None
     )
     cmd_import(import_args)
-    recommender = open_recommender(args.db, args.store)
-    known_styles = {s["name"] for s in recommender.store.styles() if s["model_id"] == store.model_id}
+    from recsys.catalog import CatalogPaths, open_catalog
+
+    # Opening the catalog the first time trains and saves the CF model the service and `stylerec feed` load.
+    paths = CatalogPaths(Path(args.db), Path(args.store), Path(args.index), Path(args.models), args.device)
+    shop = open_catalog(paths)
+    known_styles = {s["name"] for s in shop.store.styles() if s["model_id"] == store.model_id}
     for path in make_demo_styles(Path(args.catalog) / "styles"):
         if path.stem not in known_styles:
-            add_style(recommender.store, path.stem, path, path.parent, args.store)
+            add_style(shop.store, path.stem, path, path.parent, args.store)
     for user_id in ("U0000", "U0001"):
-        bought = Counter(catalog[i]["pattern"] for i in recommender.history(user_id)["item_id"])
-        styles = ", ".join(f"{s['name']} ({s['score']:.2f})" for s in recommender.preferred_styles(user_id))
+        bought = Counter(catalog[i]["pattern"] for i in shop.recommender.history(user_id)["item_id"])
+        styles = ", ".join(f"{s['name']} ({s['score']:.2f})" for s in shop.preferred_styles(user_id))
         print(f"\nfeed for shopper {user_id} (bought mostly {', '.join(p for p, _ in bought.most_common(2))}; "
               f"preferred palette styles: {styles}):")  # fmt: skip
-        for r in recommender.feed(user_id, k):
+        for r in shop.feed(user_id, k):
             print(f"    {r.item_id}  {r.score:+.2f}  {catalog[r.item_id]['title']}  ({r.reason})")
-    recommender.store.close()
+    shop.close()
     if args.no_serve:
         return 0
     print()
-    return cmd_serve(argparse.Namespace(db=args.db, store=args.store, host=args.host, port=args.port))
+    serve_args = {"db": args.db, "store": args.store, "index": args.index, "models": args.models}
+    return cmd_serve(argparse.Namespace(**serve_args, host=args.host, port=args.port, workers=args.workers))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -493,11 +568,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--index", default=str(DEFAULT_INDEX))
     p.add_argument("--db", default=str(DEFAULT_DB), help="SQLite store")
+    p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
     p.add_argument("--device")
     p.add_argument("--image-size", type=int, help="encoder image size (default 256)")
     p.add_argument("--no-serve", action="store_true", help="prepare and print, do not start the service")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="web worker processes")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 
@@ -585,6 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user_id")
     p.add_argument("--db", default=str(DEFAULT_DB))
     p.add_argument("--store", default=str(DEFAULT_STORE), help="embedding store of the catalog's images")
+    p.add_argument("--index", default=str(DEFAULT_INDEX), help="the persisted style index")
+    p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--category", help="only these categories (comma-separated)")
     p.add_argument("--alpha", type=float, help="CF weight against style (default 0.5)")
@@ -608,12 +687,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="re-render products in a style (cached)")
     p.add_argument("targets", nargs="+", metavar="ITEM_OR_IMAGE")
-    p.add_argument("--style", required=True, help="a palette style name or a style image path")
-    p.add_argument("--renderer", choices=["gatys", "adain"])
+    p.add_argument("--style", required=True, action="append",
+                   help="a palette style name or a style image path, with an optional :WEIGHT; repeat it to blend "
+                        "styles (fast renderer), e.g. --style starry:0.6 --style scream:0.4")  # fmt: skip
+    p.add_argument("--renderer", choices=["fast", "gatys", "adain"], help="default fast (gatys: slow, best quality)")
     p.add_argument("--out", help="output file (one target) or folder (default: current folder)")
     p.add_argument("--size", type=int, help="working size, longer side (default 384)")
     p.add_argument("--steps", type=int, help="gatys optimiser steps (default 100)")
-    p.add_argument("--strength", type=float, help="0..1 (default 1)")
+    p.add_argument("--strength", type=float, help="0..1, blends the finished render with the product (default 1)")
+    p.add_argument("--style-amount", type=float, help="fast: 0..1, less style = towards the product's own (default 1)")
     p.add_argument("--brightness", type=float)
     p.add_argument("--contrast", type=float)
     p.add_argument("--saturation", type=float)
@@ -622,6 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=str(DEFAULT_DB))
     p.add_argument("--cache", default=str(DEFAULT_RENDERS))
     p.add_argument("--device")
+    p.add_argument("--threads", type=int, help="fast: onnxruntime threads (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_render)
 
@@ -642,8 +725,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the web service (API + web page)")
     p.add_argument("--db", help="SQLite store (default var/stylerec.db or $STYLEREC_DB)")
     p.add_argument("--store", help="embedding store (default var/store or $STYLEREC_EMBEDDINGS)")
+    p.add_argument("--index", help="persisted style index (default var/index or $STYLEREC_INDEX)")
+    p.add_argument("--models", help="saved models folder (default var/models or $STYLEREC_MODELS)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="web worker processes")
     p.set_defaults(func=cmd_serve)
     return parser
 
@@ -658,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ImageError, RenderError, StoreError, FileNotFoundError, ValueError, KeyError) as exc:
+    except (ImageError, RenderError, StoreError, FileNotFoundError, PortBusy, ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -18,13 +18,9 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 def style_vector(image: str | os.PathLike, embeddings_dir: str | os.PathLike) -> tuple[np.ndarray, str]:
     """The style vector of an image under the embedding store's own encoder, and that encoder's model id."""
-    from transfer.encoder import EncoderConfig, StyleEncoder
-    from transfer.projection import LinearProjection
-    from transfer.store import PROJECTION_FILE, EmbeddingStore
+    from recsys.catalog import load_encoder
 
-    store = EmbeddingStore.load(embeddings_dir)
-    config = EncoderConfig.model_validate(store.encoder["config"])
-    encoder = StyleEncoder(config, LinearProjection.load(Path(embeddings_dir) / PROJECTION_FILE))
+    encoder = load_encoder(embeddings_dir)
     return encoder.embed_image(image), encoder.model_id
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation, StyleSpace, style_profile
-from recsys.store import Store
+from recsys.store import NotFound, Store
 
 ImageEmbedder = Callable[[bytes | str | os.PathLike], np.ndarray]
 
@@ -51,26 +51,52 @@ class Recommender:
         """Retrain CF and popularity on every event in the store."""
         interactions = self.store.interactions()
         cf = CollaborativeFilter(cf_config or (self.cf.config if self.cf else CFConfig())).fit(interactions)
+        self.use_models(self.style, cf)
+
+    def use_models(
+        self, style: StyleSpace | None, cf: CollaborativeFilter | None, events_through: int | None = None
+    ) -> None:
+        """Swap in other style vectors and CF model (loaded or retrained elsewhere); popularity is recounted
+        over the events up to id `events_through` (those the model was trained on; None: all)."""
+        popularity = self.count_popularity(events_through)
         with self.lock:
-            self.cf, self.popularity = cf, Popularity(interactions, self.config.popularity_half_life_days)
+            self.style, self.cf, self.popularity = style, cf, popularity
             self.refresh_catalog()
+
+    def count_popularity(self, events_through: int | None = None) -> Popularity:
+        interactions = self.store.interactions()
+        if events_through is not None:
+            interactions = interactions[interactions["id"] <= events_through]
+        return Popularity(interactions, self.config.popularity_half_life_days)
 
     # -- shoppers -------------------------------------------------------------------------------------------
     def history(self, user_id: str) -> pd.DataFrame:
         """A shopper's events, oldest first (empty for a shopper never seen)."""
         return self.store.interactions(user_id)
 
-    def record_event(self, user_id: str, item_id: str, event: str = "purchase", timestamp: float | None = None) -> int:
-        """Store an event durably and fold it into the shopper's CF factors; returns the event id."""
-        event_id = self.store.add_event(user_id, item_id, event, timestamp)
-        if self.cf is not None:
-            history = self.history(user_id)
-            with self.lock:
-                if self.cf.has_user(user_id):
-                    self.cf.fold_in(user_id, {item_id: float(history["weight"].iloc[-1])})
-                else:
-                    self.cf.fold_in(user_id, history.groupby("item_id")["weight"].sum().to_dict())
+    def record_event(
+        self,
+        user_id: str,
+        item_id: str,
+        event: str = "purchase",
+        timestamp: float | None = None,
+        client_event_id: str | None = None,
+    ) -> int:
+        """Store an event durably and fold the shopper's history into CF; returns the event id (the first
+        event's id when `client_event_id` repeats one already stored)."""
+        event_id = self.store.add_event(user_id, item_id, event, timestamp, client_event_id=client_event_id)
+        self.refresh_users([user_id])
         return event_id
+
+    def refresh_users(self, user_ids: list[str]) -> None:
+        """Fold each shopper's whole stored history into CF (their row and factors; idempotent, and the cost
+        of their own history, whichever process recorded the events)."""
+        if self.cf is None:
+            return
+        for user_id in user_ids:
+            weights = self.history(user_id).groupby("item_id")["weight"].sum().to_dict()
+            with self.lock:
+                self.cf.set_history(user_id, weights)
 
     def feed(
         self, user_id: str, k: int = 10, categories: set[str] | None = None, alpha: float | None = None
@@ -83,9 +109,9 @@ class Recommender:
         self, item_id: str, k: int = 10, user_id: str | None = None, categories: set[str] | None = None
     ) -> list[Recommendation]:
         """Items in the same style as `item_id`; with `user_id`, re-ranked for that shopper."""
-        self.store.item(item_id)  # KeyError for an unknown id
+        self.store.item(item_id)  # NotFound for an unknown id
         if self.style is None or item_id not in self.style:
-            raise KeyError(f"item {item_id!r} has no style vector (no image, or not embedded yet)")
+            raise NotFound(f"item {item_id!r} has no style vector (no image, or not embedded yet)")
         return self._by_style(self.style.vector(item_id), k, user_id, categories, exclude={item_id})
 
     def shop_this_style(

@@ -42,6 +42,28 @@ CREATE TABLE IF NOT EXISTS item_vectors (
     item_id TEXT NOT NULL, model_id TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (item_id, model_id));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added after the first release: (table, column, declaration). Added to older stores when opened.
+MIGRATIONS = (
+    ("interactions", "client_event_id", "TEXT"),
+    ("jobs", "client", "TEXT NOT NULL DEFAULT ''"),
+    ("jobs", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+)
+INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS interactions_client_event ON interactions (client_event_id)
+    WHERE client_event_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created);
+"""
+
+
+class QueueFull(Exception):
+    """A bounded job queue that takes no more jobs (for now, or from this client)."""
+
+
+class NotFound(KeyError):
+    """An id the store (or the catalog) does not hold: the only lookup failure the service answers with 404."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
 
 
 class Store:
@@ -55,7 +77,13 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        with self._lock:
+            self._db.executescript(SCHEMA)
+            for table, column, declaration in MIGRATIONS:
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            self._db.executescript(INDEXES)
 
     def close(self) -> None:
         with self._lock:
@@ -133,8 +161,12 @@ class Store:
             "SELECT item_id, title, category, attributes, image FROM items WHERE item_id = ?", (item_id,)
         )
         if not rows:
-            raise KeyError(f"unknown item id {item_id!r}")
+            raise NotFound(f"unknown item id {item_id!r}")
         return _item_dict(rows[0])
+
+    def item_ids(self) -> list[str]:
+        """Every item id, in order."""
+        return [r[0] for r in self._query("SELECT item_id FROM items ORDER BY item_id")]
 
     def items_by_id(self, item_ids: list[str]) -> dict[str, dict]:
         """The known items among `item_ids`, by id, in one query per 500 ids (unknown ids are left out)."""
@@ -209,21 +241,60 @@ class Store:
         return len(rows)
 
     def add_event(
-        self, user_id: str, item_id: str, event: str = "purchase", timestamp: float | None = None, weight=None
+        self,
+        user_id: str,
+        item_id: str,
+        event: str = "purchase",
+        timestamp: float | None = None,
+        weight=None,
+        client_event_id: str | None = None,
     ) -> int:
-        """Record one event durably; returns its id. The item must exist; the event type must be known."""
+        """Record one event durably; returns its id. The item must exist; the event type must be known.
+        With `client_event_id`, a repeat (a client retrying) is stored once: it returns the first event's id."""
         if not user_id.strip():
             raise DataError("user_id is empty")
         if event not in EVENT_WEIGHTS:
             raise DataError(f"unknown event {event!r} (one of {', '.join(EVENT_WEIGHTS)})")
+        if client_event_id is not None:
+            first = self._event_by_client_id(client_event_id)
+            if first is not None:
+                return first
         self.item(item_id)
         weight = EVENT_WEIGHTS[event] if weight is None else float(weight)
         with self.transaction() as db:
+            if client_event_id is not None:  # checked again inside the transaction: two racing retries
+                row = db.execute("SELECT id FROM interactions WHERE client_event_id = ?", (client_event_id,)).fetchone()
+                if row is not None:
+                    return int(row[0])
             cursor = db.execute(
-                "INSERT INTO interactions (user_id, item_id, ts, event, weight, source) VALUES (?, ?, ?, ?, ?, 'api')",
-                (user_id, item_id, time.time() if timestamp is None else float(timestamp), event, weight),
-            )
+                "INSERT INTO interactions (user_id, item_id, ts, event, weight, source, client_event_id) "
+                "VALUES (?, ?, ?, ?, ?, 'api', ?)",
+                (user_id, item_id, time.time() if timestamp is None else float(timestamp), event, weight,
+                 client_event_id),
+            )  # fmt: skip
             return int(cursor.lastrowid)
+
+    def _event_by_client_id(self, client_event_id: str) -> int | None:
+        rows = self._query("SELECT id FROM interactions WHERE client_event_id = ?", (client_event_id,))
+        return int(rows[0][0]) if rows else None
+
+    def event(self, event_id: int) -> dict:
+        """One stored event (id, user_id, item_id, event, weight, timestamp); `NotFound` when unknown."""
+        rows = self._query("SELECT id, user_id, item_id, event, weight, ts FROM interactions WHERE id = ?", (event_id,))
+        if not rows:
+            raise NotFound(f"unknown event {event_id}")
+        keys = ("id", "user_id", "item_id", "event", "weight", "timestamp")
+        return dict(zip(keys, rows[0], strict=True))
+
+    def last_event_id(self) -> int:
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM interactions")[0][0])
+
+    def users_with_events_since(self, since_id: int) -> tuple[list[str], int]:
+        """Users with events after `since_id`, and the last event id seen (for tailing the event log)."""
+        rows = self._query("SELECT id, user_id FROM interactions WHERE id > ? ORDER BY id", (since_id,))
+        if not rows:
+            return [], since_id
+        return list(dict.fromkeys(r[1] for r in rows)), int(rows[-1][0])
 
     def interactions(self, user_id: str | None = None, since_id: int = 0) -> pd.DataFrame:
         """Interactions (all, or one user's) as the standard table plus their `id`, in time order."""
@@ -235,7 +306,14 @@ class Store:
         return pd.DataFrame(rows, columns=["id", "user_id", "item_id", "timestamp", "weight", "event"])
 
     def users(self, limit: int | None = None) -> list[str]:
+        """Every user with events, in id order."""
         sql = "SELECT DISTINCT user_id FROM interactions ORDER BY user_id LIMIT ?"
+        return [r[0] for r in self._query(sql, (-1 if limit is None else limit,))]
+
+    def shoppers(self, limit: int | None = None) -> list[str]:
+        """The shop's own shoppers: users of imported interaction files (the shop's data), never a user that
+        only posted events through the API."""
+        sql = "SELECT DISTINCT user_id FROM interactions WHERE source != 'api' ORDER BY user_id LIMIT ?"
         return [r[0] for r in self._query(sql, (-1 if limit is None else limit,))]
 
     # -- styles ---------------------------------------------------------------------------------------------
@@ -298,12 +376,81 @@ class Store:
             )
 
     def job(self, job_id: str) -> dict:
-        rows = self._query("SELECT id, kind, status, payload, result FROM jobs WHERE id = ?", (job_id,))
+        rows = self._query("SELECT id, kind, status, payload, result, attempts FROM jobs WHERE id = ?", (job_id,))
         if not rows:
-            raise KeyError(f"unknown job {job_id!r}")
-        job_id, kind, status, payload, result = rows[0]
+            raise NotFound(f"unknown job {job_id!r}")
+        job_id, kind, status, payload, result, attempts = rows[0]
         return {"id": job_id, "kind": kind, "status": status, "payload": json.loads(payload),
-                "result": None if result is None else json.loads(result)}  # fmt: skip
+                "result": None if result is None else json.loads(result), "attempts": attempts}  # fmt: skip
+
+    # A job queue in the same file: enqueue (bounded, deduplicated), claim, finish, recover after a restart.
+    PENDING = ("queued", "running")
+
+    def enqueue_job(
+        self, job_id: str, kind: str, payload: dict, client: str, max_pending: int, max_per_client: int
+    ) -> bool:
+        """Queue a job; False when the same job is already queued or running (nothing added). `QueueFull` when
+        `max_pending` jobs of this kind, or `max_per_client` of this client, are already waiting."""
+        with self.transaction() as db:
+            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is not None and row[0] in self.PENDING:
+                return False
+            pending = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(client = ?), 0) FROM jobs WHERE kind = ? AND status IN (?, ?)",
+                (client, kind, *self.PENDING),
+            ).fetchone()
+            if pending[0] >= max_pending:
+                raise QueueFull(f"the {kind} queue is full ({pending[0]} jobs waiting); try again later")
+            if pending[1] >= max_per_client:
+                raise QueueFull(f"you already have {pending[1]} {kind} jobs waiting; try again when one is done")
+            now = time.time()
+            db.execute(
+                "INSERT INTO jobs (id, kind, status, payload, result, created, updated, client, attempts) "
+                "VALUES (?, ?, 'queued', ?, NULL, ?, ?, ?, 0) ON CONFLICT(id) DO UPDATE SET status='queued', "
+                "payload=excluded.payload, result=NULL, updated=excluded.updated, client=excluded.client, attempts=0",
+                (job_id, kind, json.dumps(payload), now, now, client),
+            )
+            return True
+
+    def claim_job(self, kind: str) -> dict | None:
+        """The oldest queued job of this kind, marked running (its attempt counted); None when none waits."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id FROM jobs WHERE kind = ? AND status = 'queued' ORDER BY created LIMIT 1", (kind,)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated = ? WHERE id = ?",
+                (time.time(), row[0]),
+            )
+        return self.job(row[0])
+
+    def finish_job(self, job_id: str, status: str, result: dict | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, result = ?, updated = ? WHERE id = ?",
+                (status, None if result is None else json.dumps(result), time.time(), job_id),
+            )
+
+    def recover_jobs(self, kind: str, max_attempts: int) -> tuple[int, int]:
+        """After a restart: jobs left running are queued again, or failed (with the reason) once they have
+        been tried `max_attempts` times. Returns (re-queued, failed)."""
+        reason = json.dumps({"error": f"interrupted by a restart {max_attempts} times; not retried"})
+        with self.transaction() as db:
+            failed = db.execute(
+                "UPDATE jobs SET status = 'failed', result = ?, updated = ? "
+                "WHERE kind = ? AND status = 'running' AND attempts >= ?",
+                (reason, time.time(), kind, max_attempts),
+            ).rowcount
+            requeued = db.execute(
+                "UPDATE jobs SET status = 'queued', updated = ? WHERE kind = ? AND status = 'running'",
+                (time.time(), kind),
+            ).rowcount
+        return requeued, failed
+
+    def count_jobs(self, kind: str, status: str) -> int:
+        return self._query("SELECT COUNT(*) FROM jobs WHERE kind = ? AND status = ?", (kind, status))[0][0]
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as db:

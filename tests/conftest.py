@@ -64,6 +64,8 @@ def service_settings(demo_shop, tmp_path_factory):
     return Settings(
         db=root / "shop.db",
         embeddings=embeddings,
+        index=root / "index",
+        models=root / "models",
         styles_dir=root / "styles",
         renders_dir=root / "renders",
         uploads_dir=root / "uploads",

@@ -63,6 +63,7 @@ def test_page_feed_and_upload(server, demo_shop, tmp_path):
         page.wait_for_selector("#feed .card", timeout=30_000)
         assert page.locator("#feed .card").count() == 12
         assert "preferred styles" in page.locator("#styles-line").inner_text()
+        assert httpx.get(f"{server}/health").json()["renders_pending"] == 0  # no render starts on page load
 
         page.set_input_files("#upload", str(catalog_dir / "images" / "D0012.jpg"))
         page.click("#upload-form button")

@@ -94,7 +94,7 @@ def test_index_build_info_and_similar_through_the_index(demo_catalog, tmp_path, 
 def test_demo_main_job(tmp_path, capsys):
     args = ["demo", "--catalog", str(tmp_path / "demo"), "--store", str(tmp_path / "store")]
     args += ["--index", str(tmp_path / "index"), "--db", str(tmp_path / "db.sqlite"), "--image-size", "64", "-q"]
-    args += ["--no-serve"]
+    args += ["--models", str(tmp_path / "models"), "--no-serve"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "288 added" in out and out.count("shop this style:") == 6
@@ -102,3 +102,17 @@ def test_demo_main_job(tmp_path, capsys):
     assert share > 40, "the demo's style neighbours should mostly share the pattern (chance is 17%)"
     assert main(args) == 0
     assert "0 added, 0 updated, 288 unchanged" in capsys.readouterr().out
+
+
+def test_a_busy_port_is_reported_before_the_build(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["demo", "--catalog", str(tmp_path / "demo"), "--store", str(tmp_path / "store"), "--port", str(port)]
+        assert main(args) == 2
+    error = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in error and "make demo PORT=N" in error
+    assert not (tmp_path / "demo").exists()  # nothing was built

@@ -13,7 +13,7 @@ from transfer.images import foreground_mask, load_image
 from transfer.render import GatysRenderer, RenderError, RenderOptions, finish
 from transfer.render_cache import RenderCache, load_style
 
-FAST = {"size": 96, "steps": 8, "scales": 1}
+FAST = {"renderer": "gatys", "size": 96, "steps": 8, "scales": 1}
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +154,8 @@ def test_palette_and_render_commands(tmp_path, demo_catalog, style_image, capsys
     render += ["--cache", str(tmp_path / "cache"), "-q", "--renderer", "adain"]
     assert main(render) == 0
     captured = capsys.readouterr()
-    assert "rendering with gatys instead" in captured.err  # no decoder weights: gatys, and says so
-    assert (out / "D0010-swirls-gatys.jpg").exists()
+    assert "rendering with fast instead" in captured.err  # no decoder weights: fast, and says so
+    assert (out / "D0010-swirls-fast.jpg").exists()
     assert main(render) == 0
     assert "(cached)" in capsys.readouterr().out
     assert main(["render", "NOPE", "--style", "swirls", "--db", db]) == 2

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import sqlite3
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from recsys.service.app import create_app
+from recsys.service.render_queue import RenderWorker
 from recsys.store import Store
 
 KEY = {"X-API-Key": "secret"}
@@ -85,7 +91,8 @@ def test_feed_styles_and_events(client, settings):
     assert [r["reason"] for r in stranger] == ["popular right now"] * 3
     styles = client.get("/users/U0001/styles").json()
     assert {s["name"] for s in styles} == {"stripes", "dots"}
-    assert client.get("/users", params={"limit": 3}).json() == ["U0000", "U0001", "U0002"]
+    assert client.post("/events", json={"user_id": "!!! SPAM", "item_id": "D0001"}).status_code == 201
+    assert client.get("/users", params={"limit": 3}).json() == ["U0000", "U0001", "U0002"]  # the shop's shoppers
 
     striped = [i["id"] for i in client.get("/items", params={"q": "stripes", "limit": 3}).json()["items"]]
     for item in striped:
@@ -109,15 +116,15 @@ def test_acknowledged_events_survive_a_restart(settings):
     store.close()
 
 
-def test_render_is_queued_then_served(client):
-    params = {"style": "dots", "strength": 0.8}
+def test_render_is_queued_then_served(client, settings):
+    params = {"style": "dots", "strength": 0.75}
     first = client.get("/items/D0005/render", params=params)
     assert first.status_code == 202 and first.headers["location"] == first.json()["url"]
-    for _ in range(120):
-        job = client.get(first.json()["url"]).json()
-        if job["status"] in ("done", "failed"):
-            break
-        time.sleep(0.5)
+    assert client.get(first.json()["url"]).json()["status"] == "queued"
+    worker = RenderWorker(settings)  # what the render worker process runs
+    assert worker.run_once() and not worker.run_once()
+    worker.close()
+    job = client.get(first.json()["url"]).json()
     assert job["status"] == "done", job
     image = client.get("/items/D0005/render", params=params)
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
@@ -200,3 +207,164 @@ def test_logs_are_json_lines():
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "request" and entry["path"] == "/health" and entry["status"] == 200
     assert entry["level"] == "info" and entry["time"].endswith("Z")
+
+
+# -- the service, wired once: bounded, non-blocking, persisted ---------------------------------------------------
+@pytest.fixture
+def fresh(settings, tmp_path):
+    """Settings over a private copy of the demo store (for tests that fill queues or restart the service)."""
+    source, copy = sqlite3.connect(settings.db), sqlite3.connect(tmp_path / "shop.db")
+    source.backup(copy)
+    source.close()
+    copy.close()
+    return settings.model_copy(update={"db": tmp_path / "shop.db", "renders_dir": tmp_path / "renders"})
+
+
+def test_huge_numbers_get_422_not_500(client):
+    huge = "99999999999999999999"
+    for path, params in (
+        ("/items", {"offset": huge}),
+        ("/items", {"limit": huge}),
+        ("/users", {"limit": huge}),
+        ("/users/U0001/feed", {"k": huge}),
+        ("/items/D0001/similar", {"k": huge}),
+        ("/users/U0001/styles", {"k": huge}),
+    ):
+        response = client.get(path, params=params)
+        assert response.status_code == 422 and "detail" in response.json(), (path, params)
+    assert client.post("/shop-this-style", data={"item_id": "D0001", "k": huge}).status_code == 422
+    assert client.get("/items", params={"offset": 10**9}).json()["items"] == []
+    assert client.get("/items", params={"offset": 10**9 + 1}).status_code == 422
+    ok = client.get("/health")
+    assert (
+        ok.headers["x-request-id"]
+        and client.get("/health", headers={"X-Request-ID": "abc-1"}).headers["x-request-id"] == "abc-1"
+    )
+
+
+def test_only_our_not_found_errors_are_404(settings, monkeypatch):
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        catalog = c.app.state.service.catalog
+
+        def broken(*args, **kwargs):
+            return {}["a bug, not an unknown id"]
+
+        monkeypatch.setattr(catalog, "feed", broken)
+        response = c.get("/users/U0001/feed")
+        assert response.status_code == 500 and response.json()["request_id"] == response.headers["x-request-id"]
+        assert c.get("/items/NOPE").status_code == 404
+
+
+def test_duplicate_event_id_is_stored_once(client):
+    before = client.get("/health").json()["events"]
+    body = {"user_id": "retrier", "item_id": "D0003", "event": "like", "event_id": "client-42"}
+    first = client.post("/events", json=body)
+    again = client.post("/events", json={**body, "item_id": "D0004"})  # a retry; the first answer stands
+    assert first.status_code == again.status_code == 201 and first.json() == again.json()
+    assert first.json()["item_id"] == "D0003" and first.json()["weight"] == 1.0
+    assert client.get("/health").json()["events"] == before + 1
+    other = client.post("/events", json={**body, "event_id": "client-43"})
+    assert other.json()["id"] != first.json()["id"]
+
+
+def test_the_service_answers_from_the_persisted_index_and_models(settings):
+    from recsys.versions import current_version
+
+    with TestClient(create_app(settings)) as first:
+        health = first.get("/health").json()
+    assert health["index_version"] == (settings.index / "CURRENT").read_text().strip()
+    assert health["cf_version"] == current_version(settings.models / "cf") and health["index_spec"] == "Flat"
+    with TestClient(create_app(settings)) as second:  # a restart loads the same versions: nothing retrained
+        again = second.get("/health").json()
+    assert (again["index_version"], again["cf_version"]) == (health["index_version"], health["cf_version"])
+
+
+def test_cli_feed_is_the_service_feed(client, settings, capsys):
+    import json
+
+    from recsys.cli import main
+
+    flags = ["--db", str(settings.db), "--store", str(settings.embeddings), "--index", str(settings.index)]
+    for user in ("U0001", "U0007", "web-shopper"):
+        assert main(["feed", user, "-k", "8", "--json", *flags, "--models", str(settings.models)]) == 0
+        cli = [(r["item_id"], r["score"]) for r in json.loads(capsys.readouterr().out)]
+        served = [
+            (r["item"]["id"], r["score"]) for r in client.get(f"/users/{user}/feed", params={"k": 8}).json()["items"]
+        ]
+        assert cli == served, user
+
+
+def test_an_upload_being_embedded_does_not_block_other_requests(fresh, monkeypatch):
+    settings = fresh.model_copy(update={"embed_workers": 1, "embed_queue": 0})
+    with TestClient(create_app(settings)) as c:
+        catalog = c.app.state.service.catalog
+        started, release = threading.Event(), threading.Event()
+        real = catalog.embed_image
+
+        def slow_embed(image, max_pixels=None):
+            started.set()
+            release.wait(30)
+            return real(image, max_pixels)
+
+        monkeypatch.setattr(catalog, "embed_image", slow_embed)
+        photo = _jpeg()
+        results = {}
+        upload = threading.Thread(
+            target=lambda: results.setdefault(
+                "upload", c.post("/shop-this-style", files={"image": ("p.jpg", photo, "image/jpeg")})
+            )
+        )
+        upload.start()
+        assert started.wait(30)
+        t0 = time.perf_counter()
+        assert c.get("/health").status_code == 200 and c.get("/users/U0001/feed").status_code == 200
+        assert time.perf_counter() - t0 < 5  # answered while the embedding is still running
+        busy = c.post("/shop-this-style", files={"image": ("p.jpg", photo, "image/jpeg")})
+        assert busy.status_code == 503 and int(busy.headers["retry-after"]) > 0
+        release.set()
+        upload.join(60)
+        assert results["upload"].status_code == 200
+
+
+def test_a_render_flood_gets_429(fresh):
+    settings = fresh.model_copy(update={"render_queue": 3, "render_per_client": 2})
+    with TestClient(create_app(settings)) as c:
+        url = "/items/D0007/render"
+        assert c.get(url, params={"style": "dots", "strength": 0.33}).status_code == 422  # not a palette strength
+        assert c.get(url, params={"style": "../../etc/passwd", "strength": 1}).status_code == 404
+        first = c.get(url, params={"style": "dots", "strength": 0.25})
+        assert first.status_code == 202
+        assert c.get(url, params={"style": "dots", "strength": 0.25}).json()["id"] == first.json()["id"]  # deduped
+        assert c.get(url, params={"style": "dots", "strength": 0.5}).status_code == 202
+        refused = c.get(url, params={"style": "dots", "strength": 0.75})
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0  # this client's bound
+        assert c.get(url, params={"style": "dots", "strength": 0.3}, headers=KEY).status_code == 202  # admin
+        full = c.get(url, params={"style": "dots", "strength": 0.35}, headers=KEY)
+        assert full.status_code == 429 and "full" in full.json()["detail"]  # the whole queue's bound
+        assert c.get("/health").json()["renders_pending"] == 3
+
+
+def test_a_restart_requeues_or_fails_stranded_jobs(fresh):
+    with TestClient(create_app(fresh)) as c:
+        job_url = c.get("/items/D0008/render", params={"style": "dots", "strength": 0.5}).json()["url"]
+        store = Store(fresh.db)
+        for restart in range(2):
+            assert store.claim_job("render")["status"] == "running"  # a worker took it, then was killed
+            worker = RenderWorker(fresh)
+            requeued, failed = worker.recover()
+            worker.close()
+            assert (requeued, failed) == ((1, 0) if restart == 0 else (0, 1))
+            status = c.get(job_url).json()
+            assert status["status"] == ("queued" if restart == 0 else "failed")
+        store.close()
+        assert "restart" in status["error"]
+
+
+def test_index_and_embedding_store_import_without_torch():
+    code = (
+        "import sys, index.style_index, index.persistence, index.sharded, transfer.store, recsys.store;"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=repo)
+    assert done.returncode == 0, done.stderr

@@ -226,8 +226,11 @@ class AdaINRenderer:
         return RenderResult(to_image(out), time.perf_counter() - start, 1)
 
 
-def renderer_for(options: RenderOptions, device: str | None = None):
-    """The renderer an options object names."""
+def renderer_for(options: RenderOptions, device: str | None = None, threads: int | None = None):
+    """The renderer an options object names (`threads`: the fast renderer's onnxruntime threads; it runs on CPU)."""
+    from transfer.fast import FastRenderer
     from transfer.render import GatysRenderer
 
+    if options.renderer == "fast":
+        return FastRenderer(threads)
     return AdaINRenderer(device=device) if options.renderer == "adain" else GatysRenderer(device)

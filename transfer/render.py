@@ -1,4 +1,5 @@
-"""Re-rendering a product in a style: the Gatys renderer and the product-safe finishing every renderer shares.
+"""Re-rendering a product in a style: the render options, the Gatys renderer and the product-safe finishing every
+renderer shares (the `fast` renderer is in `transfer.fast`, `adain` in `transfer.adain`).
 
 Product-safe by default: the optimisation matches the style's Gram matrices over the product's own pixels,
 and the result is composited back so that background pixels stay exactly as they were (edges feathered);
@@ -32,12 +33,15 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 
 
+GATYS_ONLY = {"steps", "scales", "style_weight", "content_weight", "tolerance", "seed"}
+
+
 class RenderOptions(BaseModel):
     """What a render looks like; every field is part of the render cache key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    renderer: Literal["gatys", "adain"] = "gatys"
+    renderer: Literal["fast", "gatys", "adain"] = "fast"
     size: int = Field(384, ge=32, le=2048, description="longer side of the working image in pixels")
     steps: int = Field(100, ge=1, description="gatys: optimiser evaluations over all scales")
     scales: int = Field(2, ge=1, le=4, description="gatys: coarse-to-fine passes, each twice the size of the last")
@@ -50,7 +54,17 @@ class RenderOptions(BaseModel):
     brightness: float = Field(1.0, gt=0)
     contrast: float = Field(1.0, gt=0)
     saturation: float = Field(1.0, gt=0)
+    style_amount: float = Field(
+        1.0, ge=0, le=1, description="fast: the style code's share against the product's own (more/less style)"
+    )
     seed: int = 0
+
+    def cache_json(self) -> str:
+        """The options that can change this renderer's output, as JSON (the render cache's key)."""
+        unused = GATYS_ONLY if self.renderer != "gatys" else set()
+        if self.renderer != "fast":
+            unused = unused | {"style_amount"}
+        return self.model_dump_json(exclude=unused)
 
 
 class RenderError(ValueError):

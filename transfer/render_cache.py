@@ -1,7 +1,8 @@
-"""Rendering with a cache keyed by (product image, style image, renderer, parameters): nothing renders twice.
+"""Rendering with a cache keyed by (product image, style image(s), renderer, parameters): nothing renders twice.
 
-The key hashes the bytes of both images and every render option, so changing any of them is a new render and
-asking again for the same one returns the stored JPEG bytes unchanged.
+The key hashes the bytes of the images and every render option that can change the output, so changing any of
+them is a new render and asking again for the same one returns the stored JPEG bytes unchanged. The style is one
+image or, for the `fast` renderer, a blend [(image, weight)]; a blend of one image at any weight is that image.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from transfer.images import ImageError, LoadedImage, load_image
@@ -18,15 +20,36 @@ MIN_STYLE_SIDE = 32
 JPEG_QUALITY = 92
 
 
-def _bytes(source: bytes | str | os.PathLike) -> bytes:
+Source = bytes | str | os.PathLike
+StyleSource = Source | Sequence[tuple[Source, float]]
+
+
+def _bytes(source: Source) -> bytes:
     return source if isinstance(source, bytes) else Path(source).read_bytes()
 
 
-def cache_key(content: bytes, style: bytes, options: RenderOptions) -> str:
-    """The render's identity: sha256 over both images' bytes and the options."""
+def style_mix(style: StyleSource) -> list[tuple[bytes, float]]:
+    """[(image bytes, weight)] with weights summing to 1 (one image: weight 1.0); `RenderError` for bad weights."""
+    if isinstance(style, bytes | str | os.PathLike):
+        return [(_bytes(style), 1.0)]
+    pairs = [(_bytes(source), float(weight)) for source, weight in style]
+    total = sum(weight for _, weight in pairs)
+    if not pairs or any(not weight >= 0 for _, weight in pairs) or not 0 < total < float("inf"):
+        raise RenderError("a style blend needs at least one style and non-negative weights that are not all zero")
+    return [(data, weight / total) for data, weight in pairs]
+
+
+def cache_key(content: bytes, style: bytes | Sequence[tuple[bytes, float]], options: RenderOptions) -> str:
+    """The render's identity: sha256 over the images' bytes (and blend weights) and the options."""
+    mix = style_mix(style)
     h = hashlib.sha256()
-    for part in (content, style, options.model_dump_json().encode()):
-        h.update(hashlib.sha256(part).digest())
+    h.update(hashlib.sha256(content).digest())
+    if len(mix) == 1:
+        h.update(hashlib.sha256(mix[0][0]).digest())
+    else:
+        for data, weight in mix:
+            h.update(hashlib.sha256(data).digest() + f"{weight:.6f}".encode())
+    h.update(hashlib.sha256(options.cache_json().encode()).digest())
     return h.hexdigest()
 
 
@@ -56,25 +79,29 @@ class RenderCache:
 
     def render(
         self,
-        content: bytes | str | os.PathLike,
-        style: bytes | str | os.PathLike,
+        content: Source,
+        style: StyleSource,
         options: RenderOptions,
         renderer=None,
         progress: bool = False,
     ) -> tuple[bytes, bool]:
-        """(JPEG bytes, whether they came from the cache). `renderer` is made from the options when not given."""
-        content_bytes, style_bytes = _bytes(content), _bytes(style)
-        key = cache_key(content_bytes, style_bytes, options)
+        """(JPEG bytes, whether they came from the cache). `style` is an image or a blend [(image, weight)] (fast
+        renderer only); `renderer` is made from the options when not given."""
+        content_bytes, mix = _bytes(content), style_mix(style)
+        key = cache_key(content_bytes, mix, options)
         cached = self.get(key)
         if cached is not None:
             return cached, True
+        if len(mix) > 1 and options.renderer != "fast":
+            raise RenderError(f"style blends need the fast renderer, not {options.renderer}")
         product = load_image(content_bytes)
-        style_image = load_style(style_bytes)
+        styles = [(load_style(data), weight) for data, weight in mix]
         if renderer is None:
             from transfer.adain import renderer_for
 
             renderer = renderer_for(options)
-        result = renderer.render(product, style_image, options, progress=progress)
+        reference = styles[0][0] if len(styles) == 1 else styles
+        result = renderer.render(product, reference, options, progress=progress)
         buffer = io.BytesIO()
         finish(product, result.image, options).save(buffer, "JPEG", quality=JPEG_QUALITY)
         data = buffer.getvalue()

@@ -1,9 +1,12 @@
-"""The FastAPI application: routers, error handling (4xx with a JSON body naming the problem), the web page."""
+"""The FastAPI application: routers, error handling (4xx with a JSON body naming the problem; a 500 is a bug,
+answered in JSON with the request id it is logged under), request ids and access logs, the web page."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -14,65 +17,80 @@ from fastapi.staticfiles import StaticFiles
 from recsys.data_io import DataError
 from recsys.service.routes import admin, events, health, items, renders, users
 from recsys.service.settings import Settings
-from recsys.service.state import ServiceState
+from recsys.service.state import Busy, ServiceState
+from recsys.store import NotFound, QueueFull
 from transfer.images import ImageError
 from transfer.render import RenderError
+from transfer.store import StoreError
 
 STATIC = Path(__file__).parent / "static"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 log = logging.getLogger("stylerec.service")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app; the store, models and render queue open when it starts and close when it stops."""
+    """The app; the catalog, embedder and render queue open when it starts and close when it stops.
+    Without `settings`, they come from the environment (what `stylerec serve`'s worker processes do)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.service = ServiceState(settings)
+        app.state.service = ServiceState.open(settings)
         yield
         app.state.service.close()
 
     app = FastAPI(
         title="stylerec",
         description="Style-aware product recommendations: feeds, shop this style, re-rendered products.",
-        version="0.1.0",
+        version="0.2.0",
         lifespan=lifespan,
     )
     for router in (health.router, items.router, users.router, events.router, renders.router, admin.router):
         app.include_router(router)
 
-    @app.exception_handler(KeyError)
-    async def unknown_id(request: Request, exc: KeyError):
-        return JSONResponse({"detail": exc.args[0] if exc.args else "not found"}, status_code=404)
+    def error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound):
+        return error(404, str(exc))
 
     @app.exception_handler(ImageError)
     async def bad_image(request: Request, exc: ImageError):
         status = 413 if "over the limit" in str(exc) or "decompression bomb" in str(exc) else 422
-        return JSONResponse({"detail": f"not a usable image: {exc}"}, status_code=status)
+        return error(status, f"not a usable image: {exc}")
 
     @app.exception_handler(RenderError)
     async def bad_render(request: Request, exc: RenderError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return error(422, str(exc))
 
     @app.exception_handler(DataError)
     async def bad_data(request: Request, exc: DataError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return error(422, str(exc))
 
-    @app.exception_handler(ValueError)
-    async def bad_value(request: Request, exc: ValueError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, exc: QueueFull):
+        return error(429, str(exc), {"Retry-After": str(settings.retry_after)})
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        log.info(
-            "request",
-            extra={"method": request.method, "path": request.url.path, "status": response.status_code,
-                   "ms": round((time.perf_counter() - start) * 1000, 1)},
-        )  # fmt: skip
-        return response
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy):
+        return error(503, str(exc), {"Retry-After": str(exc.retry_after)})
 
+    @app.exception_handler(StoreError)
+    async def no_embeddings(request: Request, exc: StoreError):
+        return error(503, f"style search is unavailable: {exc}")
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception):
+        request_id = getattr(request.state, "request_id", "-")
+        log.exception("unhandled error", extra={"request_id": request_id, "path": request.url.path})
+        return JSONResponse(
+            {"detail": "internal error (a bug): reported in the service log", "request_id": request_id},
+            status_code=500,
+            headers={"X-Request-ID": request_id},
+        )
+
+    app.add_middleware(RequestLog)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -80,3 +98,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     return app
+
+
+def serve_app() -> FastAPI:
+    """The entry point of each `stylerec serve` worker process: JSON logs at the configured level, settings from
+    the environment that `serve` prepared."""
+    from recsys.service import logs
+
+    settings = Settings()
+    logs.configure(logging.getLevelNamesMapping()[settings.log_level.upper()])
+    return create_app(settings)
+
+
+class RequestLog:
+    """Gives every request an id (the client's X-Request-ID when it is sane), returns it as a header and logs
+    one JSON line per request with its status and time. Plain ASGI: no per-request task or stream wrapping."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        start, status = time.perf_counter(), 500
+
+        async def send_with_id(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                extra={"request_id": request_id, "method": scope["method"], "path": scope["path"], "status": status,
+                       "ms": round((time.perf_counter() - start) * 1000, 1)},
+            )  # fmt: skip

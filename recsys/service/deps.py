@@ -1,4 +1,4 @@
-"""Dependencies shared by the routers: the service state and the admin check."""
+"""Dependencies shared by the routers: one part of the service state each, and the admin check."""
 
 from __future__ import annotations
 
@@ -6,22 +6,46 @@ import hmac
 
 from fastapi import Depends, Header, HTTPException, Request
 
-from recsys.service.state import ServiceState
+from recsys.catalog import Catalog
+from recsys.service.render_queue import RenderQueue
+from recsys.service.settings import Settings
+from recsys.service.state import Embedder
 
 
-def get_state(request: Request) -> ServiceState:
-    return request.app.state.service
+# The cheap dependencies are `async def`: FastAPI would run a plain `def` one on a worker thread (a thread hop
+# per dependency per request). `get_catalog` reads the store, so it stays on a thread.
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.service.settings
+
+
+def get_catalog(request: Request) -> Catalog:
+    """The catalog, caught up with what other worker processes recorded (events, model versions)."""
+    service = request.app.state.service
+    service.catalog.sync(service.settings.sync_every)
+    return service.catalog
+
+
+async def get_embedder(request: Request) -> Embedder:
+    return request.app.state.service.embedder
+
+
+async def get_renders(request: Request) -> RenderQueue:
+    return request.app.state.service.renders
+
+
+def is_admin(x_api_key: str | None, settings: Settings) -> bool:
+    expected = settings.api_key
+    return bool(expected and x_api_key and hmac.compare_digest(x_api_key.encode(), expected.encode()))
 
 
 def require_admin(
-    x_api_key: str | None = Header(None, description="the admin API key"), state: ServiceState = Depends(get_state)
+    x_api_key: str | None = Header(None, description="the admin API key"), settings: Settings = Depends(get_settings)
 ) -> None:
     """401 without a key, 403 with a wrong one (or when no key is configured: admin is then off)."""
     if x_api_key is None:
         raise HTTPException(401, "admin route: send the API key in the X-API-Key header")
-    expected = state.settings.api_key
-    if not expected or not hmac.compare_digest(x_api_key.encode(), expected.encode()):
-        raise HTTPException(403, "admin route: wrong API key" if expected else "admin routes are disabled")
+    if not is_admin(x_api_key, settings):
+        raise HTTPException(403, "admin route: wrong API key" if settings.api_key else "admin routes are disabled")
 
 
 def item_out(item: dict) -> dict:
@@ -35,8 +59,8 @@ def item_out(item: dict) -> dict:
     }
 
 
-def recommendations_out(state: ServiceState, results, user_id: str | None = None) -> dict:
-    known = state.store.items_by_id([r.item_id for r in results])
+def recommendations_out(catalog: Catalog, results, user_id: str | None = None) -> dict:
+    known = catalog.items_by_id([r.item_id for r in results])
     # An item deleted between ranking and now is left out rather than failing the whole list.
     items = [{**r.as_dict(), "item": item_out(known[r.item_id])} for r in results if r.item_id in known]
     return {"items": items, "user_id": user_id}

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+MAX_K = 1000  # results asked for at most (the service then caps them at its `max_k` setting)
+MAX_OFFSET = 1_000_000_000  # list offsets at most (SQLite takes 64-bit integers; a bigger one would be a 500)
+
 
 class Item(BaseModel):
     id: str
@@ -39,6 +42,9 @@ class EventIn(BaseModel):
     item_id: str = Field(min_length=1, max_length=200)
     event: Literal["view", "click", "like", "add_to_cart", "purchase"] = "click"
     timestamp: float | None = Field(None, ge=0, le=4e9, description="epoch seconds (default: now)")
+    event_id: str | None = Field(
+        None, min_length=1, max_length=200, description="the client's id for this event: a retry is stored once"
+    )
 
 
 class EventOut(BaseModel):
@@ -46,6 +52,9 @@ class EventOut(BaseModel):
     user_id: str
     item_id: str
     event: str
+    weight: float
+    timestamp: float
+    event_id: str | None = None
 
 
 class StyleScore(BaseModel):
@@ -73,5 +82,10 @@ class Health(BaseModel):
     events: int
     style_vectors: int
     model_id: str | None
+    index_version: str | None = Field(description="the persisted index version served (None: built in memory)")
+    index_spec: str | None
+    index_device: str | None
+    cf_version: str | None = Field(description="the persisted CF model version served")
     cf_users: int
     cf_items: int
+    renders_pending: int

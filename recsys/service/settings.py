@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recsys.catalog import CatalogPaths
 
 
 class Settings(BaseSettings):
@@ -16,6 +19,7 @@ class Settings(BaseSettings):
     db: Path = Path("var/stylerec.db")
     embeddings: Path = Path("var/store")
     index: Path = Path("var/index")
+    models: Path = Path("var/models")
     styles_dir: Path = Path("var/styles")
     renders_dir: Path = Path("var/renders")
     uploads_dir: Path = Path("var/uploads")
@@ -24,6 +28,21 @@ class Settings(BaseSettings):
     max_pixels: int = Field(40_000_000, gt=0)
     max_k: int = Field(100, gt=0)
     device: str | None = None
+    # Photo embeddings (shop this style, admin uploads) run on a small pool, never on the event loop.
+    embed_workers: int = Field(1, ge=1, description="photos embedded at once")
+    embed_queue: int = Field(4, ge=0, description="photos waiting for a worker; beyond, 503 + Retry-After")
+    # The render queue (jobs in SQLite, run by one low-priority worker process).
     render_size: int = Field(384, ge=64, le=1024)
     render_steps: int = Field(100, ge=1)
-    render_workers: int = Field(1, ge=1)
+    render_queue: int = Field(8, ge=1, description="renders queued or running at most; beyond, 429")
+    render_per_client: int = Field(2, ge=1, description="renders one client may have queued or running")
+    render_strengths: tuple[float, ...] = Field(
+        (0.25, 0.5, 0.75, 1.0), description="the strengths anonymous clients may ask for (admins: any in 0..1)"
+    )
+    render_attempts: int = Field(2, ge=1, description="tries of a job interrupted by restarts before it fails")
+    retry_after: int = Field(30, ge=1, description="seconds a refused client is told to wait (Retry-After)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="info logs every request")
+    sync_every: float = Field(1.0, gt=0, description="seconds between checks for other processes' model changes")
+
+    def catalog_paths(self) -> CatalogPaths:
+        return CatalogPaths(self.db, self.embeddings, self.index, self.models, self.device)

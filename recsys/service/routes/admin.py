@@ -8,12 +8,15 @@ from pathlib import Path
 
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, HTTPException, UploadFile
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
+from recsys.catalog import Catalog
 from recsys.palette import NAME
-from recsys.service.deps import get_state, item_out, require_admin
+from recsys.service.deps import get_catalog, get_embedder, get_settings, item_out, require_admin
 from recsys.service.routes.items import read_upload
 from recsys.service.schemas import Item, PaletteStyle
-from recsys.service.state import ServiceState
+from recsys.service.settings import Settings
+from recsys.service.state import Embedder
 from transfer.images import load_image
 from transfer.render_cache import load_style
 
@@ -41,13 +44,15 @@ def _save_upload(data: bytes, folder: Path, stem: str) -> Path:
 async def add_item(
     background: BackgroundTasks,
     item_id: str = Form(...),
-    title: str = Form(""),
-    category: str = Form(""),
-    attributes: str = Form("{}", description="a JSON object"),
+    title: str = Form("", max_length=500),
+    category: str = Form("", max_length=200),
+    attributes: str = Form("{}", max_length=20_000, description="a JSON object"),
     image: UploadFile | None = File(None),
-    state: ServiceState = Depends(get_state),
+    catalog: Catalog = Depends(get_catalog),
+    embedder: Embedder = Depends(get_embedder),
+    settings: Settings = Depends(get_settings),
 ):
-    """Add or replace an item; its photo is embedded and indexed in the background."""
+    """Add or replace an item; its photo is embedded (off the event loop) and indexed in the background."""
     if not ITEM_ID.match(item_id):
         raise HTTPException(422, "item_id: letters, digits and _ . : - only (up to 128)")
     try:
@@ -58,59 +63,61 @@ async def add_item(
         raise HTTPException(422, "attributes must be a JSON object")
     path = None
     if image is not None:
-        data = await read_upload(image, state.settings.max_upload_bytes)
-        load_image(data, state.settings.max_pixels)  # 4xx before anything is stored
-        path = _save_upload(data, state.settings.uploads_dir, item_id)
-    state.store.upsert_item(item_id, title, category, extra, str(path.resolve()) if path else None)
-    state.refresh_catalog()
+        data = await read_upload(image, settings.max_upload_bytes)
+        await run_in_threadpool(load_image, data, settings.max_pixels)  # 4xx before anything is stored
+        path = _save_upload(data, settings.uploads_dir, item_id)
+    item = await run_in_threadpool(
+        catalog.put_item, item_id, title, category, extra, str(path.resolve()) if path else None
+    )
     if path is not None:
-        background.add_task(state.add_item_vector, item_id, str(path))
-    return item_out(state.store.item(item_id))
+        background.add_task(_index_photo, catalog, embedder, item_id, str(path))
+    return item_out(item)
+
+
+def _index_photo(catalog: Catalog, embedder: Embedder, item_id: str, path: str) -> None:
+    """Background job after an admin upload: embed the photo (on the embedding pool) and index it."""
+    catalog.add_item_vector(item_id, embedder.submit(path, wait_for_slot=True).result())
 
 
 @router.delete("/items/{item_id}", status_code=204, response_class=Response)
-def delete_item(item_id: str, state: ServiceState = Depends(get_state)):
-    state.store.item(item_id)  # 404 for an unknown id
-    state.remove_item(item_id)
+def delete_item(item_id: str, catalog: Catalog = Depends(get_catalog)):
+    catalog.remove_item(item_id)  # 404 for an unknown id
     return Response(status_code=204)
 
 
 @router.post("/styles", response_model=PaletteStyle, status_code=201)
-async def add_style(name: str = Form(...), image: UploadFile = File(...), state: ServiceState = Depends(get_state)):
+async def add_style(
+    name: str = Form(...),
+    image: UploadFile = File(...),
+    catalog: Catalog = Depends(get_catalog),
+    embedder: Embedder = Depends(get_embedder),
+    settings: Settings = Depends(get_settings),
+):
     """Add or replace a palette style (its style vector is computed with the catalog's encoder)."""
     if not NAME.match(name):
         raise HTTPException(422, "style name: letters, digits, '-', '_' or '.' (up to 64)")
-    data = await read_upload(image, state.settings.max_upload_bytes)
-    load_style(data)
-    path = _save_upload(data, state.settings.styles_dir, name)
-    vector = state.embed_image(str(path)) if state.style is not None else None
-    state.store.put_style(name, str(path.resolve()), vector, state.model_id if vector is not None else None)
+    data = await read_upload(image, settings.max_upload_bytes)
+    await run_in_threadpool(load_style, data)
+    path = _save_upload(data, settings.styles_dir, name)
+    vector = await embedder.embed(str(path)) if catalog.style is not None else None
+    await run_in_threadpool(catalog.put_style, name, str(path.resolve()), vector)
     return {"name": name, "image_url": f"/styles/{name}/image", "has_vector": vector is not None}
 
 
 @router.delete("/styles/{name}", status_code=204, response_class=Response)
-def delete_style(name: str, state: ServiceState = Depends(get_state)):
-    if not state.store.delete_style(name):
-        raise HTTPException(404, f"unknown style {name!r}")
+def delete_style(name: str, catalog: Catalog = Depends(get_catalog)):
+    catalog.delete_style(name)  # 404 for an unknown style
     return Response(status_code=204)
 
 
 @router.post("/admin/index/rebuild")
-def rebuild_index(state: ServiceState = Depends(get_state)):
-    """Rebuild the style index from the current vectors (swapped in atomically)."""
-    if state.style is None:
-        raise HTTPException(409, "no style vectors to index")
-    from index.style_index import StyleIndex
-
-    with state.recommender.lock:
-        fresh = StyleIndex.build(state.style.vectors, state.style.ids, model_id=state.style.model_id)
-        state.style.index.replace_with(fresh)
-    return state.style.index.info()
+def rebuild_index(catalog: Catalog = Depends(get_catalog)):
+    """Rebuild the style index over the current vectors: a new persisted version, swapped in while searches go
+    on (other worker processes load it within `sync_every` seconds)."""
+    return catalog.rebuild_index()
 
 
 @router.post("/admin/cf/retrain")
-def retrain(state: ServiceState = Depends(get_state)):
-    """Retrain collaborative filtering and popularity on every stored event."""
-    state.recommender.retrain()
-    cf = state.recommender.cf
-    return {"users": len(cf.user_ids), "items": len(cf.item_ids)}
+def retrain(catalog: Catalog = Depends(get_catalog)):
+    """Retrain collaborative filtering on every stored event: a new persisted version, swapped in."""
+    return catalog.retrain_cf()

@@ -1,17 +1,19 @@
-"""Shopper events: durable once acknowledged, and in that shopper's feed at once."""
+"""Shopper events: durable once acknowledged, stored once per client `event_id`, in that shopper's feed at once."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from recsys.service.deps import get_state
+from recsys.catalog import Catalog
+from recsys.service.deps import get_catalog
 from recsys.service.schemas import EventIn, EventOut
-from recsys.service.state import ServiceState
 
 router = APIRouter(tags=["events"])
 
 
 @router.post("/events", response_model=EventOut, status_code=201)
-def post_event(event: EventIn, state: ServiceState = Depends(get_state)):
-    event_id = state.recommender.record_event(event.user_id, event.item_id, event.event, event.timestamp)
-    return {"id": event_id, "user_id": event.user_id, "item_id": event.item_id, "event": event.event}
+def post_event(event: EventIn, catalog: Catalog = Depends(get_catalog)):
+    """Record an event. With an `event_id`, a retry of the same post is stored once and answered with the
+    first event (whatever else the retry says)."""
+    stored = catalog.record_event(event.user_id, event.item_id, event.event, event.timestamp, event.event_id)
+    return {**stored, "event_id": event.event_id}

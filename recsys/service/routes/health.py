@@ -1,26 +1,19 @@
-"""Liveness and readiness."""
+"""Liveness and readiness, and what the service is serving (index and CF versions)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from recsys.service.deps import get_state
+from recsys.catalog import Catalog
+from recsys.service.deps import get_catalog, get_renders
+from recsys.service.render_queue import RenderQueue
 from recsys.service.schemas import Health
-from recsys.service.state import ServiceState
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health)
-def health(state: ServiceState = Depends(get_state)):
-    cf = state.recommender.cf
-    return {
-        "status": "ok",
-        "ready": state.style is not None and cf is not None,
-        "items": state.store.count_items(),
-        "events": state.store.count_events(),
-        "style_vectors": len(state.style.ids) if state.style is not None else 0,
-        "model_id": state.model_id,
-        "cf_users": len(cf.user_ids) if cf is not None else 0,
-        "cf_items": len(cf.item_ids) if cf is not None else 0,
-    }
+def health(catalog: Catalog = Depends(get_catalog), renders: RenderQueue = Depends(get_renders)):
+    info = catalog.health()
+    ready = info["style_vectors"] > 0 and info["cf_version"] is not None
+    return {"status": "ok", "ready": ready, "renders_pending": renders.pending(), **info}

@@ -6,75 +6,83 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
-from recsys.service.deps import get_state, item_out, recommendations_out
-from recsys.service.schemas import Item, ItemList, Recommendations
-from recsys.service.state import ServiceState
+from recsys.catalog import Catalog
+from recsys.service.deps import get_catalog, get_embedder, get_settings, item_out, recommendations_out
+from recsys.service.schemas import MAX_K, MAX_OFFSET, Item, ItemList, Recommendations
+from recsys.service.settings import Settings
+from recsys.service.state import Embedder
+from recsys.store import NotFound
 
 router = APIRouter(tags=["items"])
 
 
-def _categories(category: str | None) -> set[str] | None:
+def categories_of(category: str | None) -> set[str] | None:
     return {c for c in category.split(",") if c} if category else None
 
 
 @router.get("/items", response_model=ItemList)
 def list_items(
-    category: str | None = None,
+    category: str | None = Query(None, max_length=200),
     q: str | None = Query(None, max_length=200, description="id or title contains"),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
-    state: ServiceState = Depends(get_state),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    catalog: Catalog = Depends(get_catalog),
 ):
-    items = state.store.items(category, limit, offset, q)
-    total = state.store.count_items(category, q)
-    return {"items": [item_out(i) for i in items], "total": total}
+    items = catalog.items(category, limit, offset, q)
+    return {"items": [item_out(i) for i in items], "total": catalog.count_items(category, q)}
 
 
 @router.get("/items/{item_id}", response_model=Item)
-def get_item(item_id: str, state: ServiceState = Depends(get_state)):
-    return item_out(state.store.item(item_id))
+def get_item(item_id: str, catalog: Catalog = Depends(get_catalog)):
+    return item_out(catalog.item(item_id))
 
 
 @router.get("/items/{item_id}/image", response_class=FileResponse, responses={200: {"content": {"image/*": {}}}})
-def item_image(item_id: str, state: ServiceState = Depends(get_state)):
-    image = state.store.item(item_id)["image"]
+def item_image(item_id: str, catalog: Catalog = Depends(get_catalog)):
+    image = catalog.item(item_id)["image"]
     if not image or not Path(image).is_file():
-        raise HTTPException(404, f"item {item_id!r} has no image")
+        raise NotFound(f"item {item_id!r} has no image")
     return FileResponse(image)
 
 
 @router.get("/items/{item_id}/similar", response_model=Recommendations)
 def similar(
     item_id: str,
-    k: int = Query(10, ge=1),
-    category: str | None = None,
-    user_id: str | None = None,
-    state: ServiceState = Depends(get_state),
+    k: int = Query(10, ge=1, le=MAX_K),
+    category: str | None = Query(None, max_length=200),
+    user_id: str | None = Query(None, max_length=200),
+    catalog: Catalog = Depends(get_catalog),
+    settings: Settings = Depends(get_settings),
 ):
-    k = min(k, state.settings.max_k)
-    results = state.recommender.similar_items(item_id, k, user_id or None, _categories(category))
-    return recommendations_out(state, results, user_id)
+    results = catalog.similar(item_id, min(k, settings.max_k), user_id or None, categories_of(category))
+    return recommendations_out(catalog, results, user_id)
 
 
 @router.post("/shop-this-style", response_model=Recommendations)
 async def shop_this_style(
     image: UploadFile | None = File(None, description="a photo whose style to shop"),
-    item_id: str | None = Form(None, description="or an item whose style to shop"),
-    k: int = Form(10, ge=1),
-    category: str | None = Form(None),
-    user_id: str | None = Form(None),
-    state: ServiceState = Depends(get_state),
+    item_id: str | None = Form(None, max_length=200, description="or an item whose style to shop"),
+    k: int = Form(10, ge=1, le=MAX_K),
+    category: str | None = Form(None, max_length=200),
+    user_id: str | None = Form(None, max_length=200),
+    catalog: Catalog = Depends(get_catalog),
+    embedder: Embedder = Depends(get_embedder),
+    settings: Settings = Depends(get_settings),
 ):
-    k = min(k, state.settings.max_k)
+    """Items in the style of a photo (embedded on a bounded pool, off the event loop: 503 when it is full)
+    or of an item."""
     if (image is None) == (item_id is None):
         raise HTTPException(422, "send either an image upload (field 'image') or an item_id")
+    k, categories = min(k, settings.max_k), categories_of(category)
     if item_id is not None:
-        results = state.recommender.similar_items(item_id, k, user_id or None, _categories(category))
-        return recommendations_out(state, results, user_id)
-    data = await read_upload(image, state.settings.max_upload_bytes)
-    results = state.recommender.shop_this_style(data, k, user_id or None, _categories(category))
-    return recommendations_out(state, results, user_id)
+        results = await run_in_threadpool(catalog.similar, item_id, k, user_id or None, categories)
+    else:
+        data = await read_upload(image, settings.max_upload_bytes)
+        vector = await embedder.embed(data)
+        results = await run_in_threadpool(catalog.shop_this_style, vector, k, user_id or None, categories)
+    return await run_in_threadpool(recommendations_out, catalog, results, user_id)
 
 
 async def read_upload(upload: UploadFile, limit: int) -> bytes:

@@ -45,6 +45,10 @@ async function renderInto(container, itemId, style) {
       container.replaceChildren(original, img);
       return;
     }
+    if (response.status === 429) {
+      container.textContent = `renders are busy: try again in ${response.headers.get("retry-after") || "a few"} s`;
+      return;
+    }
     if (response.status !== 202) {
       container.textContent = `render failed (${response.status})`;
       return;
@@ -68,8 +72,13 @@ async function loadShopper() {
   $("styles-line").textContent = styles.length
     ? "preferred styles: " + styles.map((s) => `${s.name} (${s.score.toFixed(2)})`).join(", ")
     : "no palette styles yet";
+  // A render is costly: it starts when the shopper asks for it, never on page load.
   if (styles.length && feed.items.length) {
-    renderInto($("restyle"), feed.items[0].item.id, styles[0].name);
+    const [itemId, style] = [feed.items[0].item.id, styles[0].name];
+    const button = document.createElement("button");
+    button.textContent = `See ${feed.items[0].item.title} in ${style}`;
+    button.addEventListener("click", () => renderInto($("restyle"), itemId, style));
+    $("restyle").replaceChildren(button);
   }
 }
 

@@ -1,0 +1,162 @@
+"""The render queue: products re-rendered in palette styles, as jobs in the SQLite store.
+
+- `RenderQueue` is the web side: a cached render comes back at once; otherwise a job is queued, deduplicated
+  (the same render is one job), bounded (`render_queue` jobs waiting in all, `render_per_client` per client:
+  `QueueFull`, answered 429 + Retry-After), and anonymous clients may only ask for a few strengths.
+- `RenderWorker` runs the jobs one at a time in its own low-priority process (`python -m
+  recsys.service.render_queue`, started by `stylerec serve`), so renders never take the web workers' CPU time
+  first. Jobs live in SQLite: after a restart the worker queues again the jobs it was running, or fails them
+  with the reason once they have been interrupted `render_attempts` times.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from recsys.service.settings import Settings
+from recsys.store import NotFound, Store
+from transfer.render import RenderOptions
+from transfer.render_cache import RenderCache, cache_key
+
+log = logging.getLogger("stylerec.renders")
+KIND = "render"
+
+
+class RenderQueue:
+    """What the routes use: palette lookups, the cache, queueing and job status."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store, self.settings = store, settings
+        self.cache = RenderCache(settings.renders_dir)
+
+    def palette(self) -> list[dict]:
+        return [
+            {"name": s["name"], "image_url": f"/styles/{s['name']}/image", "has_vector": s["vector"] is not None}
+            for s in self.store.styles()
+        ]
+
+    def style_image(self, name: str) -> str:
+        """The image file of a palette style (only palette styles: never a path a client names)."""
+        for style in self.store.styles():
+            if style["name"] == name and Path(style["image"]).is_file():
+                return style["image"]
+        raise NotFound(f"unknown style {name!r}")
+
+    def options(self, renderer: str, strength: float, preserve_colour: bool, admin: bool) -> RenderOptions:
+        """Render options from a request; anonymous clients get the palette's few strengths only."""
+        if not admin and not any(abs(strength - s) < 1e-9 for s in self.settings.render_strengths):
+            from recsys.data_io import DataError
+
+            allowed = ", ".join(f"{s:g}" for s in self.settings.render_strengths)
+            raise DataError(f"strength must be one of {allowed} (other strengths need the admin API key)")
+        return RenderOptions(
+            renderer=renderer,
+            size=self.settings.render_size,
+            steps=self.settings.render_steps,
+            preserve_colour=preserve_colour,
+            strength=strength,
+        )
+
+    def request(self, item_id: str, style: str, options: RenderOptions, client: str, url: str) -> bytes | str:
+        """The JPEG when this render is cached, else the id of its (new or already pending) job."""
+        image = self.store.item(item_id)["image"]
+        if not image or not Path(image).is_file():
+            raise NotFound(f"item {item_id!r} has no image to render")
+        reference = self.style_image(style)
+        key = cache_key(Path(image).read_bytes(), Path(reference).read_bytes(), options)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        job_id = key[:32]
+        payload = {"image": image, "style": reference, "options": options.model_dump(), "url": url}
+        s = self.settings
+        self.store.enqueue_job(job_id, KIND, payload, client, s.render_queue, s.render_per_client)
+        return job_id
+
+    def job(self, job_id: str) -> dict:
+        found = self.store.job(job_id)
+        result = found["result"] or {}
+        return {
+            "id": found["id"],
+            "status": found["status"],
+            "error": result.get("error"),
+            "result_url": found["payload"].get("url") if found["status"] == "done" else None,
+        }
+
+    def pending(self) -> int:
+        return self.store.count_jobs(KIND, "queued") + self.store.count_jobs(KIND, "running")
+
+
+class RenderWorker:
+    """Runs queued renders, one at a time, in the process that calls `run`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.db)
+        self.cache = RenderCache(settings.renders_dir)
+        self._renderers: dict[str, object] = {}
+
+    def recover(self) -> tuple[int, int]:
+        """Jobs a previous worker left running: queued again, or failed after too many interruptions."""
+        requeued, failed = self.store.recover_jobs(KIND, self.settings.render_attempts)
+        if requeued or failed:
+            log.warning("render jobs left running by a restart: %d queued again, %d failed", requeued, failed)
+        return requeued, failed
+
+    def run_once(self) -> bool:
+        """Run the oldest queued job; False when there was none."""
+        job = self.store.claim_job(KIND)
+        if job is None:
+            return False
+        payload = job["payload"]
+        try:
+            options = RenderOptions.model_validate(payload["options"])
+            self.cache.render(payload["image"], payload["style"], options, self._renderer(options))
+            self.store.finish_job(job["id"], "done")
+        except Exception as exc:  # a failed job is reported through its status, never lost
+            log.exception("render %s failed", job["id"])
+            self.store.finish_job(job["id"], "failed", {"error": str(exc)})
+        return True
+
+    def _renderer(self, options: RenderOptions):
+        from transfer.adain import renderer_for
+
+        if options.renderer not in self._renderers:
+            self._renderers[options.renderer] = renderer_for(options, self.settings.device)
+        return self._renderers[options.renderer]
+
+    def run(self, stop: threading.Event, poll: float = 0.5) -> None:
+        """Recover, then run jobs until `stop` is set (polling the store when the queue is empty)."""
+        self.recover()
+        while not stop.is_set():
+            if not self.run_once():
+                stop.wait(poll)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def main() -> None:
+    """Entry point of the render worker process: low CPU priority, all cores for the renderer's threads."""
+    import signal
+
+    from recsys.service import logs
+
+    os.nice(10)  # renders yield the CPU to the web workers' requests
+    logs.configure()
+    worker = RenderWorker(Settings())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("render worker started", extra={"pid": os.getpid(), "nice": os.nice(0)})
+    try:
+        worker.run(stop)
+    finally:
+        worker.close()
+
+
+if __name__ == "__main__":
+    main()
