@@ -1,13 +1,16 @@
 """Style descriptor variants scored from cached per-layer VGG19 Grams (issue 16).
 
-    python benchmarks/style_variants.py cache [--datasets fashion_texture,dtd10,hm_patterns] [--image-size 256]
-    python benchmarks/style_variants.py score [--json OUT]
+    python benchmarks/style_variants.py cache --datasets fashion_texture,dtd10,hm_patterns,svc=SET_DIR
+    python benchmarks/style_variants.py score [--datasets fashion_texture-256,...] [--json OUT]
 
 `cache` runs the network once per labelled dataset and keeps, per image and layer (relu1_1..relu5_4), the masked
 Gram (upper triangle, divided by its Frobenius norm, float16), its Frobenius norm and the masked mean of the
 features, plus the content (masked GAP relu5_1) and colour-histogram baselines. `score` builds every variant
-from that cache (no network): layer mixes, element-wise signed square root vs matrix square root (Newton-Schulz),
-centred (covariance) vs plain Gram, PCA to 256-d fitted on the evaluated folder, leave-one-out mAP@10.
+from that cache (no network) as n x n kernels per (layer, root), kept on disk: layer mixes, element-wise signed
+square root vs matrix square root (Newton-Schulz, 5 iterations), PCA to 256-d fitted on the evaluated folder
+(exactly, as kernel PCA) with a spectral power, leave-one-out mAP@10 and, where a file name repeats across labels
+(the style-vs-content set made by benchmarks/style_vs_content.sh), leak@1. The baselines are scored as
+`style-eval` scores them (raw cosine, no PCA). It prints a markdown table.
 
 Cache: $STYLEREC_STYLE_CACHE or /work/shared-var/style-cache, one folder per dataset and image size.
 Datasets: fashion_texture, dtd10, hm_patterns (H&M `graphical_appearance_name`, classes with >= 20 imaged items,
@@ -276,24 +279,36 @@ class Scorer:
         return leakage(k, self.data.paths)
 
 
-CURRENT = {"relu1_1:ew": 0.25, "relu2_1:ew": 0.5, "relu3_1:ew": 1.0, "relu4_1:ew": 1.0, "relu5_1:ew": 1.0}
+V1 = {"relu1_1:ew": 0.25, "relu2_1:ew": 0.5, "relu3_1:ew": 1.0, "relu4_1:ew": 1.0, "relu5_1:ew": 1.0}
+V2 = {"relu2_1:ew": 0.25, "relu3_1:ew": 1.0, "relu4_1:ew": 2.0, "relu5_1:ew": 0.5}
+V2 |= {f"relu5_{i}:ms5": 0.0625 for i in (2, 3, 4)}
+RELU5_MS = {f"relu5_{i}:ms5": 1.0 for i in range(1, 5)}
 
 
-def variants() -> dict[str, dict[str, float]]:
-    """Named layer/normalisation mixes (weights of unit per-layer descriptors)."""
-    v: dict[str, dict[str, float]] = {"content": {"content": 1.0}, "colour-hist": {"hist": 1.0}, "current": CURRENT}
-    for layer in ALL_LAYERS:
-        v[f"{layer} ew"] = {f"{layer}:ew": 1.0}
-    for layer in ALL_LAYERS[3:]:
-        v[f"{layer} ms5"] = {f"{layer}:ms5": 1.0}
-    v["relu5_1..5_4 ew"] = {f"relu5_{i}:ew": 1.0 for i in range(1, 5)}
-    v["relu5_1..5_4 ms5"] = {f"relu5_{i}:ms5": 1.0 for i in range(1, 5)}
-    v["current + relu5_2..5_4 ew"] = {**CURRENT, **{f"relu5_{i}:ew": 1.0 for i in range(2, 5)}}
-    v["current + relu5_2..5_4 ms5"] = {**CURRENT, **{f"relu5_{i}:ms5": 1.0 for i in range(2, 5)}}
-    v["current, relu5_x ms5"] = {
-        **{k: w for k, w in CURRENT.items() if not k.startswith("relu5")},
-        **{f"relu5_{i}:ms5": 1.0 for i in range(1, 5)},
+def variants() -> dict[str, tuple[dict[str, float], float | None]]:
+    """Named variants: (weights of unit per-layer descriptors, PCA spectral power; None = no PCA, raw cosine)."""
+    v: dict[str, tuple[dict[str, float], float | None]] = {
+        "content (GAP relu5_1, raw)": ({"content": 1.0}, None),
+        "colour-hist (raw)": ({"hist": 1.0}, None),
+        "v1 default": (V1, 0.0),
+        "**v2 default**": (V2, 0.0),
     }
+    for layer in ALL_LAYERS:
+        v[f"{layer} alone"] = ({f"{layer}:ew": 1.0}, 0.0)
+    for i in range(1, 5):
+        v[f"relu5_{i} alone, matrix root"] = ({f"relu5_{i}:ms5": 1.0}, 0.0)
+    v["relu5_1..5_4, matrix roots"] = (RELU5_MS, 0.0)
+    v["relu5_1..5_4, matrix roots, PCA power 0.25"] = (RELU5_MS, 0.25)
+    v["relu5_1..5_4, element-wise roots, PCA power 0.25"] = ({f"relu5_{i}:ew": 1.0 for i in range(1, 5)}, 0.25)
+    texture = {"relu1_1:ew": 0.125, "relu2_1:ew": 0.25, "relu3_1:ew": 0.5, "relu4_1:ew": 0.5} | RELU5_MS
+    v["texture-first: (1/8, 1/4, 1/2, 1/2) + relu5_x roots, power 0.25"] = (texture, 0.25)
+    v["v1 + relu5_2..5_4 (element-wise)"] = (V1 | {f"relu5_{i}:ew": 1.0 for i in (2, 3, 4)}, 0.0)
+    v["relu3_1 + 2 relu4_1"] = ({"relu3_1:ew": 1.0, "relu4_1:ew": 2.0}, 0.0)
+    v["best on fashion alone: relu3_1 + 2 relu4_1 + relu5_1/2"] = (
+        {"relu3_1:ew": 1.0, "relu4_1:ew": 2.0, "relu5_1:ew": 0.5},
+        0.0,
+    )
+    v["v2 with PCA power 0.25"] = (V2, 0.25)
     return v
 
 
@@ -303,11 +318,10 @@ def main() -> None:
     p = sub.add_parser("cache")
     p.add_argument("--datasets", default="fashion_texture,dtd10,hm_patterns")
     p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--hm-per-class", type=int, default=30)
+    p.add_argument("--hm-per-class", type=int, default=20)
     p = sub.add_parser("score")
-    p.add_argument("--datasets", default="dtd10-256,fashion_texture-256,hm_patterns-256")
+    p.add_argument("--datasets", default="fashion_texture-256,dtd10-256,hm_patterns20-256,svc-256")
     p.add_argument("--variants", help="comma-separated names (default: all)")
-    p.add_argument("--raw", action="store_true", help="also score the raw (uncompressed) descriptors")
     p.add_argument("--json")
     args = parser.parse_args()
     if args.cmd == "score":
@@ -316,13 +330,19 @@ def main() -> None:
         results: dict[str, dict[str, float]] = {}
         for folder in args.datasets.split(","):
             scorer = Scorer(cache_root() / folder)
+            leaks = len({Path(p).stem for p in scorer.data.paths}) < len(scorer.data.paths)
             for name in names:
+                weights, power = table[name]
                 row = results.setdefault(name, {})
-                row[folder] = round(scorer.score(table[name]), 3)
-                if args.raw:
-                    row[f"{folder} raw"] = round(scorer.score(table[name], None), 3)
-                print(f"{folder:24s} {name:32s} {row[folder]:.3f}", file=sys.stderr)
-        print(json.dumps(results, indent=1))
+                pca = None if power is None else 256
+                row[folder] = round(scorer.score(weights, pca, power or 0.0), 3)
+                if leaks:
+                    row[f"{folder} leak@1"] = round(scorer.leak(weights, pca, power or 0.0), 2)
+                print(f"{folder:24s} {name:60s} {row[folder]:.3f}", file=sys.stderr)
+        print("| variant | " + " | ".join(next(iter(results.values()))) + " |")
+        print("|---" * (1 + len(next(iter(results.values())))) + "|")
+        for name, row in results.items():
+            print(f"| {name} | " + " | ".join(f"{x}" for x in row.values()) + " |")
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
     if args.cmd == "cache":

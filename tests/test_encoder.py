@@ -42,7 +42,7 @@ def test_embeddings_are_unit_vectors_and_need_a_projection(encoder):
     pixels = torch.stack([p.pixels for p in prepared])
     masks = torch.stack([p.mask for p in prepared])
     raw = encoder.raw_descriptors(pixels, masks)
-    assert raw.shape == (4, 699_872)  # eight layers: relu1_1..relu5_1 and relu5_2..relu5_4
+    assert raw.shape == (4, 697_792)  # v2: relu2_1, relu3_1, relu4_1, relu5_1..relu5_4
     fresh = StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu")
     with pytest.raises(RuntimeError, match="no projection"):
         fresh.embed(pixels, masks)
@@ -93,7 +93,7 @@ def test_a_v1_config_keeps_its_model_id_and_v2_is_another():
     assert v1.model_id == "vgg19-gram-16-c14e71c56d57"  # as computed by the v1 code
     v2 = StyleEncoder(EncoderConfig(image_size=64, dim=16, projection="random"), device="cpu")
     v2.fit_projection()
-    assert v2.config.roots() == (0, 0, 0, 0, 5, 5, 5, 5) and v2.model_id != v1.model_id
+    assert v2.config.roots() == (0, 0, 0, 0, 5, 5, 5) and v2.model_id != v1.model_id
     with pytest.raises(ValueError, match="not all in layers"):
         EncoderConfig(layers=STYLE_LAYERS_V1, matrix_root_layers=("relu5_4",))
 
