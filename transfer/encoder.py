@@ -21,15 +21,17 @@ from transfer.projection import LinearProjection, fit_pca, random_projection
 from transfer.vgg import LAYER_CHANNELS, LAYER_NODES, caffe_preprocess, load_vgg19_features, weights_sha256
 
 STYLE_LAYERS_V1 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-STYLE_LAYERS = ("relu2_1", "relu3_1", "relu4_1", "relu5_1", "relu5_2", "relu5_3", "relu5_4")
+STYLE_LAYERS = ("relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # Per default layer set: (layer weights, layers whose Gram gets the matrix square root, PCA spectral power).
 # v2 (issue 16, BENCHMARKS.md "Style embedding v2"): relu4_1 and relu3_1 carry the style of a restyled product with
-# the least content; relu5_x carry texture type but also what the product is, so they get small weights (the
-# matrix root on relu5_2..relu5_4); relu2_1 keeps some colour. The v1 set keeps its v1 meaning, so a store
-# written before v2 (its config names its layers) still describes the same vectors.
+# the least of what the product is; relu5_x carry texture type but also content, so relu5_1 gets a smaller
+# weight; relu2_1 keeps some colour; relu1_1 (colour and grain) is dropped. The deeper relu5_2..relu5_4 and the
+# matrix roots lifted textures (DTD) but leaked content on restyled products and cost throughput, so they are
+# options (`layers`, `matrix_root_layers`, `pca_power`), not the default. The v1 set keeps its v1 meaning, so a
+# store written before v2 (its config names its layers) still describes the same vectors.
 LAYER_DEFAULTS: dict[tuple[str, ...], tuple[tuple[float, ...], tuple[str, ...], float]] = {
     STYLE_LAYERS_V1: ((0.25, 0.5, 1.0, 1.0, 1.0), (), 0.0),
-    STYLE_LAYERS: ((0.25, 1.0, 2.0, 0.5, 0.0625, 0.0625, 0.0625), ("relu5_2", "relu5_3", "relu5_4"), 0.0),
+    STYLE_LAYERS: ((0.25, 1.0, 2.0, 0.75), (), 0.0),
 }
 DEFAULT_LAYER_WEIGHTS = LAYER_DEFAULTS[STYLE_LAYERS][0]
 # Bumped whenever decoding, masking or Gram arithmetic changes the vectors, so older stores are never mixed with
