@@ -69,7 +69,8 @@ def run_wrk(base: str, clients: int, seconds: float, users: Path, items: Path, e
 
 def render_running(http: httpx.Client, item: str, style: str) -> str | None:
     """Queue one uncached gatys render and wait until the worker runs it; its job URL (None if it never ran)."""
-    response = http.get(f"/items/{item}/render", params={"style": style, "strength": 0.9}, headers={"X-API-Key": KEY})
+    params = {"style": style, "strength": 0.9, "renderer": "gatys"}
+    response = http.get(f"/items/{item}/render", params=params, headers={"X-API-Key": KEY})
     if response.status_code != 202:
         print(f"render not queued: {response.status_code} {response.text[:200]}", file=sys.stderr)
         return None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.data_io import DataError
 from recsys.store import Store
 from transfer.render_cache import load_style
 
@@ -56,3 +57,22 @@ def style_image(store: Store, name_or_path: str) -> str:
         return name_or_path
     names = ", ".join(s["name"] for s in store.styles()) or "none yet"
     raise KeyError(f"unknown style {name_or_path!r} (palette: {names}; or give an image path)")
+
+
+def parse_blend(spec: str) -> list[tuple[str, float]]:
+    """`NAME` or `NAME:WEIGHT,NAME:WEIGHT,...` (palette names have no ':' or ',') -> [(name, weight)]."""
+    blend = []
+    for part in spec.split(","):
+        name, _, weight = part.strip().partition(":")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise DataError(
+                f"style blend {spec!r}: {weight!r} is not a weight (use e.g. swirls:0.6,dots:0.4)"
+            ) from None
+        if not name or not value >= 0:
+            raise DataError(f"style blend {spec!r}: each part is a style name with an optional weight >= 0")
+        blend.append((name, value))
+    if sum(weight for _, weight in blend) <= 0:
+        raise DataError(f"style blend {spec!r}: the weights are all zero")
+    return blend

@@ -7,6 +7,7 @@ shopper's feed changes without retraining or a restart.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -136,6 +137,10 @@ class Recommender:
         return self._by_style(vector, k, user_id, categories)
 
     def _by_style(self, query, k, user_id, categories, exclude=None) -> list[Recommendation]:
+        if not user_id and self.config.popularity_weight == 0 and self.config.diversity == 0:
+            nearest = self._nearest(query, k, categories, exclude or set())
+            if nearest is not None:
+                return nearest
         history = self.history(user_id) if user_id else None
         alpha = 0.3 if user_id else 0.0  # the query's style leads; the shopper's taste re-orders
         if user_id:
@@ -147,21 +152,59 @@ class Recommender:
             return ranker.rank(user_id, k, history=history, query=query, categories=categories, exclude=exclude,
                                alpha=alpha)  # fmt: skip
 
+    def _nearest(self, query, k: int, categories, exclude: set[str]) -> list[Recommendation] | None:
+        """The style-only ranking without a shopper, straight from the index: the blend's order when no shopper
+        and no popularity prior are involved (scores are the cosines). None when too few catalog items come back
+        (the caller ranks the long way)."""
+        catalog = self.ranker.categories
+        allow = [i for i, c in catalog.items() if c in categories and i in self.style] if categories else None
+        ids, scores = self.style.index.search(query, k + len(exclude), allow=allow)
+        found = [
+            (i, s) for i, s in zip(ids[0], scores[0], strict=True) if i not in exclude and (not catalog or i in catalog)
+        ]
+        if len(found) < k and len(ids[0]) == k + len(exclude):
+            return None
+        popularity = self.popularity.scores
+        return [
+            Recommendation(item, score, "same style as your photo", style=score,
+                           popularity=float(np.log1p(popularity[item])) if item in popularity else None)
+            for item, score in found[:k]
+        ]  # fmt: skip
+
     def preferred_styles(self, user_id: str, k: int = 3) -> list[dict]:
-        """The palette styles nearest to the shopper's style profile, best first, with cosine scores."""
+        """The palette styles the shopper prefers, best first: cosine between their style profile and each style's
+        vector, moved at once by their likes and dislikes of renders (`recsys.style_feedback`)."""
+        from recsys.style_feedback import blend_scores, net_feedback
+
+        palette = self.store.styles()
+        feedback = net_feedback(self.store.style_events(user_id))
+        return blend_scores(self._history_style_scores(user_id, palette), feedback, {s["name"] for s in palette})[:k]
+
+    def _history_style_scores(self, user_id: str, palette: list[dict]) -> dict[str, float]:
+        """Cosine between the shopper's history-derived style profile and each palette style with a vector."""
         history = self.history(user_id)
         if self.style is None or history.empty:
-            return []
+            return {}
         rows = history[history["item_id"].isin(self.style.row)]
         if rows.empty:
-            return []
+            return {}
         vectors = np.stack([self.style.vector(i) for i in rows["item_id"]])
         profile = style_profile(vectors, rows["timestamp"].to_numpy(float), self.config.profile_half_life_days)
         dim = self.style.vectors.shape[1]
-        palette = [
-            s
-            for s in self.store.styles()
+        return {
+            s["name"]: float((profile @ s["vector"]).max())
+            for s in palette
             if s["vector"] is not None and s["vector"].shape == (dim,) and s["model_id"] == self.style.model_id
-        ]
-        scored = [{"name": s["name"], "score": float((profile @ s["vector"]).max())} for s in palette]
-        return sorted(scored, key=lambda s: -s["score"])[:k]
+        }
+
+    def in_style(self, style_name: str, user_id: str | None = None, k: int = 10) -> list[Recommendation]:
+        """Catalog items near a palette style's vector, without what the shopper has already bought or seen,
+        re-ranked for them; reason "in the style you liked"."""
+        found = [s for s in self.store.styles() if s["name"] == style_name]
+        if not found:
+            raise NotFound(f"unknown style {style_name!r}")
+        vector = found[0]["vector"]
+        if self.style is None or vector is None or found[0]["model_id"] != self.style.model_id:
+            raise NotFound(f"style {style_name!r} has no style vector from the catalog's embedding model")
+        results = self.shop_this_style(vector, k, user_id)
+        return [dataclasses.replace(r, reason="in the style you liked") for r in results]

@@ -41,7 +41,13 @@ CREATE TABLE IF NOT EXISTS imports (
 CREATE TABLE IF NOT EXISTS item_vectors (
     item_id TEXT NOT NULL, model_id TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (item_id, model_id));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS style_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, style TEXT NOT NULL, event TEXT NOT NULL,
+    ts REAL NOT NULL, client_event_id TEXT UNIQUE);
+CREATE INDEX IF NOT EXISTS style_events_user ON style_events (user_id, ts);
+CREATE TABLE IF NOT EXISTS render_settings (user_id TEXT PRIMARY KEY, settings TEXT NOT NULL, updated REAL NOT NULL);
 """
+STYLE_EVENTS = ("style_like", "style_dislike")
 # Columns added after the first release: (table, column, declaration). Added to older stores when opened.
 MIGRATIONS = (
     ("interactions", "client_event_id", "TEXT"),
@@ -339,6 +345,48 @@ class Store:
     def delete_style(self, name: str) -> bool:
         with self.transaction() as db:
             return db.execute("DELETE FROM styles WHERE name = ?", (name,)).rowcount > 0
+
+    # -- a shopper's reactions to renders: style feedback and remembered adjustments ------------------------
+    def add_style_event(
+        self, user_id: str, style: str, event: str, timestamp: float | None = None, client_event_id: str | None = None
+    ) -> dict:
+        """Record a shopper's feedback on a palette style (`style_like` / `style_dislike`) durably; returns it
+        (id, user_id, style, event, weight +1/-1, timestamp). A repeat of a `client_event_id` is stored once."""
+        if not user_id.strip():
+            raise DataError("user_id is empty")
+        if event not in STYLE_EVENTS:
+            raise DataError(f"unknown style event {event!r} (one of {', '.join(STYLE_EVENTS)})")
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO style_events (user_id, style, event, ts, client_event_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (user_id, style, event, time.time() if timestamp is None else float(timestamp), client_event_id),
+            )
+            row = db.execute(
+                "SELECT id, user_id, style, event, ts FROM style_events WHERE "
+                + ("client_event_id = ?" if client_event_id is not None else "id = last_insert_rowid()"),
+                (client_event_id,) if client_event_id is not None else (),
+            ).fetchone()
+        keys = ("id", "user_id", "style", "event", "timestamp")
+        return {**dict(zip(keys, row, strict=True)), "weight": 1.0 if row[3] == "style_like" else -1.0}
+
+    def style_events(self, user_id: str) -> list[dict]:
+        """A shopper's style feedback, oldest first."""
+        sql = "SELECT id, style, event, ts FROM style_events WHERE user_id = ? ORDER BY ts, id"
+        return [{"id": i, "style": s, "event": e, "timestamp": t} for i, s, e, t in self._query(sql, (user_id,))]
+
+    def put_render_settings(self, user_id: str, settings: dict) -> None:
+        """Remember a shopper's render adjustments (their defaults for the next renders)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO render_settings (user_id, settings, updated) VALUES (?, ?, ?)",
+                (user_id, json.dumps(settings, sort_keys=True), time.time()),
+            )
+
+    def render_settings(self, user_id: str) -> dict:
+        """A shopper's remembered render adjustments ({} when none)."""
+        rows = self._query("SELECT settings FROM render_settings WHERE user_id = ?", (user_id,))
+        return json.loads(rows[0][0]) if rows else {}
 
     # -- style vectors of items added one by one (the catalog's bulk vectors live in the embedding store) ----
     def put_item_vector(self, item_id: str, model_id: str, vector: np.ndarray) -> None:

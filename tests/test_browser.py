@@ -1,5 +1,6 @@
 """The web page in a real browser: headless Chromium (the system's, nothing is downloaded) driven by Playwright
-loads the page, sees a shopper's feed, uploads a photo to shop its style and sees results."""
+loads the page, sees a shopper's feed and their pick re-rendered in their style, adjusts it, likes the style and
+sees products in it, uploads a photo to shop its style and sees results."""
 
 from __future__ import annotations
 
@@ -64,6 +65,20 @@ def test_page_feed_and_upload(server, demo_shop, tmp_path):
         assert page.locator("#feed .card").count() == 12
         assert "preferred styles" in page.locator("#styles-line").inner_text()
         assert httpx.get(f"{server}/health").json()["renders_pending"] == 0  # no render starts on page load
+
+        # the pick in the shopper's style: a fast render, no job to wait for
+        page.wait_for_selector("#restyle img.rendered", timeout=10_000)
+        first = page.locator("#restyle img.rendered").get_attribute("src")
+        page.eval_on_selector("#adj-brightness", "e => { e.value = '1.3'; e.dispatchEvent(new Event('change')); }")
+        page.wait_for_function(f"document.querySelector('#restyle img.rendered')?.src !== {first!r}", timeout=10_000)
+        user = page.locator("#shopper").input_value()
+        assert httpx.get(f"{server}/users/{user}/render-settings").json()["brightness"] == 1.3  # remembered
+        page.click("#like")
+        page.wait_for_selector("#liked-items .card", timeout=30_000)
+        assert page.locator("#liked-items .card").count() > 0
+        assert page.locator("#liked-items .card .reason").first.inner_text() == "in the style you liked"
+        style = page.locator("#style-choices button.current").inner_text()
+        assert httpx.get(f"{server}/users/{user}/styles").json()[0]["name"] == style
 
         page.set_input_files("#upload", str(catalog_dir / "images" / "D0012.jpg"))
         page.click("#upload-form button")

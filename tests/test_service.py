@@ -117,7 +117,7 @@ def test_acknowledged_events_survive_a_restart(settings):
 
 
 def test_render_is_queued_then_served(client, settings):
-    params = {"style": "dots", "strength": 0.75}
+    params = {"style": "dots", "strength": 0.75, "renderer": "gatys"}  # gatys is queued; fast answers inline
     first = client.get("/items/D0005/render", params=params)
     assert first.status_code == 202 and first.headers["location"] == first.json()["url"]
     assert client.get(first.json()["url"]).json()["status"] == "queued"
@@ -131,7 +131,10 @@ def test_render_is_queued_then_served(client, settings):
     assert Image.open(io.BytesIO(image.content)).size == (240, 360)
     assert client.get(job["result_url"]).content == image.content
     assert client.get("/items/D0005/render", params={"style": "nope"}).status_code == 404
-    assert client.get("/items/D0005/render", params={"style": "dots", "strength": 3}).status_code == 422
+    assert (
+        client.get("/items/D0005/render", params={"style": "dots", "strength": 3, "renderer": "gatys"}).status_code
+        == 422
+    )
     assert client.get("/items/NOPE/render", params={"style": "dots"}).status_code == 404
     assert client.get("/jobs/nope").status_code == 404
 
@@ -295,7 +298,8 @@ def test_cli_feed_is_the_service_feed(client, settings, capsys):
 
 
 def test_an_upload_being_embedded_does_not_block_other_requests(fresh, monkeypatch):
-    settings = fresh.model_copy(update={"embed_workers": 1, "embed_queue": 0})
+    # threads (not processes) for the embedding pool here, so that the test can slow an embedding down
+    settings = fresh.model_copy(update={"embed_workers": 1, "embed_queue": 0, "embed_processes": False})
     with TestClient(create_app(settings)) as c:
         catalog = c.app.state.service.catalog
         started, release = threading.Event(), threading.Event()
@@ -330,23 +334,32 @@ def test_a_render_flood_gets_429(fresh):
     settings = fresh.model_copy(update={"render_queue": 3, "render_per_client": 2})
     with TestClient(create_app(settings)) as c:
         url = "/items/D0007/render"
-        assert c.get(url, params={"style": "dots", "strength": 0.33}).status_code == 422  # not a palette strength
-        assert c.get(url, params={"style": "../../etc/passwd", "strength": 1}).status_code == 404
-        first = c.get(url, params={"style": "dots", "strength": 0.25})
+        assert (
+            c.get(url, params={"style": "dots", "strength": 0.33, "renderer": "gatys"}).status_code == 422
+        )  # not a palette strength
+        assert c.get(url, params={"style": "../../etc/passwd", "strength": 1, "renderer": "gatys"}).status_code == 404
+        first = c.get(url, params={"style": "dots", "strength": 0.25, "renderer": "gatys"})
         assert first.status_code == 202
-        assert c.get(url, params={"style": "dots", "strength": 0.25}).json()["id"] == first.json()["id"]  # deduped
-        assert c.get(url, params={"style": "dots", "strength": 0.5}).status_code == 202
-        refused = c.get(url, params={"style": "dots", "strength": 0.75})
+        assert (
+            c.get(url, params={"style": "dots", "strength": 0.25, "renderer": "gatys"}).json()["id"]
+            == first.json()["id"]
+        )  # deduped
+        assert c.get(url, params={"style": "dots", "strength": 0.5, "renderer": "gatys"}).status_code == 202
+        refused = c.get(url, params={"style": "dots", "strength": 0.75, "renderer": "gatys"})
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0  # this client's bound
-        assert c.get(url, params={"style": "dots", "strength": 0.3}, headers=KEY).status_code == 202  # admin
-        full = c.get(url, params={"style": "dots", "strength": 0.35}, headers=KEY)
+        assert (
+            c.get(url, params={"style": "dots", "strength": 0.3, "renderer": "gatys"}, headers=KEY).status_code == 202
+        )  # admin
+        full = c.get(url, params={"style": "dots", "strength": 0.35, "renderer": "gatys"}, headers=KEY)
         assert full.status_code == 429 and "full" in full.json()["detail"]  # the whole queue's bound
         assert c.get("/health").json()["renders_pending"] == 3
 
 
 def test_a_restart_requeues_or_fails_stranded_jobs(fresh):
     with TestClient(create_app(fresh)) as c:
-        job_url = c.get("/items/D0008/render", params={"style": "dots", "strength": 0.5}).json()["url"]
+        job_url = c.get("/items/D0008/render", params={"style": "dots", "strength": 0.5, "renderer": "gatys"}).json()[
+            "url"
+        ]
         store = Store(fresh.db)
         for restart in range(2):
             assert store.claim_job("render")["status"] == "running"  # a worker took it, then was killed

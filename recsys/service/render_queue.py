@@ -31,6 +31,8 @@ class RenderQueue:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store, self.settings = store, settings
         self.cache = RenderCache(settings.renders_dir)
+        self._fast = None  # the fast renderer (ONNX sessions), made on the first fast render
+        self._fast_lock = threading.Lock()
 
     def palette(self) -> list[dict]:
         return [
@@ -59,6 +61,25 @@ class RenderQueue:
             preserve_colour=preserve_colour,
             strength=strength,
         )
+
+    def fast_options(self, preserve_colour: bool, adjustments: dict) -> RenderOptions:
+        """Options of a fast render: any strength and adjustments (a render costs a fraction of a second)."""
+        return RenderOptions(
+            renderer="fast", size=self.settings.render_size, preserve_colour=preserve_colour, **adjustments
+        )
+
+    def render_now(self, item_id: str, blend: list[tuple[str, float]], options: RenderOptions) -> bytes:
+        """A fast render of an item in a palette style or a blend [(name, weight)], made here and now (cached)."""
+        image = self.store.item(item_id)["image"]
+        if not image or not Path(image).is_file():
+            raise NotFound(f"item {item_id!r} has no image to render")
+        references = [(self.style_image(name), weight) for name, weight in blend]
+        with self._fast_lock:
+            if self._fast is None:
+                from transfer.fast import FastRenderer
+
+                self._fast = FastRenderer()
+        return self.cache.render(image, references, options, self._fast)[0]
 
     def request(self, item_id: str, style: str, options: RenderOptions, client: str, url: str) -> bytes | str:
         """The JPEG when this render is cached, else the id of its (new or already pending) job."""

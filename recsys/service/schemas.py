@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+STYLE_EVENTS = ("style_like", "style_dislike")
 
 MAX_K = 1000  # results asked for at most (the service then caps them at its `max_k` setting)
 MAX_OFFSET = 1_000_000_000  # list offsets at most (SQLite takes 64-bit integers; a bigger one would be a 500)
@@ -38,19 +40,31 @@ class Recommendations(BaseModel):
 
 
 class EventIn(BaseModel):
+    """An item event (`item_id`), or a shopper's feedback on a palette style (`style`, `style_like`/`style_dislike`)."""
+
     user_id: str = Field(min_length=1, max_length=200)
-    item_id: str = Field(min_length=1, max_length=200)
-    event: Literal["view", "click", "like", "add_to_cart", "purchase"] = "click"
+    item_id: str | None = Field(None, min_length=1, max_length=200)
+    style: str | None = Field(None, min_length=1, max_length=64, description="a palette style name (style events)")
+    event: Literal["view", "click", "like", "add_to_cart", "purchase", "style_like", "style_dislike"] = "click"
     timestamp: float | None = Field(None, ge=0, le=4e9, description="epoch seconds (default: now)")
     event_id: str | None = Field(
         None, min_length=1, max_length=200, description="the client's id for this event: a retry is stored once"
     )
 
+    @model_validator(mode="after")
+    def _item_or_style(self) -> EventIn:
+        if self.event in STYLE_EVENTS and (self.style is None or self.item_id is not None):
+            raise ValueError(f"a {self.event} event names a `style` (and no item_id)")
+        if self.event not in STYLE_EVENTS and (self.item_id is None or self.style is not None):
+            raise ValueError(f"a {self.event} event names an `item_id` (and no style)")
+        return self
+
 
 class EventOut(BaseModel):
     id: int
     user_id: str
-    item_id: str
+    item_id: str | None = None
+    style: str | None = None
     event: str
     weight: float
     timestamp: float
@@ -59,7 +73,21 @@ class EventOut(BaseModel):
 
 class StyleScore(BaseModel):
     name: str
-    score: float
+    score: float = Field(description="history score plus feedback")
+    history: float | None = Field(None, description="cosine with the shopper's style profile (None: no history)")
+    feedback: float = Field(0.0, description="the shift from the shopper's likes and dislikes of renders")
+
+
+class RenderSettings(BaseModel):
+    """A shopper's render adjustments, remembered as their defaults for the next renders."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strength: float = Field(1.0, ge=0, le=1, description="1 = full style, 0 = the original product")
+    style_amount: float = Field(1.0, ge=0, le=1, description="fast: less style = towards the product's own")
+    brightness: float = Field(1.0, ge=0.2, le=3)
+    contrast: float = Field(1.0, ge=0.2, le=3)
+    saturation: float = Field(1.0, ge=0.1, le=3)
 
 
 class PaletteStyle(BaseModel):

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     device: str | None = None
     # Photo embeddings (shop this style, admin uploads) run on a small pool, never on the event loop.
     embed_workers: int = Field(1, ge=1, description="photos embedded at once")
+    embed_processes: bool = Field(
+        True, description="embed in separate processes (decoding and masking hold the GIL); False: threads"
+    )
     embed_queue: int = Field(4, ge=0, description="photos waiting for a worker; beyond, 503 + Retry-After")
     # The render queue (jobs in SQLite, run by one low-priority worker process).
     render_size: int = Field(384, ge=64, le=1024)

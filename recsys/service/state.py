@@ -1,14 +1,16 @@
 """What the service holds while it runs, split by job: the catalog (data and models), the photo embedder (a
-bounded pool off the event loop) and the render queue. Routes get one of them each through `deps`."""
+bounded pool of embedding processes, off the event loop) and the render queue. Routes get one of them each
+through `deps`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,19 +36,52 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: per thread
 
 
+# -- the embedding process: its own interpreter, so decoding and masking (which hold the GIL) never stall the
+# web worker's event loop. These run in that process.
+_encoder = None
+
+
+def _start_embedding_process(embeddings: str, device: str | None) -> None:
+    """Entry point of an embedding process: lower CPU priority, one compute thread, the catalog's encoder."""
+    global _encoder
+    os.nice(10)
+    import torch
+
+    torch.set_num_threads(1)
+    from recsys.catalog import load_encoder
+
+    _encoder = load_encoder(embeddings, device)
+
+
+def _embed_in_process(image: bytes | str, max_pixels: int) -> np.ndarray:
+    return _encoder.embed_image(image, max_pixels)
+
+
 class Embedder:
-    """Photos embedded on `workers` threads; `queue` more may wait; beyond that `Busy` at once."""
+    """Photos embedded by `workers` embedding processes (or threads, `embed_processes=False`); `queue` more may
+    wait; beyond that `Busy` at once."""
 
     def __init__(self, catalog: Catalog, settings: Settings) -> None:
         self.catalog, self.max_pixels, self.retry_after = catalog, settings.max_pixels, settings.retry_after
-        self._pool = ThreadPoolExecutor(settings.embed_workers, "embed", initializer=_lower_priority)
+        if settings.embed_processes:
+            context = multiprocessing.get_context("spawn")
+            paths = catalog.paths
+            self._pool = ProcessPoolExecutor(
+                settings.embed_workers, context, _start_embedding_process, (str(paths.embeddings), paths.device)
+            )
+        else:
+            self._pool = ThreadPoolExecutor(settings.embed_workers, "embed", initializer=_lower_priority)
         self._slots = threading.BoundedSemaphore(settings.embed_workers + settings.embed_queue)
+
+    def _embed(self, image: bytes | str, max_pixels: int) -> np.ndarray:
+        return self.catalog.embed_image(image, max_pixels)
 
     def submit(self, image: bytes | str, wait_for_slot: bool = False) -> Future:
         """Queue one photo (bytes or path); `Busy` when the pool and its queue are full (unless waiting)."""
         if not self._slots.acquire(blocking=wait_for_slot):
             raise Busy("too many photos being embedded right now; try again shortly", self.retry_after)
-        future = self._pool.submit(self.catalog.embed_image, image, self.max_pixels)
+        work = _embed_in_process if isinstance(self._pool, ProcessPoolExecutor) else self._embed
+        future = self._pool.submit(work, image, self.max_pixels)
         future.add_done_callback(lambda _: self._slots.release())
         return future
 

@@ -1,4 +1,5 @@
-"""Shopper events: durable once acknowledged, stored once per client `event_id`, in that shopper's feed at once."""
+"""Shopper events: durable once acknowledged, stored once per client `event_id`, in that shopper's feed (item
+events) or preferred styles (style feedback) at once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from fastapi import APIRouter, Depends
 from recsys.catalog import Catalog
 from recsys.service.deps import get_catalog
 from recsys.service.schemas import EventIn, EventOut
+from recsys.store import NotFound
 
 router = APIRouter(tags=["events"])
 
@@ -15,5 +17,10 @@ router = APIRouter(tags=["events"])
 def post_event(event: EventIn, catalog: Catalog = Depends(get_catalog)):
     """Record an event. With an `event_id`, a retry of the same post is stored once and answered with the
     first event (whatever else the retry says)."""
+    if event.style is not None:
+        if event.style not in {s["name"] for s in catalog.store.styles()}:
+            raise NotFound(f"unknown style {event.style!r}")
+        stored = catalog.store.add_style_event(event.user_id, event.style, event.event, event.timestamp, event.event_id)
+        return {**stored, "event_id": event.event_id}
     stored = catalog.record_event(event.user_id, event.item_id, event.event, event.timestamp, event.event_id)
     return {**stored, "event_id": event.event_id}

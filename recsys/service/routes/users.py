@@ -1,4 +1,5 @@
-"""Shoppers: the personalised feed and the preferred palette styles."""
+"""Shoppers: the personalised feed, the preferred palette styles (with their feedback), products in a style they
+liked, and their remembered render adjustments."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from recsys.catalog import Catalog
 from recsys.service.deps import get_catalog, get_settings, recommendations_out
 from recsys.service.routes.items import categories_of
-from recsys.service.schemas import MAX_K, Recommendations, StyleScore
+from recsys.service.schemas import MAX_K, Recommendations, RenderSettings, StyleScore
 from recsys.service.settings import Settings
 
 router = APIRouter(tags=["shoppers"])
@@ -34,4 +35,31 @@ def feed(
 
 @router.get("/users/{user_id}/styles", response_model=list[StyleScore])
 def preferred_styles(user_id: str, k: int = Query(3, ge=1, le=50), catalog: Catalog = Depends(get_catalog)):
+    """Palette styles by the shopper's history, moved at once by their `style_like` / `style_dislike` events."""
     return catalog.preferred_styles(user_id, k)
+
+
+@router.get("/users/{user_id}/styles/{name}/items", response_model=Recommendations)
+def in_liked_style(
+    user_id: str,
+    name: str,
+    k: int = Query(10, ge=1, le=MAX_K),
+    catalog: Catalog = Depends(get_catalog),
+    settings: Settings = Depends(get_settings),
+):
+    """Catalog products near a palette style, without what the shopper already has, re-ranked for them."""
+    results = catalog.recommender.in_style(name, user_id, min(k, settings.max_k))
+    return recommendations_out(catalog, results, user_id)
+
+
+@router.get("/users/{user_id}/render-settings", response_model=RenderSettings)
+def render_settings(user_id: str, catalog: Catalog = Depends(get_catalog)):
+    """The shopper's remembered render adjustments (the defaults when none)."""
+    return RenderSettings.model_validate(catalog.store.render_settings(user_id))
+
+
+@router.put("/users/{user_id}/render-settings", response_model=RenderSettings)
+def put_render_settings(user_id: str, adjustments: RenderSettings, catalog: Catalog = Depends(get_catalog)):
+    """Remember the shopper's adjustments: their renders (`?user_id=`) use them unless a request overrides them."""
+    catalog.store.put_render_settings(user_id, adjustments.model_dump())
+    return adjustments

@@ -30,19 +30,27 @@ function fill(container, recs) {
   if (!recs.length) container.textContent = "nothing found";
 }
 
-// A render is either an image at once (cached) or a queued job to poll.
-async function renderInto(container, itemId, style) {
-  const url = `/items/${encodeURIComponent(itemId)}/render?style=${encodeURIComponent(style)}`;
-  container.textContent = "rendering…";
+// A render is an image at once (fast renderer, or cached) or a queued job to poll (gatys).
+// `query` adds parameters (e.g. the shopper, whose remembered adjustments apply); a newer render into the same
+// container wins over an older one still on its way.
+async function renderInto(container, itemId, style, query = {}) {
+  const params = new URLSearchParams({ style, ...query });
+  const url = `/items/${encodeURIComponent(itemId)}/render?${params}`;
+  const ticket = (container.dataset.ticket = String(Number(container.dataset.ticket || 0) + 1));
+  const stale = () => container.dataset.ticket !== ticket;
+  if (!container.querySelector("img")) container.textContent = "rendering…";
   for (let attempt = 0; attempt < 240; attempt++) {
-    const response = await fetch(url);
+    const response = await fetch(url, { cache: "no-store" });
+    if (stale()) return;
     if (response.status === 200) {
       const img = document.createElement("img");
       img.src = URL.createObjectURL(await response.blob());
       img.alt = `${itemId} in ${style}`;
+      img.className = "rendered";
       const original = document.createElement("img");
       original.src = `/items/${encodeURIComponent(itemId)}/image`;
-      container.replaceChildren(original, img);
+      original.alt = itemId;
+      if (!stale()) container.replaceChildren(original, img);
       return;
     }
     if (response.status === 429) {
@@ -62,6 +70,68 @@ async function renderInto(container, itemId, style) {
   }
 }
 
+// The loop under the shopper's pick: other styles, adjustments (remembered for the shopper), like / not for me.
+const pick = { user: null, item: null, style: null, palette: [] };
+
+function renderPick() {
+  renderInto($("restyle"), pick.item, pick.style, { user_id: pick.user });
+  document.querySelectorAll("#style-choices button").forEach((b) =>
+    b.classList.toggle("current", b.dataset.style === pick.style));
+}
+
+function showStylesLine(styles) {
+  $("styles-line").textContent = styles.length
+    ? "preferred styles: " + styles.map((s) => `${s.name} (${s.score.toFixed(2)})`).join(", ")
+    : "no palette styles yet";
+}
+
+async function startLoop(user, itemId, style) {
+  Object.assign(pick, { user, item: itemId, style });
+  const settings = (await api(`/users/${encodeURIComponent(user)}/render-settings`)).body;
+  document.querySelectorAll("#adjustments input").forEach((input) => (input.value = settings[input.dataset.field]));
+  $("style-choices").replaceChildren(...pick.palette.map((s) => {
+    const button = document.createElement("button");
+    button.textContent = s.name;
+    button.dataset.style = s.name;
+    button.addEventListener("click", () => { pick.style = s.name; $("loop-status").textContent = ""; renderPick(); });
+    return button;
+  }));
+  $("loop").classList.remove("hidden");
+  $("liked-block").classList.add("hidden");
+  $("loop-status").textContent = "";
+  renderPick();
+}
+
+async function saveAdjustments() {
+  const settings = {};
+  document.querySelectorAll("#adjustments input").forEach((input) => (settings[input.dataset.field] = Number(input.value)));
+  await api(`/users/${encodeURIComponent(pick.user)}/render-settings`, {
+    method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(settings),
+  });
+  renderPick();
+}
+
+async function styleFeedback(event) {
+  const { user, style } = pick;
+  await api("/events", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user_id: user, style, event }),
+  });
+  const styles = (await api(`/users/${encodeURIComponent(user)}/styles?k=50`)).body;
+  showStylesLine(styles.slice(0, 3));
+  if (event === "style_like") {
+    $("loop-status").textContent = `you like ${style}: more in this style below`;
+    $("liked-title").textContent = `In the style you liked: ${style}`;
+    const found = (await api(`/users/${encodeURIComponent(user)}/styles/${encodeURIComponent(style)}/items?k=12`)).body;
+    fill($("liked-items"), found.items);
+    $("liked-block").classList.remove("hidden");
+  } else {
+    const next = styles.find((s) => s.name !== style && s.feedback >= 0) || pick.palette.find((s) => s.name !== style);
+    $("loop-status").textContent = `noted: not ${style}` + (next ? `; trying ${next.name}` : "");
+    if (next) { pick.style = next.name; renderPick(); }
+  }
+}
+
 async function loadShopper() {
   const user = $("shopper").value;
   if (!user) return;
@@ -69,16 +139,10 @@ async function loadShopper() {
   const feed = (await api(`/users/${encodeURIComponent(user)}/feed?k=12${category ? `&category=${category}` : ""}`)).body;
   fill($("feed"), feed.items);
   const styles = (await api(`/users/${encodeURIComponent(user)}/styles`)).body;
-  $("styles-line").textContent = styles.length
-    ? "preferred styles: " + styles.map((s) => `${s.name} (${s.score.toFixed(2)})`).join(", ")
-    : "no palette styles yet";
-  // A render is costly: it starts when the shopper asks for it, never on page load.
+  showStylesLine(styles);
+  // The pick in the shopper's style renders at once: a fast render is answered inline (no queued job).
   if (styles.length && feed.items.length) {
-    const [itemId, style] = [feed.items[0].item.id, styles[0].name];
-    const button = document.createElement("button");
-    button.textContent = `See ${feed.items[0].item.title} in ${style}`;
-    button.addEventListener("click", () => renderInto($("restyle"), itemId, style));
-    $("restyle").replaceChildren(button);
+    await startLoop(user, feed.items[0].item.id, styles[0].name);
   }
 }
 
@@ -109,7 +173,11 @@ async function init() {
   const items = (await api("/items?limit=500")).body.items;
   [...new Set(items.map((i) => i.category))].sort().forEach((c) => $("feed-category").add(new Option(c, c)));
   const styles = (await api("/styles")).body;
+  pick.palette = styles;
   $("try-style").replaceChildren(...styles.map((s) => new Option(s.name, s.name)));
+  document.querySelectorAll("#adjustments input").forEach((input) => input.addEventListener("change", saveAdjustments));
+  $("like").addEventListener("click", () => styleFeedback("style_like"));
+  $("dislike").addEventListener("click", () => styleFeedback("style_dislike"));
   $("shopper").addEventListener("change", loadShopper);
   $("feed-category").addEventListener("change", loadShopper);
   $("try-button").addEventListener("click", () =>
