@@ -114,7 +114,7 @@ def test_similar_on_the_demo_catalog_finds_the_same_pattern(demo_catalog, tmp_pa
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(images, tmp_path, monkeypatch):
-    config = EncoderConfig(image_size=64, dim=4, fit_samples=4)
+    config = EncoderConfig(image_size=64, dim=8, fit_samples=4)
     whole, _ = embed_folder(images, tmp_path / "whole", config, progress=False, num_workers=0, batch_size=2)
 
     calls = {"n": 0}

@@ -333,7 +333,7 @@ def embed_folder(
             if batch.indices:
                 yield [positions[j] for j in batch.indices], encoder.raw_descriptors(batch.pixels, batch.masks)
 
-    project_every = max(64, batch_size)
+    project_every = max(batch_size, min(64, chunk))  # a group is lost on a crash: never more than a chunk
 
     def project_group(group: list[tuple[list[int], torch.Tensor]]) -> None:
         if group:
