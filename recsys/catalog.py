@@ -77,6 +77,15 @@ class Catalog:
         # opening this version ranks alike.
         self.recommender.use_models(style, cf, self._trained_through)
         self._fold_in_since(self._trained_through)
+        self._load_ranker()
+
+    def _load_ranker(self) -> None:
+        """The feed's learned ranker (`recsys.ranker`) when the models folder holds one; else the blend."""
+        from recsys.ranker import RANKER_DIR, LearnedRanker
+
+        folder = Path(self.paths.models) / RANKER_DIR
+        if (folder / "ranker.json").is_file():
+            self.recommender.use_ranker(LearnedRanker.load(folder))
 
     # -- opening ---------------------------------------------------------------------------------------
     @property
@@ -193,6 +202,7 @@ class Catalog:
             self.recommender.use_models(style, cf, self._trained_through)
             self.versions = versions
             self._fold_in_since(self._trained_through)
+            self._load_ranker()
 
     def _changed(self) -> None:
         """Tell other processes to reload (they check the generation in `sync`), and note we are current."""

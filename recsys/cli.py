@@ -193,11 +193,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys.catalog import catalog_style_space
     from recsys.data_io import read_catalog, read_interactions
     from recsys.evaluate import EvalData, evaluate, write_report
+    from recsys.ranker import RankerConfig
     from recsys.splits import split
 
     if (args.data is None) == (args.train is None and args.test is None):
         raise ValueError("give --data FILE (and a --split), or --train FILE --test FILE")
-    test_duration = None
     if args.data is not None:
         interactions = read_interactions(args.data, args.format)
         cutoff = _epoch(args.cutoff)
@@ -210,19 +210,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ValueError("--train and --test go together")
         train, test = read_interactions(args.train, args.format), read_interactions(args.test, args.format)
         split_name = "temporal" if train["timestamp"].max() <= test["timestamp"].min() else "random"
-    if split_name == "temporal" and len(test):
-        test_duration = float(test["timestamp"].max() - test["timestamp"].min())
     if args.binary:
         train, test = train.assign(weight=1.0), test.assign(weight=1.0)
 
-    style, catalog_items = None, []
+    style, catalog_items, catalog = None, [], None
     if args.catalog:
         catalog = read_catalog(args.catalog)
         catalog_items = list(catalog["item_id"])
-        style = catalog_style_space(args.catalog, args.embeddings, catalog, progress=not args.json, device=args.device)
+        if not args.no_style:
+            style = catalog_style_space(
+                args.catalog, args.embeddings, catalog, progress=not args.json, device=args.device
+            )
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    data = EvalData(train, test, style, catalog_items, split_name, args.seed)
-    result = evaluate(data, args.k, models, _cf_config(args), test_duration=test_duration, progress=not args.json)
+    if args.keep_new is not None and not 0 <= args.keep_new <= 1:
+        raise ValueError(f"--keep-new is a share between 0 and 1, got {args.keep_new}")
+    data = EvalData(train, test, style, catalog_items, split_name, args.seed, catalog, args.keep_new)
+    ranker_config = RankerConfig.model_validate(_given({"windows": args.windows}))
+    result = evaluate(data, args.k, models, _cf_config(args), ranker_config, progress=not args.json)
     report_dir = Path(args.report or Path("var") / "reports" / time.strftime("eval-%Y%m%d-%H%M%S"))
     report = write_report(result, report_dir, "stylerec offline evaluation", "stylerec " + " ".join(sys.argv[1:]))
     if args.json:
@@ -262,11 +266,21 @@ def _catalog_paths(args: argparse.Namespace):
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
-    """A shopper's feed, from the same catalog and models the service serves."""
+    """A shopper's feed, from the same catalog and models the service serves: the learned pipeline when
+    <models>/ranker (or --ranker) holds a ranker (--retrain trains one on the store's events and saves it there),
+    else the hand-set blend."""
     from recsys.catalog import open_catalog
+    from recsys.ranker import RANKER_DIR, LearnedRanker
 
     catalog = open_catalog(_catalog_paths(args))
     try:
+        folder = Path(args.ranker) if args.ranker else Path(catalog.paths.models) / RANKER_DIR
+        if args.retrain:
+            catalog.recommender.train_ranker().save(folder)
+        elif args.ranker:
+            catalog.recommender.use_ranker(LearnedRanker.load(folder))
+        if catalog.recommender.feed_model == "blend":
+            print("no learned ranker (--retrain to train one): the feed is the hand-set blend", file=sys.stderr)
         categories = set(args.category.split(",")) if args.category else None
         feed = catalog.feed(args.user_id, args.k, categories, args.alpha)
         if args.json:
@@ -625,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_encoder_flags(p)
     p.set_defaults(func=cmd_style_eval)
 
-    p = sub.add_parser("evaluate", help="offline evaluation: popularity, CF, style and hybrid on one split")
+    p = sub.add_parser("evaluate", help="offline evaluation: baselines, CF, style and the feed on one split")
     p.add_argument("--data", help="one interaction file to split (H&M transactions, MovieLens, generic CSV/Parquet)")
     p.add_argument("--train", help="training interactions (instead of --data)")
     p.add_argument("--test", help="test interactions (with --train)")
@@ -639,7 +653,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", help="catalog folder (H&M layout or items.csv + images) for style vectors")
     p.add_argument("--embeddings", help="embedding store for the catalog (default var/embeddings/<catalog name>)")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--models", default="popularity,cf,style,hybrid")
+    p.add_argument(
+        "--models",
+        default="repurchase,popularity-1w,popularity,cf,style,hybrid,hybrid-nostyle",
+        help="comma-separated: repurchase, popularity-1w, popularity, cf, style, hybrid, hybrid-nostyle",
+    )
+    p.add_argument("--windows", type=int, help="training windows of the feed's ranker (default 30)")
+    p.add_argument("--no-style", action="store_true", help="the catalog's metadata only, no style vectors")
+    p.add_argument(
+        "--keep-new",
+        type=float,
+        help="keep only this share (seeded) of the test window's new articles in the catalog, e.g. 0.15",
+    )
     p.add_argument("--cf-model", choices=["als", "bpr"])
     p.add_argument("--factors", type=int)
     p.add_argument("--regularization", type=float)
@@ -666,7 +691,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--category", help="only these categories (comma-separated)")
-    p.add_argument("--alpha", type=float, help="CF weight against style (default 0.5)")
+    p.add_argument("--alpha", type=float, help="the hand-set blend with this CF weight against style")
+    p.add_argument("--ranker", help="the feed's ranker folder (default: <models>/ranker)")
+    p.add_argument("--retrain", action="store_true", help="train the feed's ranker on the store's events, save it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_feed)
 

@@ -64,6 +64,8 @@ def read_interactions(path: str | os.PathLike, fmt: str | None = None) -> pd.Dat
                 "event": "purchase",
             }
         )
+        if "price" in raw:  # what was paid: the feed's ranker compares it with a shopper's usual price
+            frame["price"] = pd.to_numeric(raw["price"], errors="coerce")
     elif fmt == "recbole":
         raw = _read_csv(path, sep="\t", dtype=str)
         raw.columns = [c.split(":")[0] for c in raw.columns]

@@ -1,8 +1,12 @@
-"""Offline evaluation: popularity, CF-only, style-only and hybrid models compared on one train/test split.
+"""Offline evaluation: the classic baselines, the project's models and the learned feed on one train/test split.
 
-The hybrid's alpha (and popularity weight) are chosen on validation splits carved from the training data the
-same way as the test split (two folds), never on the test set. Every model answers every test user: shoppers a model
-cannot personalise for (unknown to CF, no style profile) get the popularity ranking.
+Every model of `recsys.models` is fitted on one snapshot of the training data and ranks for every test shopper
+(shoppers a model cannot personalise for get what it gives a stranger). The feed's ranker learns on windows carved
+from the training data only, never from the test window. Each metric comes with a 95% bootstrap interval over
+shoppers, the feed is compared with the best baseline and with itself without style by a paired bootstrap, and
+cold items (never bought in training) are measured beside a random pick among the shopper's product types.
+`keep_new` drops, seeded, all but that share of the test window's new articles from the catalog, so that
+new-item results are measured on a realistic pool (a dev catalog holds every article that will sell).
 """
 
 from __future__ import annotations
@@ -18,20 +22,20 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recsys import metrics
-from recsys.cf import CFConfig, CollaborativeFilter
-from recsys.hybrid import HybridConfig, HybridRanker, Popularity, StyleSpace
-from recsys.splits import validation_split
+from recsys.candidates import ItemInfo, Shopper, Snapshot
+from recsys.cf import CFConfig
+from recsys.hybrid import StyleSpace
+from recsys.models import BASELINES, MODELS, HybridModel, make_models
+from recsys.ranker import RankerConfig, training_folds
 
 log = logging.getLogger(__name__)
 
-MODELS = ("popularity", "cf", "style", "hybrid")
-ALPHAS = tuple(round(float(a), 2) for a in np.linspace(0, 1, 11))
-POPULARITY_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
+SOURCE_DEPTHS = (20, 50, 100)
 
 
 @dataclass
 class EvalData:
-    """A split with what the models need: the catalog's categories and its style vectors (optional)."""
+    """A split with what the models need: the catalog (titles, product types, groups) and its style vectors."""
 
     train: pd.DataFrame
     test: pd.DataFrame
@@ -39,6 +43,8 @@ class EvalData:
     catalog_items: Sequence[str] = ()
     split: str = "random"
     seed: int = 42
+    catalog: pd.DataFrame | None = None
+    keep_new: float | None = None  # share of the test window's new articles kept in the catalog (None: all)
 
     @property
     def universe(self) -> set[str]:
@@ -49,74 +55,48 @@ class EvalData:
 @dataclass
 class EvalResult:
     k: int
-    models: dict[str, dict[str, float | None]]
+    models: dict[str, dict[str, float | list[float] | None]]
     curves: dict[str, dict[int, dict[str, float]]]  # model -> K -> metrics
-    alpha_curve: dict[float, dict[str, float]]  # test metrics by alpha (for the plot; alpha chosen on validation)
-    validation: dict[str, float]  # "alpha/popularity_weight" -> validation ndcg@K
-    chosen: dict[str, float]
+    comparisons: dict[str, dict]
+    cold: dict[str, float | int | None]
+    sources: dict[str, dict[str, float]]
+    ranker: dict
     cold_warm: dict[str, dict[str, float | None]]
-    data: dict[str, int]
+    data: dict[str, int | float]
     skipped: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {
             "k": self.k,
             "models": self.models,
-            "hybrid": {"chosen_on_validation": self.chosen, "validation_ndcg": self.validation},
+            "comparisons": self.comparisons,
+            "cold": self.cold,
+            "sources": self.sources,
+            "hybrid": self.ranker,
             "data": self.data,
             "skipped": self.skipped,
         }
-
-
-def _histories(train: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    return {user: frame for user, frame in train.groupby("user_id", sort=False)}
 
 
 def _relevant(test: pd.DataFrame) -> dict[str, set[str]]:
     return {user: set(items) for user, items in test.groupby("user_id")["item_id"]}
 
 
-class _Models:
-    """The fitted models of one training set, each able to rank for a user."""
-
-    def __init__(self, train: pd.DataFrame, style: StyleSpace | None, cf_config: CFConfig, hybrid: HybridConfig):
-        self.train = train
-        self.histories = _histories(train)
-        self.popularity = Popularity(train, hybrid.popularity_half_life_days)
-        self.cf = CollaborativeFilter(cf_config).fit(train)
-        self.hybrid_config = hybrid
-        self.hybrid = HybridRanker(self.cf, style, self.popularity, config=hybrid)
-        self.style_ranker = HybridRanker(None, style, self.popularity, config=hybrid) if style is not None else None
-
-    def history(self, user: str) -> pd.DataFrame | None:
-        return self.histories.get(user)
-
-    def popular(self, user: str, k: int) -> list[str]:
-        seen = set(self.history(user)["item_id"]) if user in self.histories else set()
-        ranked = (i for i in self.popularity.ranked if i not in seen)
-        return [i for _, i in zip(range(k), ranked, strict=False)]
-
-    def cf_top(self, user: str, k: int) -> list[str]:
-        if not self.cf.has_user(user):
-            return self.popular(user, k)
-        return [i for i, _ in self.cf.recommend(user, k)]
-
-    def style_top(self, user: str, k: int) -> list[str]:
-        return [r.item_id for r in self.style_ranker.rank(user, k, history=self.history(user))]
-
-    def hybrid_lists(self, user: str, k: int, grid: Sequence[tuple[float, float]]) -> dict[tuple, list[str]]:
-        """Top-k for each (alpha, popularity weight) from one candidate set."""
-        history = self.history(user)
-        exclude = set(history["item_id"]) if history is not None and self.hybrid_config.filter_seen else set()
-        cand = self.hybrid.candidates(user, history, exclude=exclude)
-        out = {}
-        for alpha, beta in grid:
-            if not cand.items:
-                out[(alpha, beta)] = self.popular(user, k)
-                continue
-            scores = self.hybrid.blend(cand, alpha, beta)
-            out[(alpha, beta)] = [cand.items[n] for n in np.argsort(-scores, kind="stable")[:k]]
-        return out
+def restricted_catalog(data: EvalData) -> tuple[set[str], StyleSpace | None, int]:
+    """(items the models may recommend, style vectors of those, new articles removed) under `keep_new`."""
+    universe = data.universe
+    style = data.style
+    if data.keep_new is None:
+        return universe, style, 0
+    new = sorted(set(data.test["item_id"]) - set(data.train["item_id"]))
+    rng = np.random.default_rng(data.seed)
+    kept = set(rng.choice(new, round(len(new) * data.keep_new), replace=False)) if new else set()
+    removed = set(new) - kept
+    universe = universe - removed
+    if style is not None:
+        ids = [i for i in style.ids if i not in removed]
+        style = StyleSpace(ids, np.stack([style.vector(i) for i in ids]), style.model_id) if ids else None
+    return universe, style, len(removed)
 
 
 def evaluate(
@@ -124,69 +104,79 @@ def evaluate(
     k: int = 10,
     models: Sequence[str] = MODELS,
     cf_config: CFConfig | None = None,
-    hybrid_config: HybridConfig | None = None,
-    test_duration: float | None = None,
+    ranker_config: RankerConfig | None = None,
     progress: bool = False,
 ) -> EvalResult:
     """Fit each model on `data.train`, rank for every test user, and measure at `k` (and other K for curves)."""
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)} (choose from {', '.join(MODELS)})")
+    make_models(models, RankerConfig(), data.split)  # unknown names fail before any work
     if len(data.train) == 0 or len(data.test) == 0:
         raise ValueError(f"the split left {len(data.train)} training and {len(data.test)} test interactions")
-    cf_config = cf_config or CFConfig()
-    hybrid_config = hybrid_config or HybridConfig()
+    temporal = data.split == "temporal"
+    ranker_config = ranker_config or RankerConfig()
+    if not temporal:  # a random split's protocol removes what the shopper rated in training
+        ranker_config = ranker_config.model_copy(update={"allow_bought": False})
+    if data.keep_new is not None:  # training windows see new articles in the same share as the test catalog
+        ranker_config = ranker_config.model_copy(update={"window_new_share": data.keep_new})
     skipped: dict[str, str] = {}
-    if data.style is None:
-        for model in ("style",):
-            if model in models:
-                skipped[model] = "no style vectors: pass --catalog with product images"
-        models = [m for m in models if m not in skipped]
+    universe, style, removed = restricted_catalog(data)
+    if style is None and "style" in models:
+        skipped["style"] = "no style vectors: pass --catalog with product images"
+    models = [m for m in models if m not in skipped]
 
-    max_k = max(k, 20)
-    grid = [(a, b) for a in ALPHAS for b in POPULARITY_WEIGHTS]
-    validation, chosen = {}, {"alpha": 1.0, "popularity_weight": 0.0}
-    if "hybrid" in models:
-        validation, chosen = _choose_alpha(data, k, cf_config, hybrid_config, grid, test_duration, progress)
+    items = ItemInfo.from_data(data.catalog, data.train)
+    snapshot = Snapshot.build(data.train, items, style, cf_config=cf_config, allowed=universe)
+    folds = None
+    if any(m.startswith("hybrid") for m in models):
+        folds = training_folds(
+            data.train, items, style, ranker_config, cf_config, universe, "temporal" if temporal else "random"
+        )
+    fitted = make_models(models, ranker_config, "temporal" if temporal else "random", folds)
+    for model in fitted.values():
+        model.fit(snapshot, data.train)
 
-    fitted = _Models(data.train, data.style, cf_config, hybrid_config)
     relevant = _relevant(data.test)
-    lists: dict[str, dict[str, list[str]]] = {m: {} for m in models}
-    alpha_lists: dict[float, dict[str, list[str]]] = {a: {} for a in ALPHAS}
+    max_k = max(k, 20)
+    lists: dict[str, dict[str, list[str]]] = {m: {} for m in fitted}
     for user in tqdm(relevant, desc="ranking test users", disable=not progress):
-        if "popularity" in lists:
-            lists["popularity"][user] = fitted.popular(user, max_k)
-        if "cf" in lists:
-            lists["cf"][user] = fitted.cf_top(user, max_k)
-        if "style" in lists:
-            lists["style"][user] = fitted.style_top(user, max_k)
-        if "hybrid" in lists:
-            sweep = [(a, chosen["popularity_weight"]) for a in ALPHAS]
-            if (chosen["alpha"], chosen["popularity_weight"]) not in sweep:
-                sweep.append((chosen["alpha"], chosen["popularity_weight"]))
-            by_setting = fitted.hybrid_lists(user, max_k, sweep)
-            lists["hybrid"][user] = by_setting[(chosen["alpha"], chosen["popularity_weight"])]
-            for a in ALPHAS:
-                alpha_lists[a][user] = by_setting[(a, chosen["popularity_weight"])]
+        for name, model in fitted.items():
+            lists[name][user] = model.recommend(user, max_k)
 
-    universe = data.universe
     cold_items = set(data.test["item_id"]) - set(data.train["item_id"])
-    warm_relevant = {u: items - cold_items for u, items in relevant.items()}
-    vectors = {i: data.style.vector(i) for i in data.style.ids} if data.style is not None else {}
+    warm_relevant = {u: s - cold_items for u, s in relevant.items()}
+    vectors = {i: style.vector(i) for i in style.ids} if style is not None else {}
+    popularity = snapshot.popularity["all"]
+    per_user = {}
     results, curves, cold_warm = {}, {}, {}
     for model, recs in lists.items():
-        row: dict[str, float | None] = dict(metrics.ranking_metrics(recs, relevant, k))
-        row["coverage"] = metrics.coverage(recs, len(universe), k)
-        row[f"cold_recall@{k}"] = metrics.cold_recall(recs, relevant, cold_items, k)
-        row["popularity_bias"] = metrics.popularity_bias(recs, fitted.popularity.scores, k)
-        row["intra_list_similarity"] = metrics.intra_list_similarity(recs, vectors, k) if vectors else None
-        results[model] = {name: (None if v is None else round(float(v), 6)) for name, v in row.items()}
+        per_user[model] = metrics.per_user(recs, relevant, k)
+        row: dict[str, float | list[float] | None] = {}
+        for name, values in per_user[model].items():
+            row[name] = round(float(values.mean()), 6)
+            row[f"{name}_ci"] = [round(v, 6) for v in metrics.bootstrap_ci(values, seed=data.seed)]
+        row["coverage"] = round(metrics.coverage(recs, len(universe), k), 6)
+        cold = metrics.cold_recall(recs, relevant, cold_items, k)
+        row[f"cold_recall@{k}"] = None if cold is None else round(cold, 6)
+        row["popularity_bias"] = round(metrics.popularity_bias(recs, popularity, k), 6)
+        ils = metrics.intra_list_similarity(recs, vectors, k) if vectors else None
+        row["intra_list_similarity"] = None if ils is None else round(ils, 6)
+        results[model] = row
         curves[model] = {kk: metrics.ranking_metrics(recs, relevant, kk) for kk in sorted({1, 5, 10, k, 20})}
-        cold_warm[model] = {
-            "cold": row[f"cold_recall@{k}"],
-            "warm": metrics.ranking_metrics(recs, warm_relevant, k)[f"recall@{k}"],
-        }
-    alpha_curve = {a: metrics.ranking_metrics(recs, relevant, k) for a, recs in alpha_lists.items() if recs}
+        cold_warm[model] = {"cold": cold, "warm": metrics.ranking_metrics(recs, warm_relevant, k)[f"recall@{k}"]}
+
+    comparisons = _comparisons(per_user, results, k, data.seed)
+    cold = _cold_report(data, snapshot, universe, relevant, cold_items, k, lists)
+    sources = source_recall(snapshot, relevant, ranker_config) if "hybrid" in fitted else {}
+    ranker = {}
+    for name in ("hybrid", "hybrid-nostyle"):
+        model = fitted.get(name)
+        if isinstance(model, HybridModel):
+            ranker[name] = {
+                "learned": model.fallback is None,
+                "fallback": model.fallback,
+                "training": model.ranker.training,
+                "windows": [[pd.Timestamp(t, unit="s").isoformat() for t in w] for w in model.ranker.windows],
+                "feature_gain": {f: round(g, 3) for f, g in model.ranker.importance().items()},
+            }
     data_summary = {
         "train_interactions": len(data.train),
         "test_interactions": len(data.test),
@@ -196,42 +186,85 @@ def evaluate(
         "items": len(universe),
         "items_with_style_vectors": len(vectors),
         "cold_test_items": len(cold_items),
+        "new_items_removed_from_catalog": removed,
     }
-    return EvalResult(k, results, curves, alpha_curve, validation, chosen, cold_warm, data_summary, skipped)
+    return EvalResult(k, results, curves, comparisons, cold, sources, ranker, cold_warm, data_summary, skipped)
 
 
-def _choose_alpha(data, k, cf_config, hybrid_config, grid, test_duration, progress, folds: int = 2):
-    """Sweep (alpha, popularity weight) on validation splits carved from train (the last period, then the one
-    before it; or `folds` random splits); best mean NDCG@k. Several folds because one small validation set is
-    noisy: on sparse data a handful of hits decides the sweep."""
-    totals: dict[tuple, list[float]] = {setting: [] for setting in grid}
-    remaining = data.train
-    for fold in range(folds):
-        source = remaining if data.split in ("temporal", "leave-last-k") else data.train
-        fit_part, held_out = validation_split(source, data.split, test_duration, data.seed + fold)
-        if len(fit_part) == 0 or len(held_out) == 0 or fit_part["user_id"].nunique() < 2:
-            break
-        remaining = fit_part
-        fitted = _Models(fit_part, data.style, cf_config, hybrid_config)
-        relevant = _relevant(held_out)
-        lists: dict[tuple, dict[str, list[str]]] = {setting: {} for setting in grid}
-        for user in tqdm(relevant, desc=f"validation fold {fold + 1} (alpha sweep)", disable=not progress):
-            for setting, items in fitted.hybrid_lists(user, k, grid).items():
-                lists[setting][user] = items
-        for setting, recs in lists.items():
-            totals[setting].append(metrics.ranking_metrics(recs, relevant, k)[f"ndcg@{k}"])
-    if not next(iter(totals.values())):
-        log.warning("no validation split could be carved from train; hybrid uses alpha=%s", hybrid_config.alpha)
-        return {}, {"alpha": hybrid_config.alpha, "popularity_weight": hybrid_config.popularity_weight}
-    scores = {setting: float(np.mean(values)) for setting, values in totals.items()}
-    best = max(grid, key=lambda s: (round(scores[s], 6), s[0]))  # ties: the more CF-heavy setting
-    validation = {f"{a}/{b}": round(v, 6) for (a, b), v in scores.items()}
-    return validation, {"alpha": best[0], "popularity_weight": best[1]}
+def _comparisons(per_user: dict, results: dict, k: int, seed: int) -> dict[str, dict]:
+    """Paired bootstraps of the feed against the best baseline (by MAP@k) and against the feed without style."""
+    out: dict[str, dict] = {}
+    baselines = [m for m in BASELINES if m in results]
+    pairs = []
+    if "hybrid" in results and baselines:
+        best = max(baselines, key=lambda m: (results[m][f"map@{k}"], results[m][f"ndcg@{k}"]))
+        pairs.append(("hybrid", best))
+    if "hybrid" in results and "hybrid-nostyle" in results:
+        pairs.append(("hybrid", "hybrid-nostyle"))
+    if "hybrid" in results and "style" in results:
+        pairs.append(("hybrid", "style"))
+    for a, b in pairs:
+        out[f"{a} vs {b}"] = {
+            name: metrics.paired_bootstrap(per_user[a][name], per_user[b][name], seed=seed)
+            for name in (f"map@{k}", f"ndcg@{k}", f"recall@{k}")
+        }
+    return out
+
+
+def _cold_report(data, snapshot, universe, relevant, cold_items, k, lists) -> dict:
+    """The never-bought pool's base rate and a random pick among each shopper's product types (cold recall)."""
+    pool = sorted(i for i in universe if i not in snapshot.popularity["all"])
+    bought = set(data.test["item_id"])
+    base_rate = len([i for i in pool if i in bought]) / len(pool) if pool else None
+    kinds = snapshot.items.kind
+    by_kind: dict[str, list[str]] = {}
+    for item in pool:
+        by_kind.setdefault(kinds.get(item, ""), []).append(item)
+    rng = np.random.default_rng(data.seed)
+    random_lists = {}
+    for user in relevant:
+        shopper = Shopper(snapshot, user)
+        own = {kinds[i] for i in shopper.items if i in kinds}
+        choices = [i for kind in sorted(own) for i in by_kind.get(kind, [])] or pool
+        random_lists[user] = list(rng.choice(choices, min(k, len(choices)), replace=False)) if choices else []
+    out: dict[str, float | int | None] = {
+        "never_bought_pool": len(pool),
+        "never_bought_pool_base_rate": None if base_rate is None else round(base_rate, 6),
+        f"random_own_types_cold_recall@{k}": metrics.cold_recall(random_lists, relevant, cold_items, k),
+    }
+    for model, recs in lists.items():
+        out[f"{model}_cold_recall@{k}"] = metrics.cold_recall(recs, relevant, cold_items, k)
+    return out
+
+
+def source_recall(
+    snapshot: Snapshot, relevant: dict[str, set[str]], config: RankerConfig, depths: Sequence[int] = SOURCE_DEPTHS
+) -> dict[str, dict[str, float]]:
+    """Each candidate source's recall@N of the held-out purchases, and the union's (the ranker's ceiling)."""
+    sources = RankerConfig(use_style=True).active_sources() if snapshot.style is not None else config.active_sources()
+    out: dict[str, dict[str, float]] = {s.name: {} for s in sources}
+    out["union"] = {}
+    for n in depths:
+        found = {s.name: {} for s in sources}
+        union: dict[str, list[str]] = {}
+        for user in relevant:
+            shopper = Shopper(snapshot, user)
+            union[user] = []
+            for source in sources:
+                items = [c.item_id for c in source.generate(snapshot, shopper, n)]
+                found[source.name][user] = items
+                union[user] += items
+        for name, lists in found.items():
+            out[name][f"recall@{n}"] = round(metrics.ranking_metrics(lists, relevant, n)[f"recall@{n}"], 6)
+        hits = [len(set(union[u]) & items) / len(items) for u, items in relevant.items() if items]
+        out["union"][f"recall@{n}"] = round(float(np.mean(hits)), 6) if hits else 0.0
+        out["union"][f"size@{n}"] = round(float(np.mean([len(set(v)) for v in union.values()])), 1)
+    return out
 
 
 # -- report -------------------------------------------------------------------------------------------------
 def write_report(result: EvalResult, folder: str | Path, title: str, command: str = "") -> Path:
-    """A markdown report with PNG plots (metric vs K, metric vs alpha, cold vs warm) and results.json."""
+    """A markdown report with PNG plots (metric vs K, cold vs warm, feature gain) and results.json."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -252,44 +285,74 @@ def write_report(result: EvalResult, folder: str | Path, title: str, command: st
     fig.tight_layout()
     fig.savefig(folder / "metric_vs_k.png", dpi=100)
     plt.close(fig)
-
     plots = ["metric_vs_k.png"]
-    if result.alpha_curve:
-        fig, ax = plt.subplots(figsize=(5, 4))
-        alphas = sorted(result.alpha_curve)
-        for name in ("ndcg", "recall", "map"):
-            ax.plot(alphas, [result.alpha_curve[a][f"{name}@{k}"] for a in alphas], marker="o", label=f"{name}@{k}")
-        ax.axvline(result.chosen["alpha"], color="grey", linestyle="--", label="chosen on validation")
-        ax.set(xlabel="alpha (0 = style only, 1 = CF only)", title="hybrid on test vs alpha")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / "metric_vs_alpha.png", dpi=100)
-        plt.close(fig)
-        plots.append("metric_vs_alpha.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     names = list(result.cold_warm)
     x = np.arange(len(names))
     ax.bar(x - 0.2, [result.cold_warm[m]["warm"] or 0 for m in names], 0.4, label="warm items")
     ax.bar(x + 0.2, [result.cold_warm[m]["cold"] or 0 for m in names], 0.4, label="cold items (never bought)")
-    ax.set(xticks=x, xticklabels=names, ylabel=f"recall@{k}", title="cold vs warm test items")
+    ax.set(xticks=x, ylabel=f"recall@{k}", title="cold vs warm test items")
+    ax.set_xticklabels(names, rotation=30, ha="right")
     ax.legend()
     fig.tight_layout()
     fig.savefig(folder / "cold_vs_warm.png", dpi=100)
     plt.close(fig)
     plots.append("cold_vs_warm.png")
 
-    columns = list(next(iter(result.models.values())).keys()) if result.models else []
+    gains = (result.ranker.get("hybrid") or {}).get("feature_gain") or {}
+    if gains:
+        top = list(gains.items())[:20][::-1]
+        fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1))
+        ax.barh([f for f, _ in top], [g for _, g in top])
+        ax.set(xlabel="total gain", title="hybrid ranker: feature importance")
+        fig.tight_layout()
+        fig.savefig(folder / "feature_gain.png", dpi=100)
+        plt.close(fig)
+        plots.append("feature_gain.png")
+
     lines = [f"# {title}", ""]
     if command:
         lines += ["```", command, "```", ""]
     lines += ["## Data", ""] + [f"- {name.replace('_', ' ')}: {value:,}" for name, value in result.data.items()]
-    lines += ["", f"## Models at K={k}", "", "| model | " + " | ".join(columns) + " |"]
-    lines += ["|---|" + "---|" * len(columns)]
+    shown = ["precision", "recall", "ndcg", "map", "hitrate"]
+    lines += ["", f"## Models at K={k} (95% bootstrap intervals over shoppers)", ""]
+    lines += ["| model | " + " | ".join(f"{m}@{k}" for m in shown) + f" | coverage | cold recall@{k} |"]
+    lines += ["|---|" + "---|" * (len(shown) + 2)]
     for model, row in result.models.items():
-        lines.append(f"| {model} | " + " | ".join("n/a" if row[c] is None else f"{row[c]:.4g}" for c in columns) + " |")
-    lines += ["", f"Hybrid: alpha {result.chosen['alpha']}, popularity weight {result.chosen['popularity_weight']}"]
-    lines += ["(chosen by mean NDCG over validation splits carved from the training data, never on the test set)."]
+        cells = [f"{row[f'{m}@{k}']:.4f} [{row[f'{m}@{k}_ci'][0]:.4f}, {row[f'{m}@{k}_ci'][1]:.4f}]" for m in shown]
+        cold = row[f"cold_recall@{k}"]
+        cells += [f"{row['coverage']:.4g}", "n/a" if cold is None else f"{cold:.4f}"]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += ["", "With a few hundred test shoppers these intervals are wide: read differences with them.", ""]
+    if result.comparisons:
+        lines += [
+            "## Paired bootstrap (same shoppers)",
+            "",
+            "| comparison | metric | difference | 95% CI | P(not better) |",
+        ]
+        lines += ["|---|---|---|---|---|"]
+        for pair, by_metric in result.comparisons.items():
+            for name, c in by_metric.items():
+                lines.append(
+                    f"| {pair} | {name} | {c['difference']:+.4f} | [{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}] "
+                    f"| {c['p_not_better']:.3f} |"
+                )
+        lines.append("")
+    if result.cold:
+        lines += ["## Cold items (never bought in training)", ""]
+        lines += [f"- {name.replace('_', ' ')}: {value}" for name, value in result.cold.items()]
+        lines.append("")
+    if result.sources:
+        depths = [key for key in next(iter(result.sources.values())) if key.startswith("recall")]
+        lines += ["## Candidate sources: recall of the test purchases", "", "| source | " + " | ".join(depths) + " |"]
+        lines += ["|---|" + "---|" * len(depths)]
+        for name, row in result.sources.items():
+            lines.append(f"| {name} | " + " | ".join(f"{row[d]:.4f}" for d in depths) + " |")
+        lines.append("")
+    for name, info in result.ranker.items():
+        how = "learned (LightGBM LambdaRank)" if info["learned"] else f"fallback: {info['fallback']}"
+        lines += [f"- {name}: {how}; training {info['training']}"]
     for model, reason in result.skipped.items():
         lines += ["", f"- {model} skipped: {reason}"]
     lines += [""] + [f"![{p}]({p})" for p in plots] + [""]

@@ -95,3 +95,46 @@ def intra_list_similarity(
             n = len(stack)
             means.append((similarity.sum() - np.trace(similarity)) / (n * (n - 1)))
     return float(np.mean(means)) if means else None
+
+
+def per_user(
+    recommendations: Mapping[str, Sequence[str]], relevant: Mapping[str, set[str]], k: int
+) -> dict[str, np.ndarray]:
+    """Each metric at k for every user with relevant items (in `relevant`'s order), keyed `ndcg@k` etc."""
+    rows = [user_metrics(recommendations.get(user, []), items, k) for user, items in relevant.items() if items]
+    names = ("precision", "recall", "ndcg", "map", "hitrate")
+    return {f"{name}@{k}": np.array([row[name] for row in rows], float) for name in names}
+
+
+def bootstrap_ci(
+    values: np.ndarray, confidence: float = 0.95, samples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-user `values` (users resampled with replacement)."""
+    values = np.asarray(values, float)
+    if values.size == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (samples, values.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, confidence: float = 0.95, samples: int = 2000, seed: int = 0
+) -> dict[str, float | list[float]]:
+    """Mean of a - b over the same users, its bootstrap interval, and the share of resamples where a <= b
+    (a one-sided bootstrap p-value for "a beats b")."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        raise ValueError("paired values must cover the same users")
+    if a.size == 0:
+        return {"difference": 0.0, "ci": [0.0, 0.0], "p_not_better": 1.0}
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, diff.size, (samples, diff.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return {
+        "difference": float(diff.mean()),
+        "ci": [float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))],
+        "p_not_better": float((means <= 0).mean()),
+    }

@@ -15,15 +15,20 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from recsys.candidates import ItemInfo, Snapshot
 from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation, StyleSpace, style_profile
+from recsys.ranker import Feed, LearnedRanker, RankerConfig
 from recsys.store import NotFound, Store
 
 ImageEmbedder = Callable[[bytes | str | os.PathLike], np.ndarray]
 
 
 class Recommender:
-    """Feeds and style search over a `Store`; `style` may be None (no photos) and CF is trained on demand."""
+    """Feeds and style search over a `Store`; `style` may be None (no photos) and CF is trained on demand.
+
+    The feed is the two-stage pipeline of `recsys.ranker` when a trained `LearnedRanker` is given (or trained
+    with `train_ranker`), else the hand-set blend of `recsys.hybrid` (`feed_model` says which)."""
 
     def __init__(
         self,
@@ -32,6 +37,7 @@ class Recommender:
         cf: CollaborativeFilter | None = None,
         config: HybridConfig | None = None,
         embed_image: ImageEmbedder | None = None,
+        ranker: LearnedRanker | None = None,
     ) -> None:
         self.store, self.style, self.config = store, style, config or HybridConfig()
         self.embed_image = embed_image
@@ -41,18 +47,54 @@ class Recommender:
         if cf is None and len(interactions):
             cf = CollaborativeFilter(CFConfig()).fit(interactions)
         self.cf = cf
+        self.learned = ranker if ranker is not None and ranker.trained else None
+        self.snapshot: Snapshot | None = None
         self.refresh_catalog()
 
+    @property
+    def feed_model(self) -> str:
+        """ "learned" (candidate sources + LightGBM ranker) or "blend" (the hand-set fallback)."""
+        return "learned" if self.pipeline is not None else "blend"
+
     def refresh_catalog(self) -> None:
-        """Rebuild the ranker over the store's current items (ids and categories)."""
-        categories = {item["item_id"]: item["category"] for item in self.store.items()}
+        """Rebuild the rankers over the store's current items (ids, categories, titles, groups)."""
+        items = self.store.items()
+        categories = {item["item_id"]: item["category"] for item in items}
         self.ranker = HybridRanker(self.cf, self.style, self.popularity, categories, self.config)
+        self.pipeline = None
+        if self.learned is None:
+            return
+        info = ItemInfo(pd.DataFrame(items, columns=["item_id", "title", "category", "attributes"]))
+        if self.snapshot is None:
+            self.snapshot = Snapshot.build(self.store.interactions(), info, self.style, cf=self.cf, allowed=categories)
+        else:
+            self.snapshot = self.snapshot.with_catalog(info, categories)
+        self.pipeline = Feed(self.snapshot, self.learned)
+
+    def use_ranker(self, ranker: LearnedRanker | None) -> None:
+        """Serve the feed with this ranker (loaded or trained elsewhere); None or an untrained one: the blend."""
+        with self.lock:
+            self.learned, self.snapshot = (ranker if ranker is not None and ranker.trained else None), None
+            self.refresh_catalog()
+
+    def train_ranker(self, config: RankerConfig | None = None) -> LearnedRanker:
+        """Train the feed's ranker on windows of the store's events; the feed uses it when it could learn
+        (too little data leaves the blend in charge). Returns the ranker (save it with `save(folder)`)."""
+        interactions = self.store.interactions()
+        items = self.store.items()
+        info = ItemInfo(pd.DataFrame(items, columns=["item_id", "title", "category", "attributes"]))
+        allowed = {item["item_id"] for item in items}
+        ranker = LearnedRanker(config).fit(interactions, info, self.style, allowed=allowed)
+        self.use_ranker(ranker)
+        return ranker
 
     def retrain(self, cf_config: CFConfig | None = None) -> None:
-        """Retrain CF and popularity on every event in the store."""
+        """Retrain CF and popularity on every event in the store (and the feed's ranker when it has one)."""
         interactions = self.store.interactions()
         cf = CollaborativeFilter(cf_config or (self.cf.config if self.cf else CFConfig())).fit(interactions)
         self.use_models(self.style, cf)
+        if self.learned is not None:
+            self.train_ranker(self.learned.config)
 
     def use_models(
         self, style: StyleSpace | None, cf: CollaborativeFilter | None, events_through: int | None = None
@@ -62,6 +104,7 @@ class Recommender:
         popularity = self.count_popularity(events_through)
         with self.lock:
             self.style, self.cf, self.popularity = style, cf, popularity
+            self.snapshot = None  # the feed's snapshot is rebuilt over the new models
             self.refresh_catalog()
 
     def count_popularity(self, events_through: int | None = None) -> Popularity:
@@ -102,9 +145,21 @@ class Recommender:
     def feed(
         self, user_id: str, k: int = 10, categories: set[str] | None = None, alpha: float | None = None
     ) -> list[Recommendation]:
-        """The personalised hybrid feed (popular items for a shopper we know nothing about)."""
+        """The personalised feed, each item with the reason of the source that found it ("buy again",
+        "another colour of X", "often bought with X", "same style as X", "trending in ..."); last week's top
+        sellers for a shopper we know nothing about. `alpha` (CF against style) asks for the hand-set blend."""
         with self.lock:
-            return self.ranker.rank(user_id, k, history=self.history(user_id), categories=categories, alpha=alpha)
+            history = self.history(user_id)
+            if self.pipeline is None or alpha is not None:
+                return self.ranker.rank(user_id, k, history=history, categories=categories, alpha=alpha)
+            catalog = self.ranker.categories  # the service drops deleted items here
+            allow = {i for i, c in catalog.items() if c in categories} if categories else set(catalog)
+            feed = self.pipeline.recommend(user_id, k, history=history, allow=allow)
+            if len(feed) < k:  # a narrow category: the blend fills the rest
+                shown = {r.item_id for r in feed}
+                more = self.ranker.rank(user_id, k, history=history, categories=categories, exclude=shown)
+                feed += more[: k - len(feed)]
+            return feed
 
     def similar_items(
         self, item_id: str, k: int = 10, user_id: str | None = None, categories: set[str] | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -29,7 +30,14 @@ def _chromium() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def server(service_settings):
+def server(service_settings, tmp_path_factory):
+    # its own copy of the store: the page's likes and adjustments must not leak into other tests
+    root = tmp_path_factory.mktemp("browser")
+    source, copy = sqlite3.connect(service_settings.db), sqlite3.connect(root / "shop.db")
+    source.backup(copy)
+    source.close()
+    copy.close()
+    service_settings = service_settings.model_copy(update={"db": root / "shop.db"})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -37,7 +37,7 @@ def test_train_test_files_with_a_catalog_and_unknown_users(demo_shop, tmp_path, 
     pd.concat([test, stranger]).to_parquet(tmp_path / "test.parquet")
     args = ["evaluate", "--train", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.parquet")]
     args += ["--catalog", str(catalog_dir), "--embeddings", str(embeddings), "--k", "12"]
-    args += ["--models", "popularity,cf,style,hybrid", "--json", "--report", str(tmp_path / "report")]
+    args += ["--models", "popularity,cf,style,hybrid", "--windows", "3", "--json", "--report", str(tmp_path / "report")]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["models"]) == {"popularity", "cf", "style", "hybrid"}
@@ -47,7 +47,9 @@ def test_train_test_files_with_a_catalog_and_unknown_users(demo_shop, tmp_path, 
     assert result["models"]["cf"]["cold_recall@12"] == 0.0
     assert result["models"]["style"]["cold_recall@12"] > 0
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "| hybrid |" in report and "metric_vs_alpha.png" in report
+    assert "| hybrid |" in report and "feature_gain.png" in report
+    assert result["hybrid"]["hybrid"]["learned"] and result["comparisons"]
+    assert result["models"]["hybrid"]["ndcg@12_ci"][0] <= result["models"]["hybrid"]["ndcg@12"]
 
 
 def test_hm_transactions_temporal_split(datasets, tmp_path, capsys):

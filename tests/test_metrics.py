@@ -88,3 +88,24 @@ def test_temporal_and_leave_last_k(events):
     assert fit["timestamp"].max() < held["timestamp"].min()
     with pytest.raises(ValueError, match="unknown split"):
         split(events, "sideways")
+
+
+def test_bootstrap_intervals_hold_the_mean_and_shrink_with_more_users():
+    rng = np.random.default_rng(3)
+    few = rng.binomial(1, 0.1, 100).astype(float)
+    many = rng.binomial(1, 0.1, 10_000).astype(float)
+    for values in (few, many):
+        lo, hi = metrics.bootstrap_ci(values, seed=1)
+        assert lo <= values.mean() <= hi
+    assert (
+        np.subtract(*metrics.bootstrap_ci(many, seed=1)[::-1])
+        < np.subtract(*metrics.bootstrap_ci(few, seed=1)[::-1]) / 5
+    )
+    better = metrics.paired_bootstrap(few + 0.2, few, seed=1)
+    assert better["difference"] == pytest.approx(0.2) and better["ci"][0] > 0 and better["p_not_better"] == 0.0
+    same = metrics.paired_bootstrap(few, few, seed=1)
+    assert same["ci"] == [0.0, 0.0] and same["p_not_better"] == 1.0
+    with pytest.raises(ValueError):
+        metrics.paired_bootstrap(few, many)
+    per_user = metrics.per_user({"u1": ["a"], "u2": ["b"]}, {"u1": {"a"}, "u2": {"c"}}, k=1)
+    assert list(per_user["ndcg@1"]) == [1.0, 0.0]

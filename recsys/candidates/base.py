@@ -1,0 +1,294 @@
+"""What every candidate source shares: the catalog's item facts, a snapshot of the shop at one time, a shopper.
+
+A `Snapshot` holds everything the sources and the ranker's features know at time `now`, computed from the
+interactions before it only (popularity windows, co-purchases, first sales, collaborative filtering), so that the
+same code serves a live shop (now = the latest event) and the ranker's training windows (now = a cutoff in the
+past) without leaking the future. A `Shopper` is one shopper's history as of `now`, with the per-request values
+several sources need (CF scores, style vectors) computed once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from recsys.cf import CFConfig, CollaborativeFilter
+from recsys.hybrid import DAY, StyleSpace, style_profile
+
+GROUP_COLUMNS = ("group", "product_code")  # items.csv's `group`; H&M's product code (colours of one garment)
+KIND_COLUMNS = ("product_type_name", "kind")  # the finest product type a catalog has; else its category
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One item a source proposes for a shopper, with the source's score (higher is better) and a reason."""
+
+    item_id: str
+    score: float
+    reason: str
+
+
+class CandidateSource(ABC):
+    """A way of finding items a shopper may buy next."""
+
+    name: str = ""
+
+    @abstractmethod
+    def generate(self, snapshot: Snapshot, shopper: Shopper, n: int) -> list[Candidate]:
+        """At most `n` candidates, best first; only items the snapshot allows."""
+
+
+class ItemInfo:
+    """Facts about items: title, product type (`kind`), variant group and usual price; any of them may be unknown.
+
+    Groups come from a catalog's `group` column (H&M: `product_code`). When every catalog item's group is the
+    start of its id (as H&M's article ids are built), the same rule groups items the catalog lacks."""
+
+    def __init__(self, catalog: pd.DataFrame | None = None, prices: Mapping[str, float] | None = None) -> None:
+        self.title: dict[str, str] = {}
+        self.kind: dict[str, str] = {}
+        self.group: dict[str, str] = {}
+        self.price: dict[str, float] = dict(prices or {})
+        if catalog is not None and len(catalog):
+            for item, title, category, attributes in zip(
+                catalog["item_id"], catalog["title"], catalog["category"], catalog["attributes"], strict=False
+            ):
+                attributes = attributes or {}
+                self.title[item] = str(title)
+                kind = next((attributes[c] for c in KIND_COLUMNS if attributes.get(c)), None) or category
+                if kind:
+                    self.kind[item] = str(kind)
+                group = next((str(attributes[c]) for c in GROUP_COLUMNS if attributes.get(c)), None)
+                if group:
+                    self.group[item] = group
+        self._prefix = self._group_prefix_length()
+        self._group_cache: dict[str, str | None] = {}
+
+    def _group_prefix_length(self) -> int | None:
+        if not self.group:
+            return None
+        width = {len(g.zfill(7)) for g in self.group.values()}
+        if len(width) != 1:
+            return None
+        n = width.pop()
+        if all(item[:n] == g.zfill(n) for item, g in self.group.items()):
+            return n
+        return None
+
+    def group_of(self, item: str) -> str | None:
+        """The item's variant group, or None when unknown."""
+        if item in self._group_cache:
+            return self._group_cache[item]
+        group = self._find_group(item)
+        self._group_cache[item] = group
+        return group
+
+    def _find_group(self, item: str) -> str | None:
+        group = self.group.get(item)
+        if group is not None:
+            return group.zfill(self._prefix) if self._prefix else group
+        return item[: self._prefix] if self._prefix and len(item) > self._prefix else None
+
+    def name(self, item: str) -> str:
+        """A short human name for reasons: the title, else the id."""
+        return self.title.get(item) or item
+
+    @classmethod
+    def from_data(cls, catalog: pd.DataFrame | None, interactions: pd.DataFrame) -> ItemInfo:
+        """Item facts from a catalog table (`recsys.data_io.read_catalog`) and mean prices paid, when known."""
+        prices = None
+        if "price" in interactions and interactions["price"].notna().any():
+            prices = interactions.dropna(subset=["price"]).groupby("item_id")["price"].mean().to_dict()
+        return cls(catalog, prices)
+
+
+@dataclass
+class Snapshot:
+    """The shop as of `now` (see module docstring). Build with `Snapshot.build`."""
+
+    now: float
+    items: ItemInfo
+    style: StyleSpace | None
+    cf: CollaborativeFilter | None
+    allowed: set[str]
+    histories: dict[str, pd.DataFrame]
+    popularity: dict[str, dict[str, float]]  # "7d", "30d", "all" -> item -> purchases
+    first_sale: dict[str, float]
+    trending: list[str]  # last week's top sellers, best first
+    trending_by_kind: dict[str, list[str]]
+    group_members: dict[str, list[str]]
+    co_bought: dict[str, list[tuple[str, float]]]  # item -> [(other item, co-purchases within the window)]
+    style_neighbour_popularity: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        interactions: pd.DataFrame,
+        items: ItemInfo,
+        style: StyleSpace | None = None,
+        now: float | None = None,
+        cf: CollaborativeFilter | None = None,
+        cf_config: CFConfig | None = None,
+        allowed: Iterable[str] | None = None,
+        together_days: float = 7.0,
+    ) -> Snapshot:
+        """The shop as of `now` (default: the latest event) from `interactions` before it; `cf` is trained on
+        them unless given; `allowed` (default: the catalog's and every bought item) limits what may be proposed."""
+        if now is None:
+            now = float(interactions["timestamp"].max()) + 1.0 if len(interactions) else 0.0
+        past = interactions[interactions["timestamp"] < now]
+        if cf is None and len(past):
+            cf = CollaborativeFilter(cf_config or CFConfig()).fit(past)
+        allowed = set(allowed) if allowed is not None else set(items.title) | set(past["item_id"])
+        ts = past["timestamp"].to_numpy(float)
+        popularity = {
+            "7d": past.loc[ts >= now - 7 * DAY, "item_id"].value_counts().to_dict(),
+            "30d": past.loc[ts >= now - 30 * DAY, "item_id"].value_counts().to_dict(),
+            "all": past["item_id"].value_counts().to_dict(),
+        }
+        snapshot = cls(
+            now=float(now),
+            items=items,
+            style=style,
+            cf=cf,
+            allowed=allowed,
+            histories={u: f for u, f in past.sort_values("timestamp", kind="stable").groupby("user_id", sort=False)},
+            popularity=popularity,
+            first_sale=past.groupby("item_id")["timestamp"].min().to_dict(),
+            trending=[],
+            trending_by_kind={},
+            group_members={},
+            co_bought=_co_purchases(past, together_days),
+        )
+        snapshot.style_neighbour_popularity = _style_neighbour_popularity(style, popularity["30d"])
+        return snapshot.with_catalog(items, allowed)
+
+    def with_catalog(self, items: ItemInfo, allowed: Iterable[str]) -> Snapshot:
+        """The same snapshot over a changed catalog (item facts, what may be proposed); cheap, no retraining."""
+        allowed = set(allowed)
+        week = [i for i in self.popularity["7d"] if i in allowed]  # value_counts: most sold first
+        by_kind: dict[str, list[str]] = {}
+        for item in week:
+            kind = items.kind.get(item)
+            if kind:
+                by_kind.setdefault(kind, []).append(item)
+        members: dict[str, list[str]] = {}
+        for item in sorted(allowed):
+            group = items.group_of(item)
+            if group is not None:
+                members.setdefault(group, []).append(item)
+        return replace(
+            self, items=items, allowed=allowed, trending=week, trending_by_kind=by_kind, group_members=members
+        )
+
+    def history(self, user_id: str | None) -> pd.DataFrame | None:
+        return self.histories.get(user_id) if user_id is not None else None
+
+    @cached_property
+    def cf_col(self) -> dict[str, int]:
+        """CF's column of each item it knows."""
+        return {} if self.cf is None else {item: j for j, item in enumerate(self.cf.item_ids)}
+
+
+def _co_purchases(past: pd.DataFrame, days: float, keep: int = 30) -> dict[str, list[tuple[str, float]]]:
+    """For each item, the items the same shoppers bought within `days` of it, most often first."""
+    events = past[["user_id", "item_id", "timestamp"]].drop_duplicates()
+    if len(events) == 0:
+        return {}
+    pairs = events.merge(events, on="user_id", suffixes=("", "_other"))
+    close = (pairs["item_id"] != pairs["item_id_other"]) & (
+        (pairs["timestamp"] - pairs["timestamp_other"]).abs() <= days * DAY
+    )
+    pairs = pairs.loc[close, ["user_id", "item_id", "item_id_other"]].drop_duplicates()
+    counts = pairs.groupby(["item_id", "item_id_other"]).size().rename("n").reset_index()
+    counts = counts.sort_values(["item_id", "n", "item_id_other"], ascending=[True, False, True], kind="stable")
+    counts = counts[counts.groupby("item_id").cumcount() < keep]
+    out: dict[str, list[tuple[str, float]]] = {}
+    for item, other, n in zip(counts["item_id"], counts["item_id_other"], counts["n"], strict=False):
+        out.setdefault(item, []).append((other, float(n)))
+    return out
+
+
+def _style_neighbour_popularity(style: StyleSpace | None, popularity: dict[str, float], k: int = 10) -> dict:
+    """Each item's mean recent popularity of its `k` nearest style neighbours (how well its look sells)."""
+    if style is None or len(style.ids) < 2:
+        return {}
+    k = min(k, len(style.ids) - 1)
+    sold = np.array([popularity.get(i, 0.0) for i in style.ids])
+    out = {}
+    for start in range(0, len(style.ids), 2048):
+        block = style.vectors[start : start + 2048] @ style.vectors.T
+        for row in range(block.shape[0]):
+            block[row, start + row] = -np.inf
+        top = np.argpartition(-block, k - 1, axis=1)[:, :k]
+        for row, neighbours in enumerate(top):
+            out[style.ids[start + row]] = float(sold[neighbours].mean())
+    return out
+
+
+class Shopper:
+    """One shopper as of the snapshot's time: their events (item_id, timestamp, weight), oldest first."""
+
+    def __init__(self, snapshot: Snapshot, user_id: str | None, history: pd.DataFrame | None = None) -> None:
+        self.snapshot, self.user_id = snapshot, user_id
+        if history is None:
+            history = snapshot.history(user_id)
+        if history is None or len(history) == 0:
+            history = pd.DataFrame({"item_id": [], "timestamp": [], "weight": []})
+        timestamps = history["timestamp"].to_numpy(float)
+        order = np.argsort(timestamps, kind="stable") if np.any(np.diff(timestamps) < 0) else slice(None)
+        self.items = history["item_id"].to_numpy().astype(str)[order]
+        self.timestamps = timestamps[order]
+        self.weights = history["weight"].to_numpy(float)[order] if "weight" in history else np.ones(len(history))
+        self.now = max(snapshot.now, float(self.timestamps.max()) if len(self.timestamps) else snapshot.now)
+
+    def recency_weights(self, half_life_days: float = 30.0) -> dict[str, float]:
+        """Each bought item's summed event weight, halving every `half_life_days` before now; most recent first."""
+        decayed = self.weights * np.exp2(-(self.now - self.timestamps) / (half_life_days * DAY))
+        out: dict[str, float] = {}
+        for item, w in zip(self.items[::-1], decayed[::-1], strict=False):
+            out[item] = out.get(item, 0.0) + float(w)
+        return out
+
+    @cached_property
+    def recent(self) -> list[str]:
+        """Distinct items, most recent first."""
+        return list(dict.fromkeys(self.items[::-1]))
+
+    @cached_property
+    def cf_scores(self) -> np.ndarray | None:
+        """CF scores of every item CF knows (aligned with `cf.item_ids`), or None when CF knows nothing of them."""
+        cf = self.snapshot.cf
+        if cf is None:
+            return None
+        in_snapshot = self.snapshot.history(self.user_id)
+        known = self.user_id is not None and cf.has_user(self.user_id)
+        if known and in_snapshot is not None and len(in_snapshot) == len(self.items):  # nothing new since training
+            vector = cf.user_vector(self.user_id)
+        else:
+            extra: dict[str, float] = {}
+            for item, w in zip(self.items, self.weights, strict=False):
+                extra[item] = extra.get(item, 0.0) + float(w)
+            vector = cf.user_vector(None, extra)
+        # einsum, not BLAS: a threaded gemv of one vector is 50x slower on a busy two-core machine
+        return None if vector is None else np.einsum("ij,j->i", cf.item_factors, np.asarray(vector, np.float32))
+
+    @cached_property
+    def styled(self) -> tuple[list[str], np.ndarray | None, np.ndarray | None]:
+        """(recent distinct items with a style vector, their vectors, the style profile)."""
+        style = self.snapshot.style
+        if style is None:
+            return [], None, None
+        recent = [i for i in self.recent if i in style]
+        if not recent:
+            return [], None, None
+        vectors = np.stack([style.vector(i) for i in recent])
+        mask = np.isin(self.items, recent)
+        all_vectors = np.stack([style.vector(i) for i in self.items[mask]])
+        profile = style_profile(all_vectors, self.timestamps[mask])
+        return recent, vectors, profile

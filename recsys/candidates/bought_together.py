@@ -1,0 +1,30 @@
+"""Bought together: what other shoppers bought within a few days of the shopper's recent purchases."""
+
+from __future__ import annotations
+
+from recsys.candidates.base import Candidate, CandidateSource, Shopper, Snapshot
+
+
+class BoughtTogether(CandidateSource):
+    """Co-purchases (within the snapshot's window, default 7 days) of the shopper's `recent` latest items,
+    weighted by how recently each was bought; the reason names the item that brought the most."""
+
+    name = "bought_together"
+
+    def __init__(self, recent: int = 20, half_life_days: float = 30.0) -> None:
+        self.recent, self.half_life_days = recent, half_life_days
+
+    def generate(self, snapshot: Snapshot, shopper: Shopper, n: int) -> list[Candidate]:
+        scores: dict[str, float] = {}
+        best: dict[str, tuple[float, str]] = {}
+        weights = shopper.recency_weights(self.half_life_days)
+        for bought in list(weights)[: self.recent]:
+            for other, count in snapshot.co_bought.get(bought, ()):
+                if other not in snapshot.allowed:
+                    continue
+                contribution = weights[bought] * count
+                scores[other] = scores.get(other, 0.0) + contribution
+                if contribution > best.get(other, (-1.0, ""))[0]:
+                    best[other] = (contribution, bought)
+        ranked = sorted(scores, key=lambda i: (-scores[i], i))[:n]
+        return [Candidate(i, scores[i], f"often bought with {snapshot.items.name(best[i][1])}") for i in ranked]

@@ -1,0 +1,41 @@
+"""Style neighbours: items that look like the shopper's recent purchases and their style profile.
+
+This is how never-bought articles enter a feed: the FAISS style index knows every article with a photo."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys.candidates.base import Candidate, CandidateSource, Shopper, Snapshot
+
+
+class StyleNeighbours(CandidateSource):
+    """Nearest neighbours in style space (other than their own purchases) of the `recent` latest purchases with
+    a photo and of the style profile; an item's score is its best cosine, the reason names the purchase it looks
+    most like."""
+
+    name = "style"
+
+    def __init__(self, recent: int = 5) -> None:
+        self.recent = recent
+
+    def generate(self, snapshot: Snapshot, shopper: Shopper, n: int) -> list[Candidate]:
+        style = snapshot.style
+        recent, vectors, profile = shopper.styled
+        if style is None or vectors is None:
+            return []
+        queries = np.vstack([profile, vectors[: self.recent]]).astype(np.float32)
+        ids, _ = style.index.search(queries, n + len(shopper.recent))
+        own = set(shopper.recent)  # what they bought is the buy-again source's to propose
+        found = {i for row in ids for i in row if i in snapshot.allowed and i not in own}
+        if not found:
+            return []
+        found_list = sorted(found)
+        similarity = np.stack([style.vector(i) for i in found_list]) @ vectors.T  # candidates x recent purchases
+        nearest = similarity.argmax(axis=1)
+        scores = similarity.max(axis=1)
+        order = np.argsort(-scores, kind="stable")[:n]
+        return [
+            Candidate(found_list[j], float(scores[j]), f"same style as {snapshot.items.name(recent[nearest[j]])}")
+            for j in order
+        ]

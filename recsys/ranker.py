@@ -1,0 +1,412 @@
+"""The learned ranker of the feed: candidates from every source, one feature row each, LightGBM LambdaRank.
+
+Training carves windows from the interactions it is given (never anything later): for each window the shop is
+rebuilt as of the window's start (`Snapshot.build`), candidates are generated for the shoppers who bought in the
+window, and a candidate's label is whether they bought it in the window. With too few such shoppers no model is
+trained (`LearnedRanker.trained` is False) and callers fall back to the hand-set blend of `recsys.hybrid`.
+
+`Feed` is the pipeline a shop serves: sources -> features -> ranker -> top-k with the reason of the source that
+found each item ("buy again", "another colour of X", "often bought with X", "same style as X", "trending in ...").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from recsys.candidates import SOURCES, CandidateSource, ItemInfo, Pool, Shopper, Snapshot, generate
+from recsys.cf import CFConfig
+from recsys.hybrid import DAY, Recommendation, StyleSpace
+from recsys.splits import random_split
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE, META_FILE = "ranker.txt", "ranker.json"
+RANKER_DIR = "ranker"  # the ranker's folder inside a shop's models folder
+STYLE_SOURCES = ("style",)
+STYLE_FEATURES = ("style_profile", "style_last", "style_max", "style_neighbour_popularity")
+
+
+class RankerConfig(BaseModel):
+    """How candidates are gathered and how the LambdaRank model is trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: tuple[str, ...] = tuple(SOURCES)
+    candidates: int = Field(40, ge=1, description="candidates taken from each source")
+    use_style: bool = Field(True, description="False: no style source and no style features (style's lift)")
+    allow_bought: bool = Field(True, description="already-bought items may be recommended (fashion: yes)")
+    windows: int = Field(30, ge=1, description="training windows carved from the end of the training data")
+    window_days: float = Field(28.0, gt=0, description="length of each training window (its labels)")
+    window_step_days: float = Field(14.0, gt=0, description="windows start this far apart (they may overlap)")
+    window_new_share: float = Field(
+        1.0, ge=0, le=1, description="share of a window's first-sold articles in its catalog (as --keep-new)"
+    )
+    max_users_per_window: int = Field(1000, ge=1)
+    min_shoppers: int = Field(20, ge=1, description="fewer shoppers with a hit among candidates: no model")
+    rounds: int = Field(100, ge=1)
+    learning_rate: float = Field(0.05, gt=0)
+    leaves: int = Field(7, ge=2)
+    min_data_in_leaf: int = Field(100, ge=1)
+    seed: int = 42
+
+    def active_sources(self) -> list[CandidateSource]:
+        return [SOURCES[s]() for s in self.sources if self.use_style or s not in STYLE_SOURCES]
+
+
+def feature_names(config: RankerConfig) -> list[str]:
+    names = []
+    for source in config.sources:
+        if config.use_style or source not in STYLE_SOURCES:
+            names += [f"{source}_score", f"{source}_rank"]
+    names += ["n_sources", "item_bought", "item_days_since", "group_bought", "group_days_since", "kind_share"]
+    names += ["pop_7d", "pop_30d", "pop_all", "trend", "item_age_days", "price_ratio", "cf_affinity"]
+    names += ["user_events", "user_days_since_last"]
+    if config.use_style:
+        names += list(STYLE_FEATURES)
+    return names
+
+
+def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerConfig) -> np.ndarray:
+    """One row per pooled candidate, columns as `feature_names(config)`; NaN where a value does not exist."""
+    items, info = pool.items, snapshot.items
+    nan = math.nan
+    now = shopper.now
+    item_last: dict[str, float] = {}
+    item_count: dict[str, float] = {}
+    group_last: dict[str, float] = {}
+    group_count: dict[str, float] = {}
+    kind_count: dict[str, float] = {}
+    prices = []
+    for item, t in zip(shopper.items, shopper.timestamps, strict=False):
+        item_last[item] = t
+        item_count[item] = item_count.get(item, 0.0) + 1
+        group = info.group_of(item)
+        if group is not None:
+            group_last[group] = t
+            group_count[group] = group_count.get(group, 0.0) + 1
+        kind = info.kind.get(item)
+        if kind:
+            kind_count[kind] = kind_count.get(kind, 0.0) + 1
+        if item in info.price:
+            prices.append(info.price[item])
+    usual_price = float(np.mean(prices)) if prices else nan
+    n_events = float(len(shopper.items))
+    days_since_last = (now - shopper.timestamps.max()) / DAY if len(shopper.timestamps) else nan
+
+    sources = [s for s in config.sources if config.use_style or s not in STYLE_SOURCES]
+    rows = np.full((len(items), len(feature_names(config))), nan)
+    pop7, pop30, pop_all = (snapshot.popularity[w] for w in ("7d", "30d", "all"))
+    cf_scores, cf_col = shopper.cf_scores, snapshot.cf_col
+    for n, item in enumerate(items):
+        found = pool.found[item]
+        row = []
+        for source in sources:
+            score, rank, _ = found.get(source, (nan, nan, ""))
+            row += [score, rank]
+        group = info.group_of(item)
+        kind = info.kind.get(item)
+        p7, p30 = pop7.get(item, 0.0), pop30.get(item, 0.0)
+        first = snapshot.first_sale.get(item)
+        j = cf_col.get(item)
+        row += [
+            len(found),
+            item_count.get(item, 0.0),
+            (now - item_last[item]) / DAY if item in item_last else nan,
+            group_count.get(group, 0.0) if group is not None else nan,
+            (now - group_last[group]) / DAY if group in group_last else nan,
+            kind_count.get(kind, 0.0) / n_events if kind and n_events else nan,
+            p7,
+            p30,
+            pop_all.get(item, 0.0),
+            (p7 + 1.0) / (p30 / 4.0 + 1.0),
+            (now - first) / DAY if first is not None else nan,
+            info.price[item] / usual_price if item in info.price and usual_price > 0 else nan,
+            float(cf_scores[j]) if cf_scores is not None and j is not None else nan,
+            n_events,
+            days_since_last,
+        ]
+        rows[n, : len(row)] = row
+    if config.use_style:
+        _style_features(snapshot, shopper, items, rows[:, -len(STYLE_FEATURES) :])
+    return rows
+
+
+def _style_features(snapshot: Snapshot, shopper: Shopper, items: Sequence[str], out: np.ndarray) -> None:
+    style = snapshot.style
+    if style is None:
+        return
+    for n, item in enumerate(items):
+        out[n, 3] = snapshot.style_neighbour_popularity.get(item, math.nan)
+    _, vectors, profile = shopper.styled
+    if vectors is None:
+        return
+    rows = [n for n, item in enumerate(items) if item in style]
+    if not rows:
+        return
+    candidates = np.stack([style.vector(items[n]) for n in rows])
+    similarity = candidates @ vectors.T  # history ordered most recent first
+    out[rows, 0] = (candidates @ profile.T).max(axis=1)
+    out[rows, 1] = similarity[:, :5].max(axis=1)
+    out[rows, 2] = similarity.max(axis=1)
+
+
+# -- training ---------------------------------------------------------------------------------------------
+def training_windows(
+    interactions: pd.DataFrame, window_days: float, windows: int, step_days: float | None = None
+) -> list[tuple[float, float]]:
+    """(start, end) of `windows` windows of `window_days`, `step_days` apart (default: back to back), the first
+    ending with the last event of `interactions`, latest first. A window's features come from the events before
+    its start, its labels from the events inside it; nothing after the last event is ever used."""
+    if len(interactions) == 0:
+        return []
+    end = float(interactions["timestamp"].max()) + 1.0
+    first = float(interactions["timestamp"].min())
+    step = (step_days or window_days) * DAY
+    out = []
+    for n in range(windows):
+        stop = end - n * step
+        start = stop - window_days * DAY
+        if start <= first:
+            break
+        out.append((start, stop))
+    return out
+
+
+def training_folds(
+    interactions: pd.DataFrame,
+    items: ItemInfo,
+    style: StyleSpace | None,
+    config: RankerConfig,
+    cf_config: CFConfig | None = None,
+    allowed: set[str] | None = None,
+    split: str = "temporal",
+) -> list[tuple[Snapshot, pd.DataFrame]]:
+    """(the shop as of a window's start, the purchases inside the window) for each training window carved from
+    `interactions` (`training_windows`); for random splits, where time means nothing, one random hold-out."""
+    folds = []
+    if split == "temporal":
+        first_sale = interactions.groupby("item_id")["timestamp"].min()
+        pool = set(allowed) if allowed is not None else None
+        for start, stop in training_windows(interactions, config.window_days, config.windows, config.window_step_days):
+            past = interactions[interactions["timestamp"] < start]
+            labels = interactions[(interactions["timestamp"] >= start) & (interactions["timestamp"] < stop)]
+            if len(past) and len(labels):
+                # the catalog as it was: what had sold before, (a share of) the articles that first sold in the
+                # window, and the articles that never sold (a catalog's unsold stock); articles that first sold
+                # after the window were not there yet
+                new = sorted(first_sale.index[(first_sale >= start) & (first_sale < stop)])
+                rng = np.random.default_rng(config.seed)
+                kept = rng.choice(new, round(len(new) * config.window_new_share), replace=False) if new else []
+                later = set(first_sale.index[first_sale >= start]) - set(kept)
+                window_allowed = (pool if pool is not None else set(items.title) | set(first_sale.index)) - later
+                snapshot = Snapshot.build(past, items, style, now=start, cf_config=cf_config, allowed=window_allowed)
+                folds.append((snapshot, labels))
+    else:
+        past, held_out = random_split(interactions, 0.25, config.seed + 1)
+        if len(past) and len(held_out):
+            folds.append((Snapshot.build(past, items, style, cf_config=cf_config, allowed=allowed), held_out))
+    return folds
+
+
+class LearnedRanker:
+    """LightGBM LambdaRank over candidate features; `fit`, `score`, `save(folder)` and `load(folder)`."""
+
+    def __init__(self, config: RankerConfig | None = None) -> None:
+        self.config = config or RankerConfig()
+        self.booster = None
+        self.windows: list[tuple[float, float]] = []
+        self.training: dict[str, float] = {}
+
+    @property
+    def trained(self) -> bool:
+        return self.booster is not None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return feature_names(self.config)
+
+    def fit(
+        self,
+        interactions: pd.DataFrame,
+        items: ItemInfo,
+        style: StyleSpace | None = None,
+        cf_config: CFConfig | None = None,
+        allowed: set[str] | None = None,
+        split: str = "temporal",
+        folds: list[tuple[Snapshot, pd.DataFrame]] | None = None,
+    ) -> LearnedRanker:
+        """Train on windows carved from `interactions` (see `training_folds`; pass `folds` to reuse them);
+        leaves the ranker untrained when there is too little data."""
+        c = self.config
+        if folds is None:
+            folds = training_folds(interactions, items, style, c, cf_config, allowed, split)
+        self.windows = [(f[0].now, float(f[1]["timestamp"].max()) + 1.0) for f in folds if split == "temporal"]
+        matrices, labels, groups = [], [], []
+        for snapshot, bought in folds:
+            x, y, g = self._examples(snapshot, bought)
+            matrices.append(x)
+            labels.append(y)
+            groups += g
+        self.training = {"shoppers": len(groups), "rows": int(sum(groups)), "folds": len(folds)}
+        if len(groups) < c.min_shoppers:
+            log.warning("only %d shoppers to learn from (< %d): no learned ranker", len(groups), c.min_shoppers)
+            self.booster = None
+            return self
+        import lightgbm as lgb
+
+        dataset = lgb.Dataset(
+            np.vstack(matrices), np.concatenate(labels), group=groups, feature_name=self.feature_names
+        )
+        params = {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "ndcg_eval_at": [12],
+            "learning_rate": c.learning_rate,
+            "num_leaves": c.leaves,
+            "min_data_in_leaf": c.min_data_in_leaf,
+            "feature_fraction": 0.9,
+            "lambdarank_truncation_level": 20,
+            "num_threads": 2,
+            "deterministic": True,
+            "force_row_wise": True,
+            "seed": c.seed,
+            "verbose": -1,
+        }
+        self.booster = lgb.train(params, dataset, num_boost_round=c.rounds)
+        self.training["positives"] = int(np.concatenate(labels).sum())
+        return self
+
+    def _examples(self, snapshot: Snapshot, bought: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Feature rows, labels and group sizes of the shoppers of one window that have a hit among candidates."""
+        c = self.config
+        sources = c.active_sources()
+        relevant = bought.groupby("user_id")["item_id"].agg(set)
+        users = sorted(relevant.index)
+        if len(users) > c.max_users_per_window:
+            rng = np.random.default_rng(c.seed)
+            users = sorted(rng.choice(users, c.max_users_per_window, replace=False))
+        xs, ys, groups = [], [], []
+        for user in users:
+            shopper = Shopper(snapshot, user)
+            exclude = None if c.allow_bought else set(shopper.items)
+            pool = generate(snapshot, shopper, sources, c.candidates, exclude)
+            y = np.array([item in relevant[user] for item in pool.items], float)
+            if 0 < y.sum() < len(y):
+                xs.append(features(snapshot, shopper, pool, c))
+                ys.append(y)
+                groups.append(len(y))
+        width = len(self.feature_names)
+        return (np.vstack(xs) if xs else np.zeros((0, width))), (np.concatenate(ys) if ys else np.zeros(0)), groups
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Model scores of feature rows (higher = more likely bought)."""
+        if self.booster is None:
+            raise RuntimeError("the ranker is not trained (too little data): use the blend")
+        return self.booster.predict(x, num_threads=1)
+
+    def importance(self) -> dict[str, float]:
+        """Total gain per feature, largest first."""
+        if self.booster is None:
+            return {}
+        gains = self.booster.feature_importance("gain")
+        return dict(sorted(zip(self.feature_names, map(float, gains), strict=True), key=lambda kv: -kv[1]))
+
+    # -- persistence --------------------------------------------------------------------------------------
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write the config, the training summary and (when trained) the LightGBM model into `folder`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"config": self.config.model_dump(), "windows": self.windows, "training": self.training}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=1))
+        if self.booster is not None:
+            self.booster.save_model(str(folder / MODEL_FILE))
+        else:
+            (folder / MODEL_FILE).unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> LearnedRanker:
+        """Read a folder written by `save`."""
+        folder = Path(folder)
+        if not (folder / META_FILE).is_file():
+            raise FileNotFoundError(f"no ranker in {folder}")
+        meta = json.loads((folder / META_FILE).read_text())
+        ranker = cls(RankerConfig.model_validate(meta["config"]))
+        ranker.windows = [tuple(w) for w in meta["windows"]]
+        ranker.training = meta["training"]
+        if (folder / MODEL_FILE).is_file():
+            import lightgbm as lgb
+
+            ranker.booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
+        return ranker
+
+
+class Feed:
+    """The served pipeline over one snapshot: candidates, features, the learned ranker, reasons."""
+
+    def __init__(self, snapshot: Snapshot, ranker: LearnedRanker) -> None:
+        if not ranker.trained:
+            raise ValueError("the ranker is not trained (too little data): use the blend")
+        self.snapshot, self.ranker = snapshot, ranker
+        self.sources = ranker.config.active_sources()
+
+    def pool(self, user_id: str | None, history: pd.DataFrame | None = None, exclude: set[str] | None = None):
+        """(shopper, candidate pool) for a shopper (their `history` if given, else the snapshot's)."""
+        shopper = Shopper(self.snapshot, user_id, history)
+        exclude = set(exclude or ())
+        if not self.ranker.config.allow_bought:
+            exclude |= set(shopper.items)
+        return shopper, generate(self.snapshot, shopper, self.sources, self.ranker.config.candidates, exclude)
+
+    def recommend(
+        self,
+        user_id: str | None,
+        k: int = 10,
+        history: pd.DataFrame | None = None,
+        exclude: set[str] | None = None,
+        allow: set[str] | None = None,
+    ) -> list[Recommendation]:
+        """The top-k for a shopper, each with the reason of the source that found it."""
+        shopper, pool = self.pool(user_id, history, exclude)
+        if allow is not None:
+            pool = _restrict(pool, allow)
+        if not pool.items:
+            return []
+        x = features(self.snapshot, shopper, pool, self.ranker.config)
+        scores = self.ranker.score(x)
+        order = np.argsort(-scores, kind="stable")[:k]
+        names = self.ranker.feature_names
+        cf_col, pop_col = names.index("cf_affinity"), names.index("pop_30d")
+        style_col = names.index("style_profile") if "style_profile" in names else None
+        out = []
+        for n in order:
+            item = pool.items[n]
+            style = x[n, style_col] if style_col is not None else math.nan
+            out.append(
+                Recommendation(
+                    item,
+                    float(scores[n]),
+                    pool.reason(item),
+                    cf=None if math.isnan(x[n, cf_col]) else float(x[n, cf_col]),
+                    style=None if math.isnan(style) else float(style),
+                    popularity=float(np.log1p(x[n, pop_col])),
+                )
+            )
+        return out
+
+
+def _restrict(pool: Pool, allow: set[str]) -> Pool:
+    kept = Pool()
+    for item in pool.items:
+        if item in allow:
+            kept.items.append(item)
+            kept.found[item] = pool.found[item]
+    return kept

@@ -1,0 +1,103 @@
+"""Candidate sources on a tiny hand-made shop whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.candidates import SOURCES, ItemInfo, Pool, Shopper, Snapshot, generate
+from recsys.hybrid import DAY, StyleSpace
+
+ITEMS = {  # item_id: (title, kind, group)
+    "red-tee": ("Red tee", "T-shirt", "tee"),
+    "blue-tee": ("Blue tee", "T-shirt", "tee"),
+    "jeans": ("Jeans", "Trousers", "jeans"),
+    "belt": ("Belt", "Belt", "belt"),
+    "dress1": ("Dress one", "Dress", "dress1"),
+    "dress2": ("Dress two", "Dress", "dress2"),
+    "hat": ("Hat", "Hat", "hat"),
+}
+NOW = 20 * DAY
+
+
+@pytest.fixture()
+def snapshot() -> Snapshot:
+    catalog = pd.DataFrame(
+        [
+            {"item_id": i, "title": t, "category": "clothes", "attributes": {"kind": k, "group": g}}
+            for i, (t, k, g) in ITEMS.items()
+        ]
+    )
+    rows = [
+        ("u1", "red-tee", 1), ("u1", "jeans", 10),  # u1: tee long ago, jeans lately
+        ("u2", "jeans", 3), ("u2", "belt", 5),  # jeans and belt bought within a week
+        ("u3", "dress1", 14), ("u3", "dress1", 15), ("u4", "dress1", 16), ("u4", "dress2", 17),
+        ("u5", "hat", 15), ("u6", "hat", 18),
+    ]  # fmt: skip
+    events = pd.DataFrame(rows, columns=["user_id", "item_id", "day"])
+    events = events.assign(timestamp=events["day"] * DAY, weight=1.0).drop(columns="day")
+    vectors = {"red-tee": [1, 0, 0], "blue-tee": [0.9, 0.1, 0], "jeans": [0, 1, 0], "hat": [0, 0, 1]}
+    norm = np.array(list(vectors.values()), np.float32)
+    style = StyleSpace(list(vectors), norm / np.linalg.norm(norm, axis=1, keepdims=True))
+    return Snapshot.build(events, ItemInfo(catalog), style, now=NOW)
+
+
+def _run(snapshot, source, user, n=10):
+    return [(c.item_id, c.reason) for c in SOURCES[source]().generate(snapshot, Shopper(snapshot, user), n)]
+
+
+def test_buy_again_puts_recent_purchases_first(snapshot):
+    assert _run(snapshot, "buy_again", "u1") == [("jeans", "buy again"), ("red-tee", "buy again")]
+    assert _run(snapshot, "buy_again", "stranger") == []
+
+
+def test_siblings_are_other_colours_of_what_was_bought(snapshot):
+    assert _run(snapshot, "siblings", "u1") == [("blue-tee", "another colour of Red tee")]
+
+
+def test_bought_together_within_a_week(snapshot):
+    assert _run(snapshot, "bought_together", "u1") == [("belt", "often bought with Jeans")]
+    assert _run(snapshot, "bought_together", "u5") == []  # the hat was never bought with anything
+
+
+def test_trending_overall_and_in_the_shoppers_product_types(snapshot):
+    # last week (days 13-19): dress1 x3, hat x2, dress2 x1
+    assert [i for i, _ in _run(snapshot, "trending", "stranger")] == ["dress1", "hat", "dress2"]
+    assert _run(snapshot, "trending", "u4", n=4)[:2] == [
+        ("dress1", "trending in dress"),
+        ("dress2", "trending in dress"),
+    ]
+    assert snapshot.popularity["7d"] == {"dress1": 3, "hat": 2, "dress2": 1}
+
+
+def test_style_neighbours_and_cf(snapshot):
+    found = _run(snapshot, "style", "u1", n=2)
+    assert found[0] == ("blue-tee", "same style as Red tee")
+    assert {i for i, _ in found} <= set(snapshot.style.ids)
+    cf = _run(snapshot, "cf", "u1", n=len(ITEMS))
+    assert cf and all(reason == "shoppers like you bought this" for _, reason in cf)
+    assert {"jeans", "red-tee"} & {i for i, _ in cf}  # already-bought items are allowed
+
+
+def test_pool_merges_sources_and_reasons_follow_source_order(snapshot):
+    shopper = Shopper(snapshot, "u1")
+    sources = [SOURCES[name]() for name in ("buy_again", "siblings", "bought_together", "style", "trending")]
+    pool = generate(snapshot, shopper, sources, 5)
+    assert set(pool.found["blue-tee"]) == {"siblings", "style"}
+    assert pool.reason("blue-tee") == "another colour of Red tee"  # the more specific source names it
+    assert pool.reason("red-tee") == "buy again" and pool.reason("belt") == "often bought with Jeans"
+    assert "jeans" not in generate(snapshot, shopper, sources, 5, exclude={"jeans"}).items
+    assert isinstance(pool, Pool)
+
+
+def test_snapshot_ignores_the_future_and_groups_by_id_prefix(snapshot):
+    events = pd.DataFrame({"user_id": ["a", "a"], "item_id": ["x", "y"], "timestamp": [1.0, 5.0], "weight": 1.0})
+    early = Snapshot.build(events, ItemInfo(), now=3.0, cf=None)
+    assert early.popularity["all"] == {"x": 1} and "a" in early.histories and len(early.histories["a"]) == 1
+    hm = pd.DataFrame(
+        [{"item_id": "0108775015", "title": "Strap top", "category": "", "attributes": {"product_code": "108775"}}]
+    )
+    info = ItemInfo(hm)
+    assert info.group_of("0108775015") == info.group_of("0108775044") == "0108775"  # a colour missing from the catalog
+    assert info.group_of("0999999001") != info.group_of("0108775015")
