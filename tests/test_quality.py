@@ -23,10 +23,13 @@ def fashion_subset(datasets, tmp_path_factory):
     return root
 
 
-def test_gram_embedding_separates_clothing_patterns(fashion_subset):
-    results = style_eval(fashion_subset, ("gram", "gram-raw", "colour-hist"), EncoderConfig(image_size=128))
-    gram, raw, hist = (results[m]["map@10"] for m in ("gram", "gram-raw", "colour-hist"))
+def test_gram_embedding_separates_clothing_patterns_and_beats_content(fashion_subset):
+    methods = ("gram", "gram-raw", "gram-v1", "content", "colour-hist")
+    results = style_eval(fashion_subset, methods, EncoderConfig(image_size=128))
+    gram, raw, v1, content, hist = (results[m]["map@10"] for m in methods)
     assert results["gram"]["n"] == 120
     assert gram > 0.3, f"gram mAP@10 {gram:.3f}: the embedding no longer separates patterns (chance is ~0.1)"
     assert gram > 2 * hist, f"gram {gram:.3f} should far beat the colour histogram {hist:.3f}"
+    assert gram > content, f"style {gram:.3f} no longer beats the content feature {content:.3f} on patterns"
+    assert gram >= v1, f"the default {gram:.3f} fell below the v1 embedding {v1:.3f}"
     assert gram >= 0.97 * raw, f"the 256-d projection lost too much: {gram:.3f} vs {raw:.3f} uncompressed"

@@ -7,8 +7,11 @@ reported with its reason and the batch goes on.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +113,83 @@ def item_ids(paths: Sequence[Path], root: Path, id_from: str = "stem") -> list[s
     return ids
 
 
+PROGRESS_DIR = ".embedding-in-progress"
+
+
+class Progress:
+    """An interrupted run's finished work, kept in `<store>/.embedding-in-progress/` until the store is written.
+
+    `projection.npz` and `run.json` (config, model id) are written once the projection is known, then every
+    `chunk` embedded images go to a new `chunk-NNNNN.npz` (ids, file sha1s, vectors, failures). Every file is
+    written to a temporary name, fsynced and renamed, so a crash or Ctrl-C loses at most the chunk under way.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._count = len(list(folder.glob("chunk-*.npz"))) if folder.is_dir() else 0
+
+    def started(self) -> bool:
+        return (self.folder / "run.json").exists() and (self.folder / PROJECTION_FILE).exists()
+
+    def run(self) -> tuple[EncoderConfig, LinearProjection, str]:
+        """The interrupted run's config, projection and model id."""
+        meta = json.loads((self.folder / "run.json").read_text())
+        return (
+            EncoderConfig.model_validate(meta["config"]),
+            LinearProjection.load(self.folder / PROJECTION_FILE),
+            meta["model_id"],
+        )
+
+    def start(self, config: EncoderConfig, encoder: StyleEncoder) -> None:
+        """Forget anything older and record this run's config and projection."""
+        self.discard()
+        self.folder.mkdir(parents=True)
+        encoder.projection.save(self.folder / PROJECTION_FILE)
+        run = {"config": config.model_dump(mode="json"), "model_id": encoder.model_id}
+        _atomic_write(self.folder / "run.json", json.dumps(run).encode())
+
+    def done(self) -> tuple[dict[str, tuple[str, np.ndarray]], dict[str, tuple[str, str]]]:
+        """Vectors ({id: (sha1, vector)}) and failures ({id: (sha1, message)}) of the chunks written so far."""
+        vectors, failures = {}, {}
+        for path in sorted(self.folder.glob("chunk-*.npz")):
+            with np.load(path, allow_pickle=False) as z:
+                for item_id, sha1, vector in zip(z["ids"], z["sha1"], z["vectors"], strict=True):
+                    vectors[str(item_id)] = (str(sha1), vector)
+                for item_id, sha1, message in zip(z["failed_ids"], z["failed_sha1"], z["messages"], strict=True):
+                    failures[str(item_id)] = (str(sha1), str(message))
+        return vectors, failures
+
+    def write(self, rows: list[tuple[str, str, np.ndarray]], failed: list[tuple[str, str, str]]) -> None:
+        """One chunk of finished items: (id, sha1, vector) rows and (id, sha1, message) failures."""
+        if not rows and not failed:
+            return
+        self._count += 1
+        arrays = {
+            "ids": np.array([r[0] for r in rows], dtype=str),
+            "sha1": np.array([r[1] for r in rows], dtype=str),
+            "vectors": np.stack([r[2] for r in rows]).astype(np.float32) if rows else np.zeros((0, 0), np.float32),
+            "failed_ids": np.array([f[0] for f in failed], dtype=str),
+            "failed_sha1": np.array([f[1] for f in failed], dtype=str),
+            "messages": np.array([f[2] for f in failed], dtype=str),
+        }
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        _atomic_write(self.folder / f"chunk-{self._count:05d}.npz", buffer.getvalue())
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self._count = 0
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 @dataclass
 class EmbedReport:
     """What one `embed_folder` run did."""
@@ -142,6 +222,7 @@ def embed_folder(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
     ray_address: str | None = None,
+    chunk: int = 256,
 ) -> tuple[EmbeddingStore, EmbedReport]:
     """Embed every image under `images_dir` into the store at `out_dir`, re-embedding only new or changed files.
 
@@ -151,6 +232,10 @@ def embed_folder(
     The first run (or `refit=True`) fits the projection on up to `config.fit_samples` images; later runs
     reuse it, so the model id stays the same. Asking for a different config than the store's is an error
     unless `refit=True`. Files that have disappeared from the folder are dropped from the store.
+
+    Finished work is saved every `chunk` images (`Progress`): a run that crashed or was interrupted resumes
+    where it stopped when started again with the same (or no) config, `refit` or not, and reuses its
+    projection; another config starts afresh.
     """
     started = time.perf_counter()
     if ray_address is not None:
@@ -160,9 +245,21 @@ def embed_folder(
     ids = item_ids(paths, root, id_from)
     digests = [file_sha1(p) for p in paths]
 
+    saved = Progress(out / PROGRESS_DIR)
+    resumed: tuple[EncoderConfig, LinearProjection, str] | None = saved.run() if saved.started() else None
+    if resumed is not None and config not in (None, resumed[0]):
+        log.warning("%s: discarding an interrupted run made with another encoder config", out)
+        saved.discard()
+        resumed = None
+
     old: EmbeddingStore | None = None
     projection: LinearProjection | None = None
-    if not refit and (out / PROJECTION_FILE).exists():
+    if resumed is not None:
+        config, projection, _ = resumed
+        if (out / PROJECTION_FILE).exists():
+            stored = EmbeddingStore.load(out)
+            old = stored if stored.model_id == resumed[2] else None  # else the interrupted run was a refit
+    elif not refit and (out / PROJECTION_FILE).exists():
         old = EmbeddingStore.load(out)
         stored_config = EncoderConfig.model_validate(old.encoder["config"])
         if config is not None and config != stored_config:
@@ -175,13 +272,21 @@ def embed_folder(
 
     report = EmbedReport()
     kept: dict[str, tuple[str, str, np.ndarray]] = {}
+    done, done_failed = saved.done() if resumed is not None else ({}, {})
+    new_vectors: dict[int, np.ndarray] = {}
     todo: list[int] = []
     for i, (item_id, digest) in enumerate(zip(ids, digests, strict=True)):
         if old is not None and item_id in old and old.sha1[old.row(item_id)] == digest:
             kept[item_id] = (str(paths[i]), digest, old.vector(item_id))
             report.unchanged += 1
+        elif item_id in done and done[item_id][0] == digest:
+            new_vectors[i] = done[item_id][1]
+        elif item_id in done_failed and done_failed[item_id][0] == digest:
+            report.failed[item_id] = done_failed[item_id][1]
         else:
             todo.append(i)
+    if resumed is not None:
+        log.info("%s: resuming an interrupted run, %d images already done", out, len(new_vectors))
     if old is not None:
         report.removed = len(set(old.ids) - set(ids))
     if outdated:
@@ -198,17 +303,45 @@ def embed_folder(
         report.failed = dict(old.failures)
         return old, report
 
+    pending: tuple[list, list] = ([], [])
+
+    def record(position: int, vector: np.ndarray | None, error: str | None) -> None:
+        """Keep one finished image and save a chunk when enough are pending."""
+        if error is None:
+            new_vectors[position] = vector
+            pending[0].append((ids[position], digests[position], vector))
+        else:
+            report.failed[ids[position]] = error
+            pending[1].append((ids[position], digests[position], error))
+        if len(pending[0]) + len(pending[1]) >= chunk:
+            flush()
+
+    def flush() -> None:
+        if not saved.folder.is_dir():  # failures of the fit sample wait for the projection to be known
+            return
+        saved.write(*pending)
+        pending[0].clear()
+        pending[1].clear()
+
     def encode(positions: list[int], desc: str) -> Iterator[tuple[list[int], torch.Tensor]]:
         batches = iter_batches(
             [paths[i] for i in positions], config, batch_size, num_workers, max_pixels, progress, desc
         )
         for batch in batches:
             for j, message in batch.errors.items():
-                report.failed[ids[positions[j]]] = message
+                record(positions[j], None, message)
             if batch.indices:
                 yield [positions[j] for j in batch.indices], encoder.raw_descriptors(batch.pixels, batch.masks)
 
-    new_vectors: dict[int, np.ndarray] = {}
+    project_every = max(batch_size, min(64, chunk))  # a group is lost on a crash: never more than a chunk
+
+    def project_group(group: list[tuple[list[int], torch.Tensor]]) -> None:
+        if group:
+            vectors = encoder.project(torch.cat([r for _, r in group])).cpu().numpy()
+            for position, vector in zip([p for positions, _ in group for p in positions], vectors, strict=True):
+                record(position, vector, None)
+            group.clear()
+
     rest = todo
     if encoder.projection is None:
         rng = np.random.default_rng(config.seed)
@@ -218,10 +351,16 @@ def embed_folder(
         if config.projection == "pca" and len(raw) < 2:
             raise StoreError(f"need at least 2 readable images in {root} to fit the projection, found {len(raw)}")
         encoder.fit_projection(raw)
+        del raw
+        saved.start(config, encoder)
         for positions, r in fitted:
-            new_vectors.update(zip(positions, encoder.project(r).cpu().numpy(), strict=True))
+            for position, vector in zip(positions, encoder.project(r).cpu().numpy(), strict=True):
+                record(position, vector, None)
         chosen = set(sample)
         rest = [i for i in todo if i not in chosen]
+    elif resumed is None and todo:
+        saved.start(config, encoder)
+    flush()
     if ray_address is not None and rest:
         from transfer.ray_embed import ray_encode
 
@@ -230,13 +369,15 @@ def embed_folder(
             [str(paths[i]) for i in rest], rest, config, encoder.projection, address, batch_size, max_pixels
         )
         for position, vector, error in tqdm(rows, total=len(rest), desc="embedding (ray)", disable=not progress):
-            if error is None:
-                new_vectors[position] = vector
-            else:
-                report.failed[ids[position]] = error
+            record(position, vector, error)
     else:
+        group: list[tuple[list[int], torch.Tensor]] = []
         for positions, r in encode(rest, "embedding"):
-            new_vectors.update(zip(positions, encoder.project(r).cpu().numpy(), strict=True))
+            group.append((positions, r.cpu()))
+            if sum(len(p) for p, _ in group) >= project_every:  # one projection call per group: see `transform`
+                project_group(group)
+        project_group(group)
+    flush()
     for i in new_vectors:
         if old is not None and ids[i] in old:
             report.updated += 1
@@ -260,6 +401,7 @@ def embed_folder(
     if old is None:
         encoder.projection.save(out / PROJECTION_FILE)
     store.save(out)
+    saved.discard()
     report.seconds = time.perf_counter() - started
     report.model_id = store.model_id
     for item_id, message in report.failed.items():

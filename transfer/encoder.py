@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,17 +15,29 @@ from PIL import Image
 from pydantic import BaseModel, Field, field_validator, model_validator
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from transfer.gram import descriptor_size, gram_descriptor, masked_gram
+from transfer.gram import descriptor_size, gram_descriptor, masked_gram, masked_gram_root
 from transfer.images import DEFAULT_MAX_PIXELS, LoadedImage, foreground_mask, load_image
 from transfer.projection import LinearProjection, fit_pca, random_projection
 from transfer.vgg import LAYER_CHANNELS, LAYER_NODES, caffe_preprocess, load_vgg19_features, weights_sha256
 
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-# Shallow layers carry colour and fine grain; deep layers carry pattern. Measured on fashion_texture/DTD
-# (BENCHMARKS.md): equal weights let the two colour-dominated shallow layers blur pattern retrieval.
-DEFAULT_LAYER_WEIGHTS = (0.25, 0.5, 1.0, 1.0, 1.0)
+STYLE_LAYERS_V1 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+STYLE_LAYERS = ("relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# Per default layer set: (layer weights, layers whose Gram gets the matrix square root, PCA spectral power).
+# v2 (issue 16, BENCHMARKS.md "Style embedding v2"): relu4_1 and relu3_1 carry the style of a restyled product with
+# the least of what the product is; relu5_x carry texture type but also content, so relu5_1 gets a smaller
+# weight; relu2_1 keeps some colour; relu1_1 (colour and grain) is dropped. The deeper relu5_2..relu5_4 and the
+# matrix roots lifted textures (DTD) but leaked content on restyled products and cost throughput, so they are
+# options (`layers`, `matrix_root_layers`, `pca_power`), not the default. The v1 set keeps its v1 meaning, so a
+# store written before v2 (its config names its layers) still describes the same vectors.
+LAYER_DEFAULTS: dict[tuple[str, ...], tuple[tuple[float, ...], tuple[str, ...], float]] = {
+    STYLE_LAYERS_V1: ((0.25, 0.5, 1.0, 1.0, 1.0), (), 0.0),
+    STYLE_LAYERS: ((0.25, 1.0, 2.0, 0.75), (), 0.0),
+}
+DEFAULT_LAYER_WEIGHTS = LAYER_DEFAULTS[STYLE_LAYERS][0]
 # Bumped whenever decoding, masking or Gram arithmetic changes the vectors, so older stores are never mixed with
 # new vectors. 2: the mask is found on the resized photo, JPEGs decode at reduced scale, float64 projection.
+# (The v2 embedding of issue 16 is a new layer set, so it has a new model id without a bump here; v1 stores
+# keep theirs and stay usable, incremental runs included.)
 PREPROCESSING_VERSION = 2
 
 
@@ -39,7 +49,21 @@ class EncoderConfig(BaseModel):
     layer_weights: tuple[float, ...] | None = Field(
         None,
         description="per-layer weights (inner product = weighted sum of per-layer cosines); "
-        "None: DEFAULT_LAYER_WEIGHTS for the five style layers, else equal",
+        "None: the default for a default layer set (LAYER_DEFAULTS), else equal",
+    )
+    matrix_root_layers: tuple[str, ...] | None = Field(
+        None,
+        description="layers whose Gram gets the matrix square root (Newton-Schulz) instead of the element-wise "
+        "signed square root; None: the default for a default layer set (LAYER_DEFAULTS), else none",
+    )
+    root_iterations: int = Field(5, ge=1, le=50, description="Newton-Schulz iterations of the matrix square root")
+    pca_power: float | None = Field(
+        None,
+        ge=-0.5,
+        le=1.0,
+        description="PCA component i scaled by (variance_i / variance_1) ** pca_power (0: plain PCA); None: the "
+        "default for a default layer set (LAYER_DEFAULTS), else 0. Only the fit uses it; the fitted projection "
+        "is part of the model id",
     )
     use_mask: bool = Field(True, description="Gram over the product's pixels only (plain-background detection)")
     dim: int = Field(256, ge=8, le=4096, description="dimension of the compact embedding")
@@ -59,12 +83,26 @@ class EncoderConfig(BaseModel):
     def _one_weight_per_layer(self) -> EncoderConfig:
         if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
             raise ValueError(f"{len(self.layer_weights)} layer weights for {len(self.layers)} layers")
+        if self.matrix_root_layers is not None and not set(self.matrix_root_layers) <= set(self.layers):
+            raise ValueError(f"matrix_root_layers {self.matrix_root_layers} are not all in layers {self.layers}")
         return self
 
     def weights(self) -> tuple[float, ...]:
         if self.layer_weights is not None:
             return self.layer_weights
-        return DEFAULT_LAYER_WEIGHTS if self.layers == STYLE_LAYERS else (1.0,) * len(self.layers)
+        return LAYER_DEFAULTS.get(self.layers, ((1.0,) * len(self.layers), (), 0.0))[0]
+
+    def roots(self) -> tuple[int, ...]:
+        """Newton-Schulz iterations per layer (0: element-wise signed square root)."""
+        matrix = self.matrix_root_layers
+        if matrix is None:
+            matrix = LAYER_DEFAULTS.get(self.layers, ((), (), 0.0))[1]
+        return tuple(self.root_iterations if name in matrix else 0 for name in self.layers)
+
+    def spectral_power(self) -> float:
+        if self.pca_power is not None:
+            return self.pca_power
+        return LAYER_DEFAULTS.get(self.layers, ((), (), 0.0))[2]
 
     @property
     def raw_dim(self) -> int:
@@ -113,25 +151,6 @@ def load_prepared(
     return prepare_image(load_image(source, max_pixels, reduce_to=size), size, use_mask)
 
 
-@contextmanager
-def _batch_independent_threads(batch: int, device: torch.device) -> Iterator[None]:
-    """One intra-op thread while computing the Grams of a CPU batch smaller than the thread count.
-
-    With fewer images than threads, BLAS splits each Gram's sum across threads and its last bits change;
-    with at least one image per thread (or one thread) every Gram is summed the same way, so an image's
-    vector does not depend on the batch it came in (or on the Ray actor that embedded it).
-    """
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or batch >= threads:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -150,7 +169,9 @@ class StyleEncoder:
         projection: LinearProjection | None = None,
         device: str | torch.device | None = None,
         channels_last: bool = True,
+        extra_layers: tuple[str, ...] = (),
     ) -> None:
+        """`extra_layers`: more VGG19 activations for `features` to return (evaluation of other configs)."""
         self.config = config or EncoderConfig()
         self.device = torch.device(device) if device is not None else default_device()
         # Channels-last convolutions measured ~15% faster on CPU too (BENCHMARKS.md).
@@ -158,7 +179,7 @@ class StyleEncoder:
         if projection is not None and projection.in_dim != self.config.raw_dim:
             raise ValueError(f"projection takes {projection.in_dim}-d input, these layers give {self.config.raw_dim}")
         self.projection = projection
-        layers = set(self.config.layers) | {"relu5_1"}
+        layers = set(self.config.layers) | {"relu5_1"} | set(extra_layers)
         last = max(layers, key=lambda name: int(LAYER_NODES[name]))
         backbone = load_vgg19_features(last)
         self.extractor = create_feature_extractor(backbone, {LAYER_NODES[name]: name for name in layers})
@@ -186,11 +207,15 @@ class StyleEncoder:
     def descriptors_from_features(self, feats: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """`raw_descriptors` from already computed `features` (to share one forward pass)."""
         mask = mask.to(self.device)
-        with _batch_independent_threads(mask.shape[0], self.device):
-            parts = [
-                gram_descriptor(masked_gram(feats[name], mask)) * (weight**0.5)
-                for name, weight in zip(self.config.layers, self.config.weights(), strict=True)
-            ]
+        parts = []
+        for name, weight, iterations in zip(
+            self.config.layers, self.config.weights(), self.config.roots(), strict=True
+        ):
+            if iterations:
+                descriptor = gram_descriptor(masked_gram_root(feats[name], mask, iterations), signed_sqrt=False)
+            else:
+                descriptor = gram_descriptor(masked_gram(feats[name], mask))
+            parts.append(descriptor * (weight**0.5))
         return torch.cat(parts, dim=1)
 
     @torch.inference_mode()
@@ -209,7 +234,7 @@ class StyleEncoder:
         else:
             if raw is None:
                 raise ValueError("PCA projection needs raw descriptors to fit on")
-            self.projection = fit_pca(raw, self.config.dim, self.config.seed)
+            self.projection = fit_pca(raw, self.config.dim, self.config.seed, self.config.spectral_power())
         return self.projection
 
     @torch.inference_mode()
@@ -228,6 +253,13 @@ class StyleEncoder:
         prepared = load_prepared(source, self.config.image_size, self.config.use_mask, max_pixels)
         return self.embed(prepared.pixels[None], prepared.mask[None])[0].cpu().numpy()
 
+    def _inert_fields(self) -> set[str]:
+        """Config fields that do not change the vectors: left out of the model id (so a v1 store keeps its id)."""
+        inert = {"fit_samples", "pca_power"}  # the fitted projection is in the id
+        if not any(self.config.roots()):
+            inert |= {"matrix_root_layers", "root_iterations"}
+        return inert
+
     @property
     def model_id(self) -> str:
         """Hash of weights, layers, image size, masking and projection: vectors with different ids never mix."""
@@ -236,7 +268,7 @@ class StyleEncoder:
         payload = {
             "preprocessing": PREPROCESSING_VERSION,
             "weights": weights_sha256(),
-            "config": self.config.model_dump(mode="json", exclude={"fit_samples"}),
+            "config": self.config.model_dump(mode="json", exclude=self._inert_fields()),
             "projection": self.projection.fingerprint(),
         }
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]

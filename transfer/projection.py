@@ -50,28 +50,35 @@ class LinearProjection:
             h.update(np.ascontiguousarray(self.matrix).tobytes())
         return h.hexdigest()[:16]
 
-    def transform(self, x: torch.Tensor) -> torch.Tensor:
+    def transform(self, x: torch.Tensor, chunk: int = 32_768) -> torch.Tensor:
         """Project a (N, D) tensor on its own device; returns (N, d), float64 for a dense matrix on CPU, else float32.
 
-        On CPU a dense projection sums in float64: a float32 sum over ~300k terms depends on how BLAS splits
+        On CPU a dense projection sums in float64: a float32 sum over ~700k terms depends on how BLAS splits
         it (threads, batch size) in its last bits, and a vector must not depend on which batch or machine
         embedded it (the Ray path writes the same bits as the local one). The float16 components and
-        float32 inputs multiply exactly in float64, so only the (tiny) rounding of the sum can differ.
+        float32 inputs multiply exactly in float64, so only the (tiny) rounding of the sum can differ. The
+        float64 copy of the matrix is made `chunk` input dimensions at a time (67 MB), never whole: the
+        resident matrix is the float16 one. That conversion is paid once per call, so callers that embed many
+        images project them in groups (`embed_folder`: 64 at a time).
         """
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"projection expects {self.in_dim}-d descriptors, got {x.shape[-1]}")
         if self._on_device is None or self._on_device[0] != x.device:
             self._on_device = (x.device, *self._tensors(x.device))
         _, mean, matrix = self._on_device
-        centred = x.to(mean.dtype) - mean
         if matrix.is_sparse_csr:
-            return torch.sparse.mm(matrix, centred.t()).t()
-        return centred @ matrix
+            return torch.sparse.mm(matrix, (x.to(torch.float32) - mean).t()).t()
+        if x.device.type != "cpu":
+            return (x.to(torch.float32) - mean) @ matrix.t().to(torch.float32)
+        out = torch.zeros(len(x), self.out_dim, dtype=torch.float64)
+        for first in range(0, self.in_dim, chunk):
+            part = slice(first, first + chunk)
+            centred = x[:, part].to(torch.float64) - mean[part].to(torch.float64)
+            out += centred @ matrix[:, part].to(torch.float64).t()
+        return out
 
     def _tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        exact = device.type == "cpu" and not scipy.sparse.issparse(self.matrix)
-        dtype = np.float64 if exact else np.float32
-        mean = torch.from_numpy(self.mean.astype(dtype)).to(device)
+        mean = torch.from_numpy(self.mean.astype(np.float32)).to(device)
         if scipy.sparse.issparse(self.matrix):
             m = self.matrix.tocsr().astype(np.float32)
             with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only sparse.mm
@@ -84,8 +91,8 @@ class LinearProjection:
                     check_invariants=True,
                 ).to(device)
             return mean, matrix
-        # Dense matrices are kept transposed, (D, d), for a plain x @ M.
-        return mean, torch.from_numpy(self.matrix.astype(dtype)).t().contiguous().to(device)
+        # Dense: the (d, D) matrix as stored (float16 from `fit_pca`; shared with the numpy array on CPU).
+        return mean, torch.from_numpy(np.ascontiguousarray(self.matrix)).to(device)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write to an .npz file (atomically: temporary file, fsync, rename)."""
@@ -113,11 +120,13 @@ class LinearProjection:
             return cls(kind=kind, mean=z["mean"], matrix=matrix)
 
 
-def fit_pca(descriptors: np.ndarray, dim: int, seed: int = 0) -> LinearProjection:
-    """PCA to `dim` components on (N, D) descriptors.
+def fit_pca(descriptors: np.ndarray, dim: int, seed: int = 0, power: float = 0.0) -> LinearProjection:
+    """PCA to `dim` components on (N, D) descriptors, component i scaled by (variance_i / variance_1) ** power.
 
-    With fewer than dim + 1 samples the data has rank < dim: the missing components are zero (so the
-    output still has `dim` dimensions) and a warning says so. Components are stored as float16.
+    `power` 0 is the plain PCA; -0.5 would whiten; a positive power leans further on the leading components
+    (the spectral power of issue 16: 0.25 lifted texture retrieval, BENCHMARKS.md). With fewer than dim + 1
+    samples the data has rank < dim: the missing components are zero (so the output still has `dim`
+    dimensions) and a warning says so. Components are stored as float16.
     """
     n, d = descriptors.shape
     if n < 2:
@@ -131,7 +140,9 @@ def fit_pca(descriptors: np.ndarray, dim: int, seed: int = 0) -> LinearProjectio
     with threadpool_limits(1, "blas"):
         pca.fit(descriptors)
     matrix = np.zeros((dim, d), dtype=np.float16)
-    matrix[:n_components] = pca.components_.astype(np.float16)
+    variance = np.maximum(pca.explained_variance_, 0) / max(float(pca.explained_variance_[0]), 1e-30)
+    scale = variance**power if power else np.ones(n_components)
+    matrix[:n_components] = (pca.components_ * scale[:, None]).astype(np.float16)
     return LinearProjection("pca", pca.mean_.astype(np.float32), matrix)
 
 

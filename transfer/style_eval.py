@@ -1,7 +1,8 @@
 """Same-style retrieval on a labelled folder (`<label>/<image>`): leave-one-out, by cosine.
 
 Methods: `gram` (the compact style embedding, projection fitted on the folder itself: unsupervised),
-`gram-raw` (the uncompressed five-layer Gram descriptor), and the baselines a style embedding must beat,
+`gram-raw` (the uncompressed Gram descriptor), `gram-v1` (the v1 embedding: five layers, element-wise square
+roots, same image size and dimension, from the same network pass), and the baselines a style embedding must beat,
 `content` (masked global-average-pooled relu5_1) and `colour-hist` (8x8x8 RGB histogram of the masked
 pixels, square-rooted).
 """
@@ -16,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from transfer.embed import iter_batches
-from transfer.encoder import EncoderConfig, StyleEncoder
+from transfer.encoder import STYLE_LAYERS_V1, EncoderConfig, StyleEncoder
 from transfer.images import IMAGE_SUFFIXES
 
-METHODS = ("gram", "gram-raw", "content", "colour-hist")
+METHODS = ("gram", "gram-raw", "gram-v1", "content", "colour-hist")
 
 
 def labelled_images(root: str | os.PathLike) -> tuple[list[Path], list[str]]:
@@ -38,10 +39,14 @@ def labelled_images(root: str | os.PathLike) -> tuple[list[Path], list[str]]:
     return paths, labels
 
 
-def retrieval_metrics(vectors: np.ndarray, labels: list[str], k: int = 10) -> dict[str, float]:
+def retrieval_metrics(
+    vectors: np.ndarray, labels: list[str], k: int = 10, items: list[str] | None = None
+) -> dict[str, float]:
     """Leave-one-out mAP@k and P@k by cosine; AP@k divides by min(k, number of relevant items).
 
-    Queries with no other item of their label are skipped.
+    Queries with no other item of their label are skipped. With `items` (what each image shows, e.g. the
+    product in a style-vs-content set), also `leak@1`: the share of queries whose nearest image shows the
+    same item under another label.
     """
     x = F.normalize(torch.as_tensor(vectors, dtype=torch.float32), dim=1)
     codes = np.unique(np.asarray(labels), return_inverse=True)[1]
@@ -55,11 +60,15 @@ def retrieval_metrics(vectors: np.ndarray, labels: list[str], k: int = 10) -> di
     has_relevant = n_relevant > 0
     precision_at = relevant.cumsum(dim=1) / torch.arange(1, k + 1)
     ap = (precision_at * relevant).sum(dim=1) / n_relevant.clamp(max=k).clamp_min(1)
-    return {
+    results = {
         f"map@{k}": float(ap[has_relevant].mean()),
         f"p@{k}": float(relevant[has_relevant].mean()),
         "n": len(labels),
     }
+    if items is not None:
+        item_codes = torch.as_tensor(np.unique(np.asarray(items), return_inverse=True)[1])
+        results["leak@1"] = float((item_codes[top[:, 0]] == item_codes).to(torch.float32).mean())
+    return results
 
 
 def colour_histogram(pixels: torch.Tensor, mask: torch.Tensor, bins: int = 8) -> torch.Tensor:
@@ -88,8 +97,15 @@ def style_eval(
         raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
     config = config or EncoderConfig()
     paths, labels = labelled_images(root)
-    needs_network = bool({"gram", "gram-raw", "content"} & set(methods))
-    encoder = StyleEncoder(config, device=device) if needs_network else None
+    needs_network = bool({"gram", "gram-raw", "gram-v1", "content"} & set(methods))
+    extra = STYLE_LAYERS_V1 if "gram-v1" in methods else ()
+    encoder = StyleEncoder(config, device=device, extra_layers=extra) if needs_network else None
+    v1 = None
+    if "gram-v1" in methods:
+        v1_config = config.model_copy(
+            update={"layers": STYLE_LAYERS_V1, "layer_weights": None, "matrix_root_layers": None}
+        )
+        v1 = StyleEncoder(v1_config, device=device)
     parts: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
     kept: list[int] = []
     for batch in iter_batches(paths, config, batch_size, num_workers, progress=progress, desc="style-eval"):
@@ -102,17 +118,22 @@ def style_eval(
             for m in ("gram", "gram-raw"):
                 if m in methods:
                     parts[m].append(raw)
+        if v1 is not None:
+            parts["gram-v1"].append(v1.descriptors_from_features(feats, batch.masks).cpu())
         if "content" in methods:
             parts["content"].append(encoder.content_from_features(feats, batch.masks).cpu())
         if "colour-hist" in methods:
             parts["colour-hist"].append(colour_histogram(batch.pixels, batch.masks))
     kept_labels = [labels[i] for i in kept]
+    stems = [paths[i].stem for i in kept]
+    items = stems if len(set(stems)) < len(stems) else None  # the same file name under several labels
     results = {}
     for m in methods:
-        vectors = torch.cat(parts[m])
-        if m == "gram":
+        vectors = torch.cat(parts.pop(m))
+        if m in ("gram", "gram-v1"):
+            model = encoder if m == "gram" else v1
             sample = np.random.default_rng(config.seed).permutation(len(vectors))[: config.fit_samples]
-            encoder.fit_projection(vectors[np.sort(sample)].numpy())
-            vectors = encoder.project(vectors)
-        results[m] = retrieval_metrics(vectors.cpu().numpy(), kept_labels, k)
+            model.fit_projection(vectors[np.sort(sample)].numpy())
+            vectors = model.project(vectors)
+        results[m] = retrieval_metrics(vectors.cpu().numpy(), kept_labels, k, items)
     return results

@@ -45,8 +45,21 @@ LAYER_NODES = {
     "relu4_1": "20",
     "relu4_2": "22",
     "relu5_1": "29",
+    "relu5_2": "31",
+    "relu5_3": "33",
+    "relu5_4": "35",
 }
-LAYER_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "relu4_2": 512, "relu5_1": 512}
+LAYER_CHANNELS = {
+    "relu1_1": 64,
+    "relu2_1": 128,
+    "relu3_1": 256,
+    "relu4_1": 512,
+    "relu4_2": 512,
+    "relu5_1": 512,
+    "relu5_2": 512,
+    "relu5_3": 512,
+    "relu5_4": 512,
+}
 
 
 def weights_path() -> str:
