@@ -16,7 +16,7 @@ def test_hm_transactions_and_articles(datasets):
     hm = datasets / "hm"
     assert detect_format(hm / "transactions.csv") == "hm"
     frame = read_interactions(hm / "transactions.csv")
-    assert list(frame.columns) == ["user_id", "item_id", "timestamp", "weight", "event"]
+    assert list(frame.columns) == ["user_id", "item_id", "timestamp", "weight", "event", "price"]
     assert len(frame) == 29_595 and frame["item_id"].str.len().eq(10).all()  # zero-padded ids kept as strings
     assert frame["item_id"].iloc[0] == "0493995001"
     catalog = read_catalog(hm)
