@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ def _fsync_write(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -48,36 +49,51 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_version(folder: Path, index_bytes: bytes, ids: list[str], labels: list[int], manifest: dict) -> Path:
-    """Write a complete new version, then point CURRENT at it; older versions beyond the last two are removed."""
+def current_version(folder: str | os.PathLike) -> str | None:
+    """The name of the current version in `folder`, or None when nothing was saved there."""
+    pointer = Path(folder) / CURRENT
+    return pointer.read_text().strip() if pointer.exists() else None
+
+
+def save_version(folder: str | os.PathLike, write: Callable[[Path], None], keep: int = KEEP_VERSIONS) -> str:
+    """Call `write(staging_dir)`, fsync what it wrote, publish that folder as the new current version (one atomic
+    rename of CURRENT) and return its name. Versions beyond the last `keep` are removed (a reader of one of those
+    has already loaded it). Used for the index here and for the saved models (`recsys.catalog`)."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     versions = sorted(p.name for p in folder.glob("v[0-9]*") if p.is_dir())
     name = f"v{int(versions[-1][1:]) + 1 if versions else 1:06d}"
     staging = folder / f".{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    ids_path = staging / IDS_FILE
-    with open(ids_path, "wb") as f:
-        np.savez(f, ids=np.asarray(ids, dtype=np.str_), labels=np.asarray(labels, dtype=np.int64))
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_write(staging / INDEX_FILE, index_bytes)
-    manifest = {
-        **manifest,
-        "index_sha256": sha256(index_bytes),
-        "ids_sha256": sha256(ids_path.read_bytes()),
-    }
-    _fsync_write(staging / MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
-    _fsync_dir(staging)
+    write(staging)
+    for path in staging.rglob("*"):
+        if path.is_file():
+            _fsync(path)
+    _fsync(staging)
     os.replace(staging, folder / name)
-    _fsync_dir(folder)
+    _fsync(folder)
     pointer = folder / f".{CURRENT}.tmp"
     _fsync_write(pointer, name.encode())
     os.replace(pointer, folder / CURRENT)
-    _fsync_dir(folder)
-    for old in versions[: max(0, len(versions) + 1 - KEEP_VERSIONS)]:
+    _fsync(folder)
+    for old in versions[: max(0, len(versions) + 1 - keep)]:
         shutil.rmtree(folder / old, ignore_errors=True)
-    return folder / name
+    return name
+
+
+def write_version(folder: Path, index_bytes: bytes, ids: list[str], labels: list[int], manifest: dict) -> Path:
+    """Write a complete new version, then point CURRENT at it; older versions beyond the last two are removed."""
+
+    def write(staging: Path) -> None:
+        ids_path = staging / IDS_FILE
+        with open(ids_path, "wb") as f:
+            np.savez(f, ids=np.asarray(ids, dtype=np.str_), labels=np.asarray(labels, dtype=np.int64))
+        (staging / INDEX_FILE).write_bytes(index_bytes)
+        checksums = {"index_sha256": sha256(index_bytes), "ids_sha256": sha256(ids_path.read_bytes())}
+        (staging / MANIFEST_FILE).write_text(json.dumps({**manifest, **checksums}, indent=2))
+
+    return Path(folder) / save_version(folder, write)
 
 
 def read_version(folder: Path) -> tuple[bytes, list[str], list[int], dict]:

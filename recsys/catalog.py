@@ -3,7 +3,7 @@ vectors, the style space over the persisted FAISS index, and the persisted colla
 
 `open_catalog` is what the CLI (`feed`, `serve`, `demo`), the service, the palette and the notebooks use, so they
 all answer from the same data and the same models. The models are built once (by `stylerec demo` or the first
-open of a new shop: `build_missing=True`) and saved as versions (`recsys.versions`, `index.persistence`);
+open of a new shop: `build_missing=True`) and saved as versions (`index.persistence.save_version`);
 opening loads them and never retrains. Rebuilding the index or retraining CF writes a new version and swaps it
 in while requests go on. Events newer than the saved CF model are folded in from the store when it opens.
 
@@ -23,17 +23,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from index.persistence import current_version, save_version
 from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.data_io import read_catalog
 from recsys.hybrid import StyleSpace
 from recsys.recommender import Recommender
 from recsys.store import NotFound, Store
-from recsys.versions import current_version, save_version
 
 log = logging.getLogger(__name__)
 
 CF_DIR = "cf"
 TRAINED_FILE = "trained.json"
+MODEL_VERSIONS_KEPT = 3  # saved CF versions kept, the current one included (readers may still be loading older ones)
 GENERATION = "catalog_generation"  # meta key: bumped by every change other processes must reload for
 
 
@@ -169,7 +170,7 @@ class Catalog:
             trained = {"last_event_id": last_event_id, "events": len(interactions), "trained": time.time()}
             (folder / TRAINED_FILE).write_text(json.dumps(trained))
 
-        versions.cf = save_version(Path(self.paths.models) / CF_DIR, write)
+        versions.cf = save_version(Path(self.paths.models) / CF_DIR, write, keep=MODEL_VERSIONS_KEPT)
         self._trained_through = last_event_id
         log.info("collaborative filtering trained on %d events, saved as %s", len(interactions), versions.cf)
         return cf

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from index.persistence import current_version
 from recsys.catalog import open_catalog
-from recsys.versions import current_version
 
 
 def test_processes_sharing_a_store_serve_alike(service_settings):

@@ -271,7 +271,7 @@ def test_duplicate_event_id_is_stored_once(client):
 
 
 def test_the_service_answers_from_the_persisted_index_and_models(settings):
-    from recsys.versions import current_version
+    from index.persistence import current_version
 
     with TestClient(create_app(settings)) as first:
         health = first.get("/health").json()
