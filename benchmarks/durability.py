@@ -29,6 +29,9 @@ import httpx
 
 from recsys.store import Store
 
+sys.path.insert(0, os.path.dirname(__file__))
+from serving import copy_shop
+
 
 def start(port: int, env: dict) -> subprocess.Popen:
     command = [sys.executable, "-m", "recsys.cli", "serve", "--port", str(port), "--workers", "2"]
@@ -74,15 +77,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="stylerec-durability-"))
-    source, copy = sqlite3.connect(args.db), sqlite3.connect(work / "shop.db")
-    source.backup(copy)
-    source.close()
-    copy.close()
-    for folder in (args.index, args.models):
-        shutil.copytree(folder, work / Path(folder).name)
-    env = {"STYLEREC_DB": str(work / "shop.db"), "STYLEREC_EMBEDDINGS": args.store,
-           "STYLEREC_INDEX": str(work / Path(args.index).name), "STYLEREC_MODELS": str(work / Path(args.models).name),
-           "STYLEREC_RENDERS_DIR": str(work / "renders")}  # fmt: skip
+    env = copy_shop(args.db, args.store, args.index, args.models, work)
     store = Store(work / "shop.db")
     items = store.item_ids()[:50]
     store.close()

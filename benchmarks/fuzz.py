@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from serving import running_service
+from serving import copy_shop, running_service
 
 
 def main() -> int:
@@ -34,20 +33,8 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="stylerec-fuzz-"))
-    source, copy = sqlite3.connect(args.db), sqlite3.connect(work / "fuzz.db")
-    source.backup(copy)  # a consistent copy, WAL included
-    source.close()
-    copy.close()
-    for folder in (args.index, args.models):  # rebuilds and retrains write new versions: into copies
-        if Path(folder).exists():
-            shutil.copytree(folder, work / Path(folder).name)
-    env = {
-        "STYLEREC_DB": str(work / "fuzz.db"),
-        "STYLEREC_EMBEDDINGS": args.store,
-        "STYLEREC_INDEX": str(work / Path(args.index).name),
-        "STYLEREC_MODELS": str(work / Path(args.models).name),
+    env = copy_shop(args.db, args.store, args.index, args.models, work) | {
         "STYLEREC_API_KEY": "fuzz-key",
-        "STYLEREC_RENDERS_DIR": str(work / "renders"),
         "STYLEREC_UPLOADS_DIR": str(work / "uploads"),
         "STYLEREC_STYLES_DIR": str(work / "styles"),
         "STYLEREC_RENDER_SIZE": "64",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -30,3 +33,23 @@ def running_service(port: int, args: list[str] | None = None, env: dict | None =
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
+
+
+def copy_shop(db: str, store: str, index: str, models: str, work: Path) -> dict[str, str]:
+    """Copy a shop's database (a consistent SQLite backup, WAL included), index and models into `work`, so a run
+    that writes (events, rebuilds, retrains) leaves the original alone; returns the environment that serves the copy
+    (the embedding store is read-only and shared)."""
+    source, copy = sqlite3.connect(db), sqlite3.connect(work / "shop.db")
+    source.backup(copy)
+    source.close()
+    copy.close()
+    for folder in (index, models):
+        if Path(folder).exists():
+            shutil.copytree(folder, work / Path(folder).name)
+    return {
+        "STYLEREC_DB": str(work / "shop.db"),
+        "STYLEREC_EMBEDDINGS": store,
+        "STYLEREC_INDEX": str(work / Path(index).name),
+        "STYLEREC_MODELS": str(work / Path(models).name),
+        "STYLEREC_RENDERS_DIR": str(work / "renders"),
+    }
