@@ -9,8 +9,9 @@ lists, alternating, plus one POST /events (with a unique event_id) in every 20 r
 Scenarios, one after the other against the same service (so their ratios come from one run):
 - plain: the mixed load alone;
 - render: the same while one gatys render runs in the render worker (the job is checked to be running);
-- uploads: /health sampled every 20 ms by one sequential client while 4 clients keep uploading photos to
-  POST /shop-this-style (4 uploads in flight at once: embedding, or waiting on the bounded pool).
+- uploads: /health sampled every 20 ms by one sequential client (one keep-alive connection) while 4 clients, in
+  another process, keep uploading photos to POST /shop-this-style (4 uploads in flight at once: embedding, or
+  waiting on the bounded pool).
 Reports requests/s, latency percentiles, errors, the load average before each scenario, and whether every
 acknowledged event is in the store afterwards.
 """
@@ -18,7 +19,9 @@ acknowledged event is in the store afterwards.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -82,18 +85,20 @@ def render_running(http: httpx.Client, item: str, style: str) -> str | None:
     return None
 
 
-def uploads_and_health(base: str, photos: list[bytes], seconds: float, uploaders: int = 4) -> dict:
+def keep_uploading(base: str, photos: list[bytes], seconds: float, uploaders: int, started, outcomes) -> None:
+    """`uploaders` clients each keeping one photo upload in flight for `seconds` (in a process of its own: a
+    /health prober sharing a Python process with them would wait for its interpreter lock, and measure that)."""
     stop = time.perf_counter() + seconds
-    outcomes: list[int] = []
-    health_ms: list[float] = []
+    found: list[int] = []
 
     def upload(n: int) -> None:
         with httpx.Client(base_url=base, timeout=120) as http:
             i = n
             while time.perf_counter() < stop:
                 photo = photos[i % len(photos)]
+                started.set()
                 r = http.post("/shop-this-style", files={"image": ("p.jpg", photo, "image/jpeg")}, data={"k": "5"})
-                outcomes.append(r.status_code)
+                found.append(r.status_code)
                 if r.status_code == 503:
                     time.sleep(0.2)
                 i += uploaders
@@ -101,24 +106,43 @@ def uploads_and_health(base: str, photos: list[bytes], seconds: float, uploaders
     threads = [threading.Thread(target=upload, args=(n,)) for n in range(uploaders)]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)  # the uploads are in flight
-    with httpx.Client(base_url=base, timeout=30) as http:
-        while time.perf_counter() < stop:
-            t0 = time.perf_counter()
-            http.get("/health").raise_for_status()
-            health_ms.append((time.perf_counter() - t0) * 1000)
-            time.sleep(0.02)
     for thread in threads:
         thread.join()
+    outcomes.put(found)
+
+
+def uploads_and_health(base: str, photos: list[bytes], seconds: float, uploaders: int = 4) -> dict:
+    context = multiprocessing.get_context("spawn")
+    started, outcomes = context.Event(), context.Queue()
+    client = context.Process(target=keep_uploading, args=(base, photos, seconds + 1.0, uploaders, started, outcomes))
+    client.start()
+    started.wait(60)
+    time.sleep(1.0)  # the uploads are in flight
+    health_ms: list[float] = []
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)  # one keep-alive connection, like a probe
+    stop = time.perf_counter() + seconds - 1.0
+    while time.perf_counter() < stop:
+        t0 = time.perf_counter()
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"/health answered {response.status}")
+        health_ms.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.02)
+    connection.close()
+    found = outcomes.get(timeout=300)
+    client.join()
     ms = np.array(health_ms)
     return {
         "health_requests": len(ms),
         "health_p50_ms": round(float(np.percentile(ms, 50)), 1),
         "health_p99_ms": round(float(np.percentile(ms, 99)), 1),
         "health_max_ms": round(float(ms.max()), 1),
-        "uploads_answered": sum(s == 200 for s in outcomes),
-        "uploads_refused_503": sum(s == 503 for s in outcomes),
-        "uploads_other": sum(s not in (200, 503) for s in outcomes),
+        "uploads_answered": sum(s == 200 for s in found),
+        "uploads_refused_503": sum(s == 503 for s in found),
+        "uploads_other": sum(s not in (200, 503) for s in found),
     }
 
 

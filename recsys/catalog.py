@@ -70,8 +70,10 @@ class Catalog:
         self._encoder = None
         self._encoder_lock = threading.Lock()
         self._reload_lock = threading.Lock()
+        self._catch_up_lock = threading.Lock()
         self._last_event_id = 0
-        self._checked_generation = 0.0
+        self._data_version: int | None = None  # the store's data version when `catch_up` last looked
+        self._stale = False  # another process changed the models: `reload` is due
         style, cf, self.versions = self._load_models()
         self.recommender = Recommender(store, style, cf, embed_image=self.embed_image)
         # Popularity is part of the model version: counted over the events CF was trained on, so every process
@@ -177,31 +179,41 @@ class Catalog:
 
     # -- events from any process -----------------------------------------------------------------------
     def _fold_in_since(self, event_id: int) -> None:
-        users, self._last_event_id = self.store.users_with_events_since(event_id)
-        self.recommender.refresh_users(users)
-
-    def sync(self, generation_every: float = 1.0) -> None:
-        """Catch up with changes other processes made to the store: new events are folded in now (a cheap
-        query when there are none); a new catalog generation (items, vectors, index, CF) reloads the models,
-        checked at most every `generation_every` seconds."""
-        users, last = self.store.users_with_events_since(self._last_event_id)
-        if users:
-            self._last_event_id = last
+        with self._catch_up_lock:
+            users, self._last_event_id = self.store.users_with_events_since(event_id)
             self.recommender.refresh_users(users)
-        now = time.monotonic()
-        if now - self._checked_generation >= generation_every:
-            self._checked_generation = now
-            if self.store.meta(GENERATION) != self.versions.generation:
-                self.reload(only_if_changed=True)
+
+    def catch_up(self) -> bool:
+        """Fold in the events other processes recorded since the last call (so a shopper's next answer
+        includes their event, whichever process took it); True when another process changed the catalog (items,
+        vectors, index or model versions: a new generation) and `reload` is due. When nothing was committed to
+        the store meanwhile this is one `PRAGMA data_version`: no table is read."""
+        with self._catch_up_lock:
+            version = self.store.data_version()
+            if version != self._data_version:
+                self._data_version = version  # read first: a commit after this changes it again
+                users, last = self.store.users_with_events_since(self._last_event_id)
+                if users:
+                    self._last_event_id = last
+                    self.recommender.refresh_users(users)
+                self._stale = self.store.meta(GENERATION) != self.versions.generation
+            return self._stale
+
+    def sync(self) -> None:
+        """Catch up with other processes: their events folded in, their model changes reloaded."""
+        if self.catch_up():
+            self.reload(only_if_changed=True)
 
     def reload(self, only_if_changed: bool = False) -> None:
         """Load the current models and vectors again and swap them in (requests go on meanwhile)."""
         with self._reload_lock:
             if only_if_changed and self.store.meta(GENERATION) == self.versions.generation:
+                self._stale = False
                 return  # another thread has just reloaded
             style, cf, versions = self._load_models()
             self.recommender.use_models(style, cf, self._trained_through)
             self.versions = versions
+            self._stale = False
             self._fold_in_since(self._trained_through)
             self._load_ranker()
 
@@ -264,9 +276,40 @@ class Catalog:
     def record_event(
         self, user_id: str, item_id: str, event: str, timestamp: float | None = None, client_event_id=None
     ) -> dict:
-        """Store an event durably (once per `client_event_id`) and fold it in; returns the stored event."""
-        event_id = self.recommender.record_event(user_id, item_id, event, timestamp, client_event_id)
-        return self.store.event(event_id)
+        """Store an event durably (once per `client_event_id`) and fold it in; returns the stored event.
+        In three steps for callers that commit off their event loop: `check_event`, `commit_event`, `event_recorded`."""
+        event_id = self.check_event(user_id, item_id, event, client_event_id)
+        if event_id is None:
+            event_id = self.commit_event(user_id, item_id, event, timestamp, client_event_id)
+        return self.event_recorded(event_id)
+
+    def check_event(self, user_id: str, item_id: str, event: str, client_event_id=None) -> int | None:
+        """Validate an event (`DataError`, `NotFound`); the first event's id when `client_event_id` repeats one."""
+        return self.store.check_event(user_id, item_id, event, client_event_id)
+
+    def commit_event(
+        self, user_id: str, item_id: str, event: str, timestamp: float | None = None, client_event_id=None
+    ) -> int:
+        """Write a checked event: one durable SQLite commit (it waits for the disk); returns its id."""
+        return self.store.insert_event(user_id, item_id, event, timestamp, client_event_id=client_event_id)
+
+    def event_recorded(self, event_id: int) -> dict:
+        """Fold a committed event's shopper into CF (their whole history: idempotent); returns the stored event."""
+        stored = self.store.event(event_id)
+        self.recommender.refresh_users([stored["user_id"]])
+        return stored
+
+    def styles(self) -> list[dict]:
+        """The palette: every named style (name, image, model_id, vector)."""
+        return self.store.styles()
+
+    def record_style_event(
+        self, user_id: str, style: str, event: str, timestamp: float | None = None, client_event_id=None
+    ) -> dict:
+        """Store a shopper's feedback on a palette style durably (once per `client_event_id`); returns it."""
+        if style not in {s["name"] for s in self.store.styles()}:
+            raise NotFound(f"unknown style {style!r}")
+        return self.store.add_style_event(user_id, style, event, timestamp, client_event_id)
 
     def health(self) -> dict:
         return {"items": self.store.count_items(), "events": self.store.count_events(), **self.info()}

@@ -168,8 +168,10 @@ class CollaborativeFilter:
             if user_id in self._user_row:
                 return self.user_factors[self._user_row[user_id]]
         row = self._row_matrix(user_id, items or {})
-        if row.nnz == 0:
-            return None
+        return self._solve(row) if row.nnz else None
+
+    def _solve(self, row: sp.csr_matrix) -> np.ndarray:
+        """The factors of one user row of summed weights (at least one non-zero)."""
         if self.config.model == "als":
             return np.asarray(self._model.recalculate_user(0, self._weigh(row)), np.float32).ravel()
         vector = self.item_factors[row.indices].mean(axis=0)
@@ -226,15 +228,15 @@ class CollaborativeFilter:
         """Make one user's row exactly `items` ({item_id: summed weight}, their whole history) and recompute
         their factors. Idempotent, so any process may apply the same history again (events tailed from the
         store). Costs the length of that history."""
-        items = {i: w for i, w in items.items() if i in self._item_col}
-        if items:
-            self._set_row(user_id, self._row_matrix(None, items))
+        cols = sorted((self._item_col[i], w) for i, w in items.items() if i in self._item_col)
+        if cols:
+            indices, data = np.array([j for j, _ in cols], np.int32), np.array([w for _, w in cols], np.float32)
+            self._set_row(user_id, sp.csr_matrix((data, indices, [0, len(cols)]), shape=(1, len(self.item_ids))))
 
     def _set_row(self, user_id: str, row: sp.csr_matrix) -> None:
-        row = row.tocsr()
+        row = row.tocsr().astype(np.float32)
         row.sum_duplicates()
-        items = {self.item_ids[j]: float(v) for j, v in zip(row.indices, row.data, strict=True)}
-        self._folded[user_id] = (row, self.user_vector(None, items))
+        self._folded[user_id] = (row, self._solve(row))
 
     def _merged(self) -> tuple[list[str], sp.csr_matrix, np.ndarray]:
         """User ids, counts and user factors with the folded-in users written into them (O(nnz): for saving)."""

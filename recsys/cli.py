@@ -82,27 +82,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _query_image(store_dir: str, image_path: str, device: str | None):
-    """Embed one photo with the store's own encoder (same model id) for a shop-this-style query."""
-    from recsys.catalog import load_encoder
-
-    return load_encoder(store_dir, device).embed_image(image_path)
-
-
-def _search(store, query, k: int, exclude: str | None, index_dir: str | None) -> list[tuple[str, float]]:
-    """Top-k through the FAISS index when one exists for this store's model, else exact over the store."""
-    from index.persistence import CURRENT
-    from index.style_index import StyleIndex
-
-    if index_dir is None or not (Path(index_dir) / CURRENT).exists():
-        return store.similar(query, k, exclude=exclude)
-    index = StyleIndex.load(index_dir)
-    if index.info()["model_id"] != store.model_id:
-        print(f"note: {index_dir} indexes another embedding model; searching the store exactly", file=sys.stderr)
-        return store.similar(query, k, exclude=exclude)
-    return index.similar(query, k, exclude)
-
-
 def cmd_index_build(args: argparse.Namespace) -> int:
     from index.style_index import StyleIndex
     from transfer.store import EmbeddingStore
@@ -124,23 +103,28 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from transfer.store import EmbeddingStore
+    """Items in the style of an item or a photo, from the shop's catalog (`open_catalog`: the store, the embedding
+    store and its encoder, the persisted index): the lists `GET /items/ID/similar` and `POST /shop-this-style` give."""
+    from recsys.catalog import open_catalog
 
-    store = EmbeddingStore.load(args.store)
     if (args.item_id is None) == (args.image is None):
         raise ValueError("give an ITEM_ID or --image PATH (not both)")
-    if args.image is not None:
-        query, exclude = _query_image(args.store, args.image, args.device), None
-    else:
-        if args.item_id not in store:
-            raise ValueError(f"unknown item id {args.item_id!r} in {args.store} ({len(store)} items)")
-        query, exclude = store.vector(args.item_id), args.item_id
-    results = _search(store, query, args.k, exclude, args.index)
+    catalog = open_catalog(_catalog_paths(args))
+    try:
+        if catalog.style is None:
+            raise ValueError(f"the shop has no style vectors (embed its images into {args.store} first)")
+        if args.image is not None:
+            results = catalog.shop_this_style(catalog.embed_image(args.image), args.k)
+        else:
+            results = catalog.similar(args.item_id, args.k)
+        titles = {i: item["title"] for i, item in catalog.items_by_id([r.item_id for r in results]).items()}
+    finally:
+        catalog.close()
     if args.json:
-        print(json.dumps([{"item_id": i, "score": round(s, 6)} for i, s in results]))
+        print(json.dumps([{"item_id": r.item_id, "score": round(r.score, 6)} for r in results]))
     else:
-        for rank, (item_id, score) in enumerate(results, 1):
-            print(f"{rank:3d}  {item_id}  {score:.4f}  {store.paths[store.row(item_id)]}")
+        for rank, r in enumerate(results, 1):
+            print(f"{rank:3d}  {r.item_id}  {r.score:.4f}  {titles.get(r.item_id, '')}")
     return 0
 
 
@@ -613,8 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("similar", help="items in the same style as an item or a photo")
     p.add_argument("item_id", nargs="?")
     p.add_argument("--image", help="a photo to shop the style of, instead of an item id")
-    p.add_argument("--store", default=str(DEFAULT_STORE))
-    p.add_argument("--index", default=str(DEFAULT_INDEX), help="FAISS index folder (exact search without one)")
+    p.add_argument("--db", default=str(DEFAULT_DB), help="the shop's SQLite store (`stylerec import` or `demo`)")
+    p.add_argument("--store", default=str(DEFAULT_STORE), help="embedding store of the catalog's images")
+    p.add_argument("--index", default=str(DEFAULT_INDEX), help="the persisted style index (built when missing)")
+    p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--device")
     p.add_argument("--json", action="store_true")

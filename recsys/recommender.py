@@ -138,7 +138,7 @@ class Recommender:
         if self.cf is None:
             return
         for user_id in user_ids:
-            weights = self.history(user_id).groupby("item_id")["weight"].sum().to_dict()
+            weights = self.store.item_weights(user_id)
             with self.lock:
                 self.cf.set_history(user_id, weights)
 

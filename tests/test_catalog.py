@@ -21,7 +21,7 @@ def test_processes_sharing_a_store_serve_alike(service_settings):
 
         retrained = a.retrain_cf()  # an admin change in one worker: a new persisted version
         assert retrained["version"] == current_version(paths.models / "cf") != b.versions.cf
-        b.sync(generation_every=0)
+        b.sync()
         assert b.versions.cf == retrained["version"]
         assert [r.item_id for r in b.feed("U0003", 8)] == [r.item_id for r in a.feed("U0003", 8)]
     finally:

@@ -43,49 +43,59 @@ def test_style_eval_errors(tmp_path, capsys):
     assert "unknown method" in capsys.readouterr().err
 
 
-def test_embed_then_similar(demo_catalog, tmp_path, capsys):
+def _embedded_shop(demo_catalog, tmp_path, capsys, last: str) -> list[str]:
+    """The demo catalog imported into a shop whose images up to `last` are embedded (small vectors); the shop
+    flags for `similar`."""
     images = tmp_path / "images"
-    shutil.copytree(demo_catalog / "images", images, ignore=lambda d, names: [n for n in names if n > "D0030.jpg"])
+    shutil.copytree(demo_catalog / "images", images, ignore=lambda d, names: [n for n in names if n > last])
     store = tmp_path / "store"
     assert main(["embed", str(images), "--out", str(store), "--image-size", "64", "--dim", "16", "-q"]) == 0
-    assert "30 vectors" in capsys.readouterr().out
+    assert main(["import", "--db", str(tmp_path / "shop.db"), "--catalog", str(demo_catalog)]) == 0
+    capsys.readouterr()
+    return ["--db", str(tmp_path / "shop.db"), "--store", str(store), "--index", str(tmp_path / "index"),
+            "--models", str(tmp_path / "models")]  # fmt: skip
 
-    assert main(["similar", "D0003", "--store", str(store), "-k", "4", "--json"]) == 0
+
+def test_embed_then_similar(demo_catalog, tmp_path, capsys):
+    shop = _embedded_shop(demo_catalog, tmp_path, capsys, "D0030.jpg")
+    assert main(["similar", "D0003", *shop, "-k", "4", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert len(results) == 4 and all(r["item_id"] != "D0003" for r in results)
     assert results[0]["score"] >= results[-1]["score"]
 
     # shop this style from a photo: the item's own photo comes back first
-    assert main(["similar", "--image", str(images / "D0012.jpg"), "--store", str(store), "-k", "3", "--json"]) == 0
+    photo = tmp_path / "images" / "D0012.jpg"
+    assert main(["similar", "--image", str(photo), *shop, "-k", "3", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert results[0]["item_id"] == "D0012" and results[0]["score"] == pytest.approx(1.0, abs=1e-4)
 
-    assert main(["similar", "NOPE", "--store", str(store)]) == 2
+    assert main(["similar", "NOPE", *shop]) == 2
     assert "unknown item id 'NOPE'" in capsys.readouterr().err
-    assert main(["similar", "D0003", "--store", str(tmp_path / "nostore")]) == 2
-    assert "no embedding store" in capsys.readouterr().err
+    assert main(["similar", "D0003", "--db", str(tmp_path / "none.db")]) == 2
+    assert "no store at" in capsys.readouterr().err
 
 
-def test_index_build_info_and_similar_through_the_index(demo_catalog, tmp_path, capsys):
-    images = tmp_path / "images"
-    shutil.copytree(demo_catalog / "images", images, ignore=lambda d, names: [n for n in names if n > "D0020.jpg"])
-    store, index = tmp_path / "store", tmp_path / "index"
-    assert main(["embed", str(images), "--out", str(store), "--image-size", "64", "--dim", "16", "-q"]) == 0
-    exact_args = ["similar", "D0003", "--store", str(store), "--index", str(index), "-k", "5", "--json"]
-    capsys.readouterr()
-    assert main(exact_args) == 0  # no index yet: exact search over the store
-    exact = json.loads(capsys.readouterr().out)
+def test_similar_answers_from_the_persisted_index_like_the_service(demo_catalog, tmp_path, capsys):
+    from recsys.catalog import CatalogPaths, open_catalog
+    from transfer.store import EmbeddingStore
 
-    assert main(["index", "build", "--store", str(store), "--out", str(index)]) == 0
+    shop = _embedded_shop(demo_catalog, tmp_path, capsys, "D0020.jpg")
+    index = tmp_path / "index"
+    assert main(["index", "build", "--store", shop[3], "--out", str(index)]) == 0
     built = json.loads(capsys.readouterr().out)
     assert built["count"] == 20 and built["spec"] == "Flat" and built["model_id"].startswith("vgg19-gram-16-")
     assert main(["index", "info", "--index", str(index)]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 20
 
-    assert main(exact_args) == 0
-    via_index = json.loads(capsys.readouterr().out)
-    assert len(via_index) == 5 and "D0003" not in [r["item_id"] for r in via_index]
-    assert [r["item_id"] for r in exact] == [r["item_id"] for r in via_index]
+    assert main(["similar", "D0003", *shop, "-k", "5", "--json"]) == 0
+    via_cli = json.loads(capsys.readouterr().out)
+    vectors = EmbeddingStore.load(shop[3])
+    exact = vectors.similar(vectors.vector("D0003"), 5, exclude="D0003")
+    assert [r["item_id"] for r in via_cli] == [i for i, _ in exact]
+    catalog = open_catalog(CatalogPaths(*(tmp_path / p for p in ("shop.db", "store", "index", "models"))))
+    assert catalog.versions.index is not None  # the CLI and this opener serve the index `index build` saved
+    assert [r.item_id for r in catalog.similar("D0003", 5)] == [r["item_id"] for r in via_cli]
+    catalog.close()
 
     assert main(["index", "info", "--index", str(tmp_path / "none")]) == 2
     assert "no index" in capsys.readouterr().err

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
+from collections.abc import Callable
+from typing import TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request
 
@@ -12,17 +16,30 @@ from recsys.service.settings import Settings
 from recsys.service.state import Embedder
 
 
-# The cheap dependencies are `async def`: FastAPI would run a plain `def` one on a worker thread (a thread hop
-# per dependency per request). `get_catalog` reads the store, so it stays on a thread.
+# The dependencies are `async def`: FastAPI would run a plain `def` one on a worker thread (a thread hop per
+# dependency per request).
 async def get_settings(request: Request) -> Settings:
     return request.app.state.service.settings
 
 
-def get_catalog(request: Request) -> Catalog:
-    """The catalog, caught up with what other worker processes recorded (events, model versions)."""
-    service = request.app.state.service
-    service.catalog.sync(service.settings.sync_every)
-    return service.catalog
+async def get_catalog(request: Request) -> Catalog:
+    """The catalog, caught up with what other worker processes recorded: their events folded in (here: when
+    nothing changed this is one cheap SQLite pragma), their model changes loaded (on a thread: that reads files)."""
+    catalog = request.app.state.service.catalog
+    if catalog.catch_up():
+        await off_loop(catalog.reload, True)
+    return catalog
+
+
+T = TypeVar("T")
+
+
+async def off_loop(function: Callable[..., T], *args) -> T:
+    """Run blocking work (a commit that waits for the disk, reading model files) on a thread of the event loop's
+    executor. Unlike Starlette's `run_in_threadpool` it is handed over at once: anyio first yields to the loop,
+    which under load means waiting behind every request queued there (measured: 57 ms median before an event's
+    commit started, 0.3 ms this way)."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(function, *args))
 
 
 async def get_embedder(request: Request) -> Embedder:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, HTTPException, UploadFile
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from recsys.catalog import Catalog
 from recsys.palette import NAME
-from recsys.service.deps import get_catalog, get_embedder, get_settings, item_out, require_admin
+from recsys.service.deps import get_catalog, get_embedder, get_settings, item_out, off_loop, require_admin
 from recsys.service.routes.items import read_upload
 from recsys.service.schemas import Item, PaletteStyle
 from recsys.service.settings import Settings
@@ -64,11 +63,9 @@ async def add_item(
     path = None
     if image is not None:
         data = await read_upload(image, settings.max_upload_bytes)
-        await run_in_threadpool(load_image, data, settings.max_pixels)  # 4xx before anything is stored
+        await off_loop(load_image, data, settings.max_pixels)  # 4xx before anything is stored
         path = _save_upload(data, settings.uploads_dir, item_id)
-    item = await run_in_threadpool(
-        catalog.put_item, item_id, title, category, extra, str(path.resolve()) if path else None
-    )
+    item = await off_loop(catalog.put_item, item_id, title, category, extra, str(path.resolve()) if path else None)
     if path is not None:
         background.add_task(_index_photo, catalog, embedder, item_id, str(path))
     return item_out(item)
@@ -97,10 +94,10 @@ async def add_style(
     if not NAME.match(name):
         raise HTTPException(422, "style name: letters, digits, '-', '_' or '.' (up to 64)")
     data = await read_upload(image, settings.max_upload_bytes)
-    await run_in_threadpool(load_style, data)
+    await off_loop(load_style, data)
     path = _save_upload(data, settings.styles_dir, name)
     vector = await embedder.embed(str(path)) if catalog.style is not None else None
-    await run_in_threadpool(catalog.put_style, name, str(path.resolve()), vector)
+    await off_loop(catalog.put_style, name, str(path.resolve()), vector)
     return {"name": name, "image_url": f"/styles/{name}/image", "has_vector": vector is not None}
 
 

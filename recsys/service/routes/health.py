@@ -13,7 +13,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health)
-def health(catalog: Catalog = Depends(get_catalog), renders: RenderQueue = Depends(get_renders)):
+async def health(catalog: Catalog = Depends(get_catalog), renders: RenderQueue = Depends(get_renders)):
     info = catalog.health()
     ready = info["style_vectors"] > 0 and info["cf_version"] is not None
     return {"status": "ok", "ready": ready, "renders_pending": renders.pending(), **info}

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
-from starlette.concurrency import run_in_threadpool
 
 from recsys.catalog import Catalog
 from recsys.service.deps import get_catalog, get_embedder, get_settings, item_out, recommendations_out
@@ -23,7 +22,7 @@ def categories_of(category: str | None) -> set[str] | None:
 
 
 @router.get("/items", response_model=ItemList)
-def list_items(
+async def list_items(
     category: str | None = Query(None, max_length=200),
     q: str | None = Query(None, max_length=200, description="id or title contains"),
     limit: int = Query(50, ge=1, le=500),
@@ -35,7 +34,7 @@ def list_items(
 
 
 @router.get("/items/{item_id}", response_model=Item)
-def get_item(item_id: str, catalog: Catalog = Depends(get_catalog)):
+async def get_item(item_id: str, catalog: Catalog = Depends(get_catalog)):
     return item_out(catalog.item(item_id))
 
 
@@ -48,7 +47,7 @@ def item_image(item_id: str, catalog: Catalog = Depends(get_catalog)):
 
 
 @router.get("/items/{item_id}/similar", response_model=Recommendations)
-def similar(
+async def similar(
     item_id: str,
     k: int = Query(10, ge=1, le=MAX_K),
     category: str | None = Query(None, max_length=200),
@@ -71,18 +70,18 @@ async def shop_this_style(
     embedder: Embedder = Depends(get_embedder),
     settings: Settings = Depends(get_settings),
 ):
-    """Items in the style of a photo (embedded on a bounded pool, off the event loop: 503 when it is full)
-    or of an item."""
+    """Items in the style of a photo (embedded by a bounded pool of processes, off the event loop: 503 when it is
+    full) or of an item. The search itself is an index lookup: on the loop, like `similar`."""
     if (image is None) == (item_id is None):
         raise HTTPException(422, "send either an image upload (field 'image') or an item_id")
     k, categories = min(k, settings.max_k), categories_of(category)
     if item_id is not None:
-        results = await run_in_threadpool(catalog.similar, item_id, k, user_id or None, categories)
+        results = catalog.similar(item_id, k, user_id or None, categories)
     else:
         data = await read_upload(image, settings.max_upload_bytes)
         vector = await embedder.embed(data)
-        results = await run_in_threadpool(catalog.shop_this_style, vector, k, user_id or None, categories)
-    return await run_in_threadpool(recommendations_out, catalog, results, user_id)
+        results = catalog.shop_this_style(vector, k, user_id or None, categories)
+    return recommendations_out(catalog, results, user_id)
 
 
 async def read_upload(upload: UploadFile, limit: int) -> bytes:

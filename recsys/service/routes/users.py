@@ -1,5 +1,9 @@
 """Shoppers: the personalised feed, the preferred palette styles (with their feedback), products in a style they
-liked, and their remembered render adjustments."""
+liked, and their remembered render adjustments.
+
+The read routes are `async def`: they run on the event loop, without a hop to a worker thread and back. Their
+work is a few milliseconds of CPU (SQLite reads and ranking in memory) that threads would not run in parallel
+anyway (the GIL); blocking work (photo embeddings, renders, committed writes) stays off the loop."""
 
 from __future__ import annotations
 
@@ -15,13 +19,13 @@ router = APIRouter(tags=["shoppers"])
 
 
 @router.get("/users", response_model=list[str])
-def list_users(limit: int = Query(50, ge=1, le=1000), catalog: Catalog = Depends(get_catalog)):
+async def list_users(limit: int = Query(50, ge=1, le=1000), catalog: Catalog = Depends(get_catalog)):
     """The shop's own shoppers (from its imported data, never whoever posted an event), for the page's picker."""
     return catalog.shoppers(limit)
 
 
 @router.get("/users/{user_id}/feed", response_model=Recommendations)
-def feed(
+async def feed(
     user_id: str,
     k: int = Query(10, ge=1, le=MAX_K),
     category: str | None = Query(None, max_length=200),
@@ -34,13 +38,13 @@ def feed(
 
 
 @router.get("/users/{user_id}/styles", response_model=list[StyleScore])
-def preferred_styles(user_id: str, k: int = Query(3, ge=1, le=50), catalog: Catalog = Depends(get_catalog)):
+async def preferred_styles(user_id: str, k: int = Query(3, ge=1, le=50), catalog: Catalog = Depends(get_catalog)):
     """Palette styles by the shopper's history, moved at once by their `style_like` / `style_dislike` events."""
     return catalog.preferred_styles(user_id, k)
 
 
 @router.get("/users/{user_id}/styles/{name}/items", response_model=Recommendations)
-def in_liked_style(
+async def in_liked_style(
     user_id: str,
     name: str,
     k: int = Query(10, ge=1, le=MAX_K),
@@ -53,7 +57,7 @@ def in_liked_style(
 
 
 @router.get("/users/{user_id}/render-settings", response_model=RenderSettings)
-def render_settings(user_id: str, catalog: Catalog = Depends(get_catalog)):
+async def render_settings(user_id: str, catalog: Catalog = Depends(get_catalog)):
     """The shopper's remembered render adjustments (the defaults when none)."""
     return RenderSettings.model_validate(catalog.store.render_settings(user_id))
 
