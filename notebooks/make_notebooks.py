@@ -24,7 +24,7 @@ import numpy as np"""
 DEMO = """\
 from demo_setup import demo_shop
 
-catalog_dir, store = demo_shop(WORK)"""
+catalog_dir, shop = demo_shop(WORK)  # the shop opened the way the CLI and the service open it"""
 
 NOTEBOOKS = {
     "01_style_space.ipynb": [
@@ -45,7 +45,7 @@ catalog = read_catalog(catalog_dir / "items.csv")
 queries = ["D0010", "D0077", "D0165", "D0236"]
 fig, axes = plt.subplots(len(queries), 6, figsize=(10, 2.2 * len(queries)))
 for row, query in zip(axes, queries):
-    hits = [query] + [item for item, _ in store.similar(store.vector(query), 5, exclude=query)]
+    hits = [query] + [r.item_id for r in shop.similar(query, 5)]
     for ax, item in zip(row, hits):
         ax.imshow(Image.open(catalog_dir / catalog[item]["image"]))
         ax.set_title(f"{catalog[item]['pattern']}\\n{catalog[item]['colour']}", fontsize=7)
@@ -57,8 +57,8 @@ plt.tight_layout()"""
             """\
 from sklearn.manifold import TSNE
 
-xy = TSNE(perplexity=20, random_state=0, init="pca").fit_transform(store.vectors)
-patterns = [catalog[i]["pattern"] for i in store.ids]
+xy = TSNE(perplexity=20, random_state=0, init="pca").fit_transform(shop.style.vectors)
+patterns = [catalog[i]["pattern"] for i in shop.style.ids]
 fig, ax = plt.subplots(figsize=(7, 6))
 for pattern in sorted(set(patterns)):
     pick = [n for n, p in enumerate(patterns) if p == pattern]
@@ -66,7 +66,7 @@ for pattern in sorted(set(patterns)):
 ax.legend()
 ax.set_title("style vectors, t-SNE")
 same = np.mean([catalog[o]["pattern"] == catalog[i]["pattern"]
-                for i in store.ids for o, _ in store.similar(store.vector(i), 5, exclude=i)])
+                for i in shop.style.ids for o in (r.item_id for r in shop.similar(i, 5))])
 print(f"top-5 neighbours sharing the pattern: {same:.0%} (chance 17%)")
 assert same > 0.4"""
         ),

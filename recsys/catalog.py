@@ -273,6 +273,17 @@ class Catalog:
     def preferred_styles(self, user_id: str, k: int = 3) -> list[dict]:
         return self.recommender.preferred_styles(user_id, k)
 
+    def in_style(self, style_name: str, user_id: str | None = None, k: int = 10):
+        """Items near a palette style, without what the shopper already has, re-ranked for them."""
+        return self.recommender.in_style(style_name, user_id, k)
+
+    def render_settings(self, user_id: str) -> dict:
+        """A shopper's remembered render adjustments ({} when none)."""
+        return self.store.render_settings(user_id)
+
+    def put_render_settings(self, user_id: str, adjustments: dict) -> None:
+        self.store.put_render_settings(user_id, adjustments)
+
     def record_event(
         self, user_id: str, item_id: str, event: str, timestamp: float | None = None, client_event_id=None
     ) -> dict:

@@ -107,6 +107,10 @@ class RenderQueue:
             "result_url": found["payload"].get("url") if found["status"] == "done" else None,
         }
 
+    def render_settings(self, user_id: str | None) -> dict:
+        """A shopper's remembered render adjustments ({} for none, or no shopper)."""
+        return self.store.render_settings(user_id) if user_id else {}
+
     def pending(self) -> int:
         return self.store.count_jobs(KIND, "queued") + self.store.count_jobs(KIND, "running")
 

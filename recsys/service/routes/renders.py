@@ -65,7 +65,7 @@ def render(
     if renderer == "fast":
         given = {"strength": strength, "style_amount": style_amount, "brightness": brightness, "contrast": contrast,
                  "saturation": saturation}  # fmt: skip
-        adjustments = RenderSettings.model_validate(renders.store.render_settings(user_id) if user_id else {})
+        adjustments = RenderSettings.model_validate(renders.render_settings(user_id))
         adjustments = adjustments.model_copy(update={k: v for k, v in given.items() if v is not None})
         data = renders.render_now(item_id, blend, renders.fast_options(preserve_colour, adjustments.model_dump()))
         # a shopper's render changes with their remembered adjustments: browsers must ask again

@@ -52,18 +52,18 @@ async def in_liked_style(
     settings: Settings = Depends(get_settings),
 ):
     """Catalog products near a palette style, without what the shopper already has, re-ranked for them."""
-    results = catalog.recommender.in_style(name, user_id, min(k, settings.max_k))
+    results = catalog.in_style(name, user_id, min(k, settings.max_k))
     return recommendations_out(catalog, results, user_id)
 
 
 @router.get("/users/{user_id}/render-settings", response_model=RenderSettings)
 async def render_settings(user_id: str, catalog: Catalog = Depends(get_catalog)):
     """The shopper's remembered render adjustments (the defaults when none)."""
-    return RenderSettings.model_validate(catalog.store.render_settings(user_id))
+    return RenderSettings.model_validate(catalog.render_settings(user_id))
 
 
 @router.put("/users/{user_id}/render-settings", response_model=RenderSettings)
 def put_render_settings(user_id: str, adjustments: RenderSettings, catalog: Catalog = Depends(get_catalog)):
     """Remember the shopper's adjustments: their renders (`?user_id=`) use them unless a request overrides them."""
-    catalog.store.put_render_settings(user_id, adjustments.model_dump())
+    catalog.put_render_settings(user_id, adjustments.model_dump())
     return adjustments
