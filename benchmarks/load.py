@@ -5,6 +5,7 @@ lists, alternating, plus one POST /events (with a unique event_id) in every 20 r
     stylerec demo --no-serve          # once: the demo shop in var/ (store, vectors, index, CF model)
     apt-get install -y wrk            # Debian's wrk
     python benchmarks/load.py [--clients 50] [--seconds 20] [--workers 2] [--scenarios plain,render,uploads]
+    (a scenario named twice runs twice: plain,render,plain,render gives plain, render, plain#2, render#2)
 
 Scenarios, one after the other against the same service (so their ratios come from one run):
 - plain: the mixed load alone;
@@ -23,6 +24,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +39,7 @@ import psutil
 from recsys.store import Store
 
 sys.path.insert(0, os.path.dirname(__file__))
-from serving import running_service
+from serving import copy_shop, running_service
 
 HERE = Path(__file__).parent
 KEY = "load-bench-key"
@@ -161,51 +163,57 @@ def main() -> None:
     args = parser.parse_args()
 
     load_users = ("load-1", "load-2")  # the users of load.lua's events (one per wrk thread)
-    store = Store(args.db)
+    work = Path(tempfile.mkdtemp(prefix="stylerec-load-"))
+    # The service runs on a copy of the shop: the events posted here never pile up in it (every run starts from
+    # the same data), and the shop stays the demo's.
+    shop = copy_shop(args.db, args.store, args.index, args.models, work)
+    store = Store(shop["STYLEREC_DB"])
     events_before = sum(len(store.interactions(u)) for u in load_users)
     shoppers, items = store.shoppers(), store.item_ids()
     style = store.styles()[0]["name"]
     photos = [Path(i["image"]).read_bytes() for i in store.items(limit=8)]
     store.close()
-    work = Path(tempfile.mkdtemp(prefix="stylerec-load-"))
     (work / "users.txt").write_text("\n".join(shoppers))
     (work / "items.txt").write_text("\n".join(items))
-    serve_args = ["--workers", str(args.workers), "--db", args.db, "--store", args.store, "--index", args.index,
-                  "--models", args.models]  # fmt: skip
+    serve_args = ["--workers", str(args.workers)]
     # Renders start uncached; request logs off (a JSON line per request would be most of this script's output).
-    env = {"STYLEREC_API_KEY": KEY, "STYLEREC_RENDERS_DIR": str(work / "renders"), "STYLEREC_LOG_LEVEL": "warning"}
+    env = {**shop, "STYLEREC_API_KEY": KEY, "STYLEREC_LOG_LEVEL": "warning"}
     result: dict = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers}
     acknowledged = 0
     with running_service(args.port, serve_args, env) as base, httpx.Client(base_url=base, timeout=30) as http:
         result["served"] = {k: v for k, v in http.get("/health").json().items() if "version" in k or "spec" in k}
         wrk = (base, args.clients)
         run_wrk(*wrk, 3, work / "users.txt", work / "items.txt", 0)  # warm-up, not counted
+        runs: dict[str, int] = {}
         for scenario in args.scenarios.split(","):
+            runs[scenario] = n = runs.get(scenario, 0) + 1
+            key = scenario if n == 1 else f"{scenario}#{n}"  # a scenario named twice runs twice
             load, cpu = load_average(), web_cpu_seconds()
             if scenario == "plain":
-                result["plain"] = run_wrk(*wrk, args.seconds, work / "users.txt", work / "items.txt", args.events_every)
+                result[key] = run_wrk(*wrk, args.seconds, work / "users.txt", work / "items.txt", args.events_every)
             elif scenario == "render":
-                job = render_running(http, items[0], style)
+                job = render_running(http, items[n - 1], style)  # another item each time: not cached
                 found = run_wrk(*wrk, args.seconds, work / "users.txt", work / "items.txt", args.events_every)
                 found["render_running_throughout"] = job is not None and http.get(job).json()["status"] == "running"
-                result["render"] = found
+                result[key] = found
             elif scenario == "uploads":
-                result["uploads"] = uploads_and_health(base, photos, args.seconds)
+                result[key] = uploads_and_health(base, photos, args.seconds)
             else:
                 raise SystemExit(f"unknown scenario {scenario!r}")
-            result[scenario]["load_average_before"] = load
-            if "requests" in result[scenario]:
+            result[key]["load_average_before"] = load
+            if "requests" in result[key]:
                 spent = web_cpu_seconds() - cpu
-                result[scenario]["web_cpu_ms_per_request"] = round(1000 * spent / result[scenario]["requests"], 2)
+                result[key]["web_cpu_ms_per_request"] = round(1000 * spent / result[key]["requests"], 2)
                 # what the web workers would serve with every core to themselves
                 cores = os.cpu_count() or 1
-                result[scenario]["rps_if_cores_were_free"] = round(cores * result[scenario]["requests"] / spent, 1)
-            acknowledged += result[scenario].get("events_acknowledged", 0)
-    if "plain" in result and "render" in result:
-        result["render_vs_plain_rps"] = round(result["render"]["rps"] / result["plain"]["rps"], 3)
-    store = Store(args.db)
+                result[key]["rps_if_cores_were_free"] = round(cores * result[key]["requests"] / spent, 1)
+            acknowledged += result[key].get("events_acknowledged", 0)
+            if scenario == "render" and "plain" + key[6:] in result:
+                result[key]["vs_plain_rps"] = round(result[key]["rps"] / result["plain" + key[6:]]["rps"], 3)
+    store = Store(shop["STYLEREC_DB"])
     stored = sum(len(store.interactions(u)) for u in load_users) - events_before
     store.close()
+    shutil.rmtree(work)
     result["events_acknowledged"] = acknowledged
     result["events_missing_after"] = max(0, acknowledged - stored)
     print(json.dumps(result, indent=2))
