@@ -1,4 +1,5 @@
-"""The learned ranker of the feed: candidates from every source, one feature row each, LightGBM LambdaRank.
+"""The learned ranker of the feed: candidates from every source, one feature row each, LightGBM (a bought /
+not-bought classifier by default, LambdaRank as an option: `RankerConfig.objective`).
 
 Training carves windows from the interactions it is given (never anything later): for each window the shop is
 rebuilt as of the window's start (`Snapshot.build`), candidates are generated for the shoppers who bought in the
@@ -17,6 +18,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -52,10 +54,15 @@ class RankerConfig(BaseModel):
     )
     max_users_per_window: int = Field(1000, ge=1)
     min_shoppers: int = Field(20, ge=1, description="fewer shoppers with a hit among candidates: no model")
+    # chosen on train-only validation (BENCHMARKS.md, issue 13): the binary objective with bagging and L2 beat
+    # LambdaRank with the same trees on the H&M windows before the first test window
+    objective: Literal["binary", "lambdarank"] = Field("binary", description="pointwise log loss or LambdaRank")
     rounds: int = Field(100, ge=1)
     learning_rate: float = Field(0.05, gt=0)
     leaves: int = Field(7, ge=2)
     min_data_in_leaf: int = Field(100, ge=1)
+    bagging: float = Field(0.8, gt=0, le=1, description="share of rows each tree sees (1: no bagging)")
+    l2: float = Field(1.0, ge=0, description="L2 regularisation of leaf values")
     seed: int = 42
 
     def active_sources(self) -> list[CandidateSource]:
@@ -68,6 +75,7 @@ def feature_names(config: RankerConfig) -> list[str]:
         if config.use_style or source not in STYLE_SOURCES:
             names += [f"{source}_score", f"{source}_rank"]
     names += ["n_sources", "item_bought", "item_days_since", "group_bought", "group_days_since", "kind_share"]
+    names += ["section_share"]
     names += ["pop_7d", "pop_30d", "pop_all", "trend", "item_age_days", "price_ratio", "cf_affinity"]
     names += ["user_events", "user_days_since_last"]
     if config.use_style:
@@ -85,6 +93,7 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
     group_last: dict[str, float] = {}
     group_count: dict[str, float] = {}
     kind_count: dict[str, float] = {}
+    section_count: dict[str, float] = {}
     prices = []
     for item, t in zip(shopper.items, shopper.timestamps, strict=False):
         item_last[item] = t
@@ -96,6 +105,9 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
         kind = info.kind.get(item)
         if kind:
             kind_count[kind] = kind_count.get(kind, 0.0) + 1
+        section = info.section.get(item)
+        if section:
+            section_count[section] = section_count.get(section, 0.0) + 1
         if item in info.price:
             prices.append(info.price[item])
     usual_price = float(np.mean(prices)) if prices else nan
@@ -114,6 +126,7 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
             row += [score, rank]
         group = info.group_of(item)
         kind = info.kind.get(item)
+        section = info.section.get(item)
         p7, p30 = pop7.get(item, 0.0), pop30.get(item, 0.0)
         first = snapshot.first_sale.get(item)
         j = cf_col.get(item)
@@ -124,6 +137,7 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
             group_count.get(group, 0.0) if group is not None else nan,
             (now - group_last[group]) / DAY if group in group_last else nan,
             kind_count.get(kind, 0.0) / n_events if kind and n_events else nan,
+            section_count.get(section, 0.0) / n_events if section and n_events else nan,
             p7,
             p30,
             pop_all.get(item, 0.0),
@@ -218,7 +232,7 @@ def training_folds(
 
 
 class LearnedRanker:
-    """LightGBM LambdaRank over candidate features; `fit`, `score`, `save(folder)` and `load(folder)`."""
+    """LightGBM over candidate features (`RankerConfig.objective`); `fit`, `score`, `save(folder)`, `load(folder)`."""
 
     def __init__(self, config: RankerConfig | None = None) -> None:
         self.config = config or RankerConfig()
@@ -267,13 +281,14 @@ class LearnedRanker:
             np.vstack(matrices), np.concatenate(labels), group=groups, feature_name=self.feature_names
         )
         params = {
-            "objective": "lambdarank",
-            "metric": "ndcg",
-            "ndcg_eval_at": [12],
+            "objective": c.objective,
             "learning_rate": c.learning_rate,
             "num_leaves": c.leaves,
             "min_data_in_leaf": c.min_data_in_leaf,
             "feature_fraction": 0.9,
+            "bagging_fraction": c.bagging,
+            "bagging_freq": 1 if c.bagging < 1 else 0,
+            "lambda_l2": c.l2,
             "lambdarank_truncation_level": 20,
             "num_threads": 2,
             "deterministic": True,
