@@ -8,7 +8,9 @@ folds each new event into CF when it is recorded). Their feed is computed `--rep
 p50/p95/p99 wall clock and this process's CPU time, in ms. A second figure, `fresh_*`, ranks the same history
 for a shopper the shop has never seen (CF folds them in on every request: the cost of an event not yet folded in).
 The ranker is trained on three short windows (its accuracy does not matter here, its size does: same rounds and
-leaves as the default). Run under the bench lock, at normal priority:
+leaves as the default). Compute runs on one thread (OMP/MKL/OpenBLAS, unless the environment says otherwise), as
+in `stylerec serve`'s web workers: on two shared cores a threaded FAISS or BLAS call of a few queries waits on
+busy cores (p99 several times the single-thread one). Run under the bench lock, at normal priority:
 `flock /tmp/stylerec-bench.lock python benchmarks/feed_latency.py` and record `uptime` beside the figures.
 """
 
@@ -20,11 +22,14 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # before numpy and FAISS load
+    os.environ.setdefault(_variable, "1")
 
-from recsys.candidates import ItemInfo, Snapshot
-from recsys.data_io import read_catalog, read_interactions
-from recsys.ranker import Feed, LearnedRanker, RankerConfig
+import numpy as np  # noqa: E402
+
+from recsys.candidates import ItemInfo, Snapshot  # noqa: E402
+from recsys.data_io import read_catalog, read_interactions  # noqa: E402
+from recsys.ranker import Feed, LearnedRanker, RankerConfig  # noqa: E402
 
 DATA = Path(os.environ.get("STYLEREC_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")) / "hm"
 
@@ -84,6 +89,7 @@ def main() -> None:
         "fresh_p99_ms": round(float(np.percentile(fresh, 99)), 2),
         "fresh_cpu_p99_ms": round(float(np.percentile(fresh_cpu, 99)), 2),
         "candidates_by_source": sources,
+        "threads": os.environ["OMP_NUM_THREADS"],
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }
