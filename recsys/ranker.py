@@ -46,6 +46,9 @@ class RankerConfig(BaseModel):
     candidates: int = Field(40, ge=1, description="candidates taken from each source")
     use_style: bool = Field(True, description="False: no style source and no style features (style's lift)")
     allow_bought: bool = Field(True, description="already-bought items may be recommended (fashion: yes)")
+    new_every: int = Field(
+        12, ge=0, description="every n-th feed position shows the best-ranked never-sold candidate (0: none)"
+    )
     windows: int = Field(30, ge=1, description="training windows carved from the end of the training data")
     window_days: float = Field(28.0, gt=0, description="length of each training window (its labels)")
     window_step_days: float = Field(14.0, gt=0, description="windows start this far apart (they may overlap)")
@@ -397,7 +400,7 @@ class Feed:
             return []
         x = features(self.snapshot, shopper, pool, self.ranker.config)
         scores = self.ranker.score(x)
-        order = np.argsort(-scores, kind="stable")[:k]
+        order = self._with_new_items(np.argsort(-scores, kind="stable"), pool, k)
         names = self.ranker.feature_names
         cf_col, pop_col = names.index("cf_affinity"), names.index("pop_30d")
         style_col = names.index("style_profile") if "style_profile" in names else None
@@ -415,6 +418,30 @@ class Feed:
                     popularity=float(np.log1p(x[n, pop_col])),
                 )
             )
+        return out
+
+    def _with_new_items(self, order: np.ndarray, pool: Pool, k: int) -> list[int]:
+        """The top-k of `order`, with at least one candidate nobody has bought yet in every `new_every` positions
+        when there is one (the ranker, taught by past sales, would otherwise hardly ever show a new article; the
+        style source and siblings bring them in): a block without one ends with the best-ranked of them."""
+        every = self.ranker.config.new_every
+        sold = self.snapshot.popularity["all"]
+        is_new = [pool.items[n] not in sold for n in order]
+        if not every or not any(is_new):
+            return list(order[:k])
+        used = [False] * len(order)
+        out: list[int] = []
+        block_has_new = False
+        for position in range(1, min(k, len(order)) + 1):
+            if position % every == 0 and not block_has_new:
+                pick = next((j for j in range(len(order)) if is_new[j] and not used[j]), None)
+            else:
+                pick = None
+            if pick is None:
+                pick = next(j for j in range(len(order)) if not used[j])
+            used[pick] = True
+            out.append(int(order[pick]))
+            block_has_new = (block_has_new or is_new[pick]) and position % every != 0
         return out
 
 

@@ -9,7 +9,7 @@ import pytest
 from recsys.candidates import ItemInfo
 from recsys.data_io import read_catalog, read_interactions
 from recsys.hybrid import DAY
-from recsys.ranker import LearnedRanker, RankerConfig, features, training_folds, training_windows
+from recsys.ranker import Feed, LearnedRanker, RankerConfig, features, training_folds, training_windows
 from recsys.recommender import Recommender
 from recsys.shoppers import START
 from recsys.splits import temporal_split
@@ -163,3 +163,24 @@ def test_style_features_measure_what_they_say(shop):
     # the style source brings in items the shopper never bought
     by_style = [i for i in pool.items if "style" in pool.found[i]]
     assert by_style and not set(by_style) & set(shopper.items)
+
+
+def test_every_block_of_the_feed_shows_a_new_article_when_there_is_one(shop):
+    recommender, ranker, _ = shop
+    history = recommender.history("U0001")
+    sold = recommender.pipeline.snapshot.popularity["all"]
+    pool = recommender.pipeline.pool("U0001", history)[1]
+    assert any(i not in sold for i in pool.items), "the style source brings never-sold articles into the pool"
+
+    def feed(every: int) -> list[str]:
+        tweaked = LearnedRanker(ranker.config.model_copy(update={"new_every": every}))
+        tweaked.booster = ranker.booster
+        return [r.item_id for r in Feed(recommender.pipeline.snapshot, tweaked).recommend("U0001", 12, history)]
+
+    plain, every3 = feed(0), feed(3)
+    new_in_pool = sum(i not in sold for i in pool.items)
+    blocks_with_new = [any(i not in sold for i in every3[b : b + 3]) for b in range(0, 12, 3)]
+    assert len(set(every3)) == 12 and sum(blocks_with_new) >= min(4, new_in_pool)
+    assert sum(i not in sold for i in every3) > sum(i not in sold for i in plain)
+    # the sold items keep the ranker's order
+    assert [i for i in every3 if i in sold] == [i for i in plain if i in sold][: sum(i in sold for i in every3)]
