@@ -52,10 +52,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int)
     parser.add_argument("--device")
     parser.add_argument("--channels-last", choices=["on", "off"], default="on")
+    parser.add_argument("--head", help="a shipped learned style head (default: the plain v2 Gram)")
     args = parser.parse_args()
 
     paths = sample_images(args.images)
-    config = EncoderConfig(image_size=args.image_size)
+    config = EncoderConfig(image_size=args.image_size, head=args.head)
     encoder = StyleEncoder(config, device=args.device, channels_last=args.channels_last == "on")
     sync = torch.cuda.synchronize if encoder.device.type == "cuda" else (lambda: None)
 

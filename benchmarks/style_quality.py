@@ -3,7 +3,8 @@
     python benchmarks/style_quality.py [--image-size 256] [--hm-per-class 30] [--style-vs-content DIR] [--json OUT]
 
 Every dataset: gram (the default 256-d embedding, PCA fitted on the folder itself), gram-v1 (the v1 embedding,
-five layers, element-wise roots, from the same network pass), content (GAP relu5_1) and colour-hist (8x8x8 RGB),
+five layers, element-wise roots, from the same network pass), gram-head (the shipped learned head, `--head`),
+content (GAP relu5_1) and colour-hist (8x8x8 RGB),
 all leave-one-out by cosine. Datasets:
 - fashion_texture (11 clothing patterns) and dtd10 (10 textures);
 - hm_patterns: H&M packshots, relevance = same `graphical_appearance_name`, classes with at least 20 imaged
@@ -28,7 +29,7 @@ import pandas as pd
 from transfer.encoder import EncoderConfig
 from transfer.style_eval import style_eval
 
-METHODS = ("gram", "gram-v1", "content", "colour-hist")
+METHODS = ("gram", "gram-v1", "gram-head", "content", "colour-hist")
 
 
 def datasets_root() -> Path:

@@ -35,6 +35,7 @@ def _encoder_config(args: argparse.Namespace):
             "image_size": args.image_size,
             "dim": args.dim,
             "projection": args.projection,
+            "head": getattr(args, "head", None),
             "use_mask": False if args.no_mask else None,
             "fit_samples": getattr(args, "fit_samples", None),
         }
@@ -47,6 +48,9 @@ def _add_encoder_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=int, help="embedding dimension (default 256)")
     parser.add_argument("--projection", choices=["pca", "random"], help="compact projection (default pca)")
     parser.add_argument("--no-mask", action="store_true", help="use the whole image, not just the product")
+    parser.add_argument(
+        "--head", help="a shipped learned style head, e.g. style-head-1 (default: none, the plain v2 Gram)"
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, help="image loading workers (default 1 on CPU)")
@@ -641,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("style-eval", help="same-style retrieval on a labelled folder (<label>/<image>)")
     p.add_argument("dir")
-    p.add_argument("--method", default="gram", help="gram, gram-raw, gram-v1, content, colour-hist (comma-separated)")
+    p.add_argument("--method", default="gram", help="gram, gram-raw, gram-v1, gram-head, content, colour-hist (comma-separated)")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--json", action="store_true")
     _add_encoder_flags(p)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from transfer.gram import descriptor_size, gram_descriptor, masked_gram, masked_gram_root
+from transfer.head import HeadError, load_head
 from transfer.images import DEFAULT_MAX_PIXELS, LoadedImage, foreground_mask, load_image
 from transfer.projection import LinearProjection, fit_pca, random_projection
 from transfer.vgg import LAYER_CHANNELS, LAYER_NODES, caffe_preprocess, load_vgg19_features, weights_sha256
@@ -65,6 +66,12 @@ class EncoderConfig(BaseModel):
         "default for a default layer set (LAYER_DEFAULTS), else 0. Only the fit uses it; the fitted projection "
         "is part of the model id",
     )
+    head: str | None = Field(
+        None,
+        description="a shipped learned style head (transfer/weights/<head>.npz, e.g. 'style-head-1'): "
+        "channel-reduced Grams with the directions that tell products apart within a style removed; "
+        "its layers and weights replace `layers` and `layer_weights`",
+    )
     use_mask: bool = Field(True, description="Gram over the product's pixels only (plain-background detection)")
     dim: int = Field(256, ge=8, le=4096, description="dimension of the compact embedding")
     projection: Literal["pca", "random"] = "pca"
@@ -81,6 +88,12 @@ class EncoderConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_weight_per_layer(self) -> EncoderConfig:
+        if self.head is not None:
+            try:
+                head = load_head(self.head)
+            except HeadError as e:
+                raise ValueError(str(e)) from e
+            self.layers, self.layer_weights, self.matrix_root_layers = head.layers, head.layer_weights, ()
         if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
             raise ValueError(f"{len(self.layer_weights)} layer weights for {len(self.layers)} layers")
         if self.matrix_root_layers is not None and not set(self.matrix_root_layers) <= set(self.layers):
@@ -106,6 +119,8 @@ class EncoderConfig(BaseModel):
 
     @property
     def raw_dim(self) -> int:
+        if self.head is not None:
+            return load_head(self.head).raw_dim
         return descriptor_size([LAYER_CHANNELS[name] for name in self.layers])
 
 
@@ -207,6 +222,8 @@ class StyleEncoder:
     def descriptors_from_features(self, feats: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """`raw_descriptors` from already computed `features` (to share one forward pass)."""
         mask = mask.to(self.device)
+        if self.config.head is not None:
+            return load_head(self.config.head).descriptors(feats, mask)
         parts = []
         for name, weight, iterations in zip(
             self.config.layers, self.config.weights(), self.config.roots(), strict=True
@@ -258,6 +275,8 @@ class StyleEncoder:
         inert = {"fit_samples", "pca_power"}  # the fitted projection is in the id
         if not any(self.config.roots()):
             inert |= {"matrix_root_layers", "root_iterations"}
+        if self.config.head is None:
+            inert |= {"head"}
         return inert
 
     @property
@@ -271,5 +290,7 @@ class StyleEncoder:
             "config": self.config.model_dump(mode="json", exclude=self._inert_fields()),
             "projection": self.projection.fingerprint(),
         }
+        if self.config.head is not None:
+            payload["head"] = load_head(self.config.head).sha256
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
         return f"vgg19-gram-{self.config.dim}-{digest}"

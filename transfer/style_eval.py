@@ -18,9 +18,10 @@ import torch.nn.functional as F
 
 from transfer.embed import iter_batches
 from transfer.encoder import STYLE_LAYERS_V1, EncoderConfig, StyleEncoder
+from transfer.head import DEFAULT_HEAD, load_head
 from transfer.images import IMAGE_SUFFIXES
 
-METHODS = ("gram", "gram-raw", "gram-v1", "content", "colour-hist")
+METHODS = ("gram", "gram-raw", "gram-v1", "gram-head", "content", "colour-hist")
 
 
 def labelled_images(root: str | os.PathLike) -> tuple[list[Path], list[str]]:
@@ -98,7 +99,7 @@ def style_eval(
     config = config or EncoderConfig()
     paths, labels = labelled_images(root)
     needs_network = bool({"gram", "gram-raw", "gram-v1", "content"} & set(methods))
-    extra = STYLE_LAYERS_V1 if "gram-v1" in methods else ()
+    extra = (STYLE_LAYERS_V1 if "gram-v1" in methods else ()) + (load_head().layers if "gram-head" in methods else ())
     encoder = StyleEncoder(config, device=device, extra_layers=extra) if needs_network else None
     v1 = None
     if "gram-v1" in methods:
@@ -106,6 +107,9 @@ def style_eval(
             update={"layers": STYLE_LAYERS_V1, "layer_weights": None, "matrix_root_layers": None}
         )
         v1 = StyleEncoder(v1_config, device=device)
+    head = None
+    if "gram-head" in methods:  # the shipped learned head on the same network pass
+        head = StyleEncoder(EncoderConfig.model_validate(config.model_dump() | {"head": DEFAULT_HEAD}), device=device)
     parts: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
     kept: list[int] = []
     for batch in iter_batches(paths, config, batch_size, num_workers, progress=progress, desc="style-eval"):
@@ -118,6 +122,8 @@ def style_eval(
             for m in ("gram", "gram-raw"):
                 if m in methods:
                     parts[m].append(raw)
+        if head is not None:
+            parts["gram-head"].append(head.descriptors_from_features(feats, batch.masks).cpu())
         if v1 is not None:
             parts["gram-v1"].append(v1.descriptors_from_features(feats, batch.masks).cpu())
         if "content" in methods:
@@ -130,8 +136,8 @@ def style_eval(
     results = {}
     for m in methods:
         vectors = torch.cat(parts.pop(m))
-        if m in ("gram", "gram-v1"):
-            model = encoder if m == "gram" else v1
+        if m in ("gram", "gram-v1", "gram-head"):
+            model = {"gram": encoder, "gram-v1": v1, "gram-head": head}[m]
             sample = np.random.default_rng(config.seed).permutation(len(vectors))[: config.fit_samples]
             model.fit_projection(vectors[np.sort(sample)].numpy())
             vectors = model.project(vectors)
