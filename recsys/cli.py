@@ -645,7 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("style-eval", help="same-style retrieval on a labelled folder (<label>/<image>)")
     p.add_argument("dir")
-    p.add_argument("--method", default="gram", help="gram, gram-raw, gram-v1, gram-head, content, colour-hist (comma-separated)")
+    p.add_argument(
+        "--method", default="gram", help="gram, gram-raw, gram-v1, gram-head, content, colour-hist (comma-separated)"
+    )
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--json", action="store_true")
     _add_encoder_flags(p)
