@@ -56,6 +56,7 @@ class Versions:
     index: str | None = None
     index_spec: str | None = None
     cf: str | None = None
+    ranker: str | None = None
     generation: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -83,12 +84,17 @@ class Catalog:
         self._load_ranker()
 
     def _load_ranker(self) -> None:
-        """The feed's learned ranker (`recsys.ranker`) when the models folder holds one; else the blend."""
+        """The feed's learned ranker (`recsys.ranker`): the current version in <models>/ranker; else the blend."""
         from recsys.ranker import RANKER_DIR, LearnedRanker
 
         folder = Path(self.paths.models) / RANKER_DIR
-        if (folder / "ranker.json").is_file():
-            self.recommender.use_ranker(LearnedRanker.load(folder))
+        version = current_version(folder)
+        if version is None:
+            self.versions.ranker = None
+            self.recommender.use_ranker(None)
+            return
+        self.recommender.use_ranker(LearnedRanker.load(folder / version))
+        self.versions.ranker = version
 
     # -- opening ---------------------------------------------------------------------------------------
     @property
@@ -391,6 +397,25 @@ class Catalog:
         self._changed()
         return {"users": cf.user_count, "items": len(cf.item_ids), "version": self.versions.cf}
 
+    def retrain_ranker(self, config=None) -> dict:
+        """Train the feed's ranker (`recsys.ranker.LearnedRanker`) on every stored event and, when there was
+        enough data to learn, save it as a new version in <models>/ranker and serve it; else the feed stays on
+        the hand-set blend (the answer says why). `config`: a `RankerConfig` (default: the served one's)."""
+        from recsys.ranker import RANKER_DIR
+
+        if self.store.count_events() == 0:
+            raise NotFound("no events to train the feed's ranker on")
+        served = self.recommender.learned
+        ranker = self.recommender.train_ranker(config or (served.config if served is not None else None))
+        if not ranker.trained:
+            if served is not None:  # keep serving the saved ranker rather than dropping to the blend
+                self.recommender.use_ranker(served)
+            return {"learned": False, "version": self.versions.ranker, "training": ranker.training}
+        self.versions.ranker = save_version(Path(self.paths.models) / RANKER_DIR, ranker.save, MODEL_VERSIONS_KEPT)
+        self._changed()
+        log.info("feed ranker trained on %s, saved as %s", ranker.training, self.versions.ranker)
+        return {"learned": True, "version": self.versions.ranker, "training": ranker.training}
+
     # -- information ------------------------------------------------------------------------------------
     def info(self) -> dict:
         """What /health shows about the models being served."""
@@ -404,6 +429,8 @@ class Catalog:
             "cf_version": self.versions.cf,
             "cf_users": cf.user_count if cf is not None else 0,
             "cf_items": len(cf.item_ids) if cf is not None else 0,
+            "feed_model": self.recommender.feed_model,
+            "ranker_version": self.versions.ranker,
         }
 
     def close(self) -> None:

@@ -255,18 +255,20 @@ def _catalog_paths(args: argparse.Namespace):
 
 def cmd_feed(args: argparse.Namespace) -> int:
     """A shopper's feed, from the same catalog and models the service serves: the learned pipeline when
-    <models>/ranker (or --ranker) holds a ranker (--retrain trains one on the store's events and saves it there),
-    else the hand-set blend."""
+    <models>/ranker holds a ranker version (--retrain trains one on the store's events and saves it there as a new
+    version; --ranker DIR uses a folder written by `LearnedRanker.save`), else the hand-set blend."""
     from recsys.catalog import open_catalog
     from recsys.ranker import RANKER_DIR, LearnedRanker
 
     catalog = open_catalog(_catalog_paths(args))
     try:
-        folder = Path(args.ranker) if args.ranker else Path(catalog.paths.models) / RANKER_DIR
         if args.retrain:
-            catalog.recommender.train_ranker().save(folder)
+            trained = catalog.retrain_ranker()
+            where = f"{Path(catalog.paths.models) / RANKER_DIR}/{trained['version']}"
+            print(f"feed ranker {'saved as ' + where if trained['learned'] else 'not trained'}: {trained['training']}",
+                  file=sys.stderr)  # fmt: skip
         elif args.ranker:
-            catalog.recommender.use_ranker(LearnedRanker.load(folder))
+            catalog.recommender.use_ranker(LearnedRanker.load(args.ranker))
         if catalog.recommender.feed_model == "blend":
             print("no learned ranker (--retrain to train one): the feed is the hand-set blend", file=sys.stderr)
         categories = set(args.category.split(",")) if args.category else None
@@ -545,6 +547,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for path in make_demo_styles(Path(args.catalog) / "styles"):
         if path.stem not in known_styles:
             add_style(shop.store, path.stem, path, path.parent, args.store)
+    if shop.versions.ranker is None:  # the feed's learned ranker, when the shop has the data to learn it
+        trained = shop.retrain_ranker()
+        if trained["learned"]:
+            print(f"feed: learned ranker (LightGBM) trained on {trained['training']}, saved as {trained['version']}")
+        else:
+            print(f"feed: too little data to learn a ranker ({trained['training']}): the hand-set blend ranks")
     for user_id in ("U0000", "U0001"):
         bought = Counter(catalog[i]["pattern"] for i in shop.recommender.history(user_id)["item_id"])
         styles = ", ".join(f"{s['name']} ({s['score']:.2f})" for s in shop.preferred_styles(user_id))
@@ -684,7 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--category", help="only these categories (comma-separated)")
     p.add_argument("--alpha", type=float, help="the hand-set blend with this CF weight against style")
-    p.add_argument("--ranker", help="the feed's ranker folder (default: <models>/ranker)")
+    p.add_argument("--ranker", help="a folder written by LearnedRanker.save (default: the current saved version)")
     p.add_argument("--retrain", action="store_true", help="train the feed's ranker on the store's events, save it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_feed)

@@ -240,7 +240,8 @@ def _cold_report(data, snapshot, universe, relevant, cold_items, k, lists) -> di
 def source_recall(
     snapshot: Snapshot, relevant: dict[str, set[str]], config: RankerConfig, depths: Sequence[int] = SOURCE_DEPTHS
 ) -> dict[str, dict[str, float]]:
-    """Each candidate source's recall@N of the held-out purchases, and the union's (the ranker's ceiling)."""
+    """Each candidate source's recall@N of the held-out purchases, and the union's (the ranker's ceiling); `new@N`:
+    the share of a source's candidates never bought before (how many new articles it brings in)."""
     sources = RankerConfig(use_style=True).active_sources() if snapshot.style is not None else config.active_sources()
     out: dict[str, dict[str, float]] = {s.name: {} for s in sources}
     out["union"] = {}
@@ -254,8 +255,13 @@ def source_recall(
                 items = [c.item_id for c in source.generate(snapshot, shopper, n)]
                 found[source.name][user] = items
                 union[user] += items
+        bought = snapshot.popularity["all"]
         for name, lists in found.items():
             out[name][f"recall@{n}"] = round(metrics.ranking_metrics(lists, relevant, n)[f"recall@{n}"], 6)
+            proposed = [i for items in lists.values() for i in items]
+            out[name][f"new@{n}"] = (
+                round(sum(i not in bought for i in proposed) / len(proposed), 4) if proposed else 0.0
+            )
         hits = [len(set(union[u]) & items) / len(items) for u, items in relevant.items() if items]
         out["union"][f"recall@{n}"] = round(float(np.mean(hits)), 6) if hits else 0.0
         out["union"][f"size@{n}"] = round(float(np.mean([len(set(v)) for v in union.values()])), 1)
@@ -344,11 +350,11 @@ def write_report(result: EvalResult, folder: str | Path, title: str, command: st
         lines += [f"- {name.replace('_', ' ')}: {value}" for name, value in result.cold.items()]
         lines.append("")
     if result.sources:
-        depths = [key for key in next(iter(result.sources.values())) if key.startswith("recall")]
-        lines += ["## Candidate sources: recall of the test purchases", "", "| source | " + " | ".join(depths) + " |"]
-        lines += ["|---|" + "---|" * len(depths)]
+        depths = [key for key in next(iter(result.sources.values())) if key.startswith(("recall", "new"))]
+        lines += ["## Candidate sources: recall of the test purchases; new@N: share never bought before", ""]
+        lines += ["| source | " + " | ".join(depths) + " |", "|---|" + "---|" * len(depths)]
         for name, row in result.sources.items():
-            lines.append(f"| {name} | " + " | ".join(f"{row[d]:.4f}" for d in depths) + " |")
+            lines.append(f"| {name} | " + " | ".join(f"{row[d]:.4f}" if d in row else "" for d in depths) + " |")
         lines.append("")
     for name, info in result.ranker.items():
         how = "learned (LightGBM LambdaRank)" if info["learned"] else f"fallback: {info['fallback']}"

@@ -1,4 +1,5 @@
-"""The learned ranker of the feed: candidates from every source, one feature row each, LightGBM LambdaRank.
+"""The learned ranker of the feed: candidates from every source, one feature row each, LightGBM (a bought /
+not-bought classifier by default, LambdaRank as an option: `RankerConfig.objective`).
 
 Training carves windows from the interactions it is given (never anything later): for each window the shop is
 rebuilt as of the window's start (`Snapshot.build`), candidates are generated for the shoppers who bought in the
@@ -17,6 +18,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -44,6 +46,9 @@ class RankerConfig(BaseModel):
     candidates: int = Field(40, ge=1, description="candidates taken from each source")
     use_style: bool = Field(True, description="False: no style source and no style features (style's lift)")
     allow_bought: bool = Field(True, description="already-bought items may be recommended (fashion: yes)")
+    new_every: int = Field(
+        12, ge=0, description="every n-th feed position shows the best-ranked never-sold candidate (0: none)"
+    )
     windows: int = Field(30, ge=1, description="training windows carved from the end of the training data")
     window_days: float = Field(28.0, gt=0, description="length of each training window (its labels)")
     window_step_days: float = Field(14.0, gt=0, description="windows start this far apart (they may overlap)")
@@ -52,10 +57,15 @@ class RankerConfig(BaseModel):
     )
     max_users_per_window: int = Field(1000, ge=1)
     min_shoppers: int = Field(20, ge=1, description="fewer shoppers with a hit among candidates: no model")
+    # chosen on train-only validation (BENCHMARKS.md, issue 13): the binary objective with bagging and L2 beat
+    # LambdaRank with the same trees on the H&M windows before the first test window
+    objective: Literal["binary", "lambdarank"] = Field("binary", description="pointwise log loss or LambdaRank")
     rounds: int = Field(100, ge=1)
     learning_rate: float = Field(0.05, gt=0)
     leaves: int = Field(7, ge=2)
     min_data_in_leaf: int = Field(100, ge=1)
+    bagging: float = Field(0.8, gt=0, le=1, description="share of rows each tree sees (1: no bagging)")
+    l2: float = Field(1.0, ge=0, description="L2 regularisation of leaf values")
     seed: int = 42
 
     def active_sources(self) -> list[CandidateSource]:
@@ -68,6 +78,7 @@ def feature_names(config: RankerConfig) -> list[str]:
         if config.use_style or source not in STYLE_SOURCES:
             names += [f"{source}_score", f"{source}_rank"]
     names += ["n_sources", "item_bought", "item_days_since", "group_bought", "group_days_since", "kind_share"]
+    names += ["section_share"]
     names += ["pop_7d", "pop_30d", "pop_all", "trend", "item_age_days", "price_ratio", "cf_affinity"]
     names += ["user_events", "user_days_since_last"]
     if config.use_style:
@@ -85,6 +96,7 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
     group_last: dict[str, float] = {}
     group_count: dict[str, float] = {}
     kind_count: dict[str, float] = {}
+    section_count: dict[str, float] = {}
     prices = []
     for item, t in zip(shopper.items, shopper.timestamps, strict=False):
         item_last[item] = t
@@ -96,6 +108,9 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
         kind = info.kind.get(item)
         if kind:
             kind_count[kind] = kind_count.get(kind, 0.0) + 1
+        section = info.section.get(item)
+        if section:
+            section_count[section] = section_count.get(section, 0.0) + 1
         if item in info.price:
             prices.append(info.price[item])
     usual_price = float(np.mean(prices)) if prices else nan
@@ -114,6 +129,7 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
             row += [score, rank]
         group = info.group_of(item)
         kind = info.kind.get(item)
+        section = info.section.get(item)
         p7, p30 = pop7.get(item, 0.0), pop30.get(item, 0.0)
         first = snapshot.first_sale.get(item)
         j = cf_col.get(item)
@@ -124,6 +140,7 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
             group_count.get(group, 0.0) if group is not None else nan,
             (now - group_last[group]) / DAY if group in group_last else nan,
             kind_count.get(kind, 0.0) / n_events if kind and n_events else nan,
+            section_count.get(section, 0.0) / n_events if section and n_events else nan,
             p7,
             p30,
             pop_all.get(item, 0.0),
@@ -218,7 +235,7 @@ def training_folds(
 
 
 class LearnedRanker:
-    """LightGBM LambdaRank over candidate features; `fit`, `score`, `save(folder)` and `load(folder)`."""
+    """LightGBM over candidate features (`RankerConfig.objective`); `fit`, `score`, `save(folder)`, `load(folder)`."""
 
     def __init__(self, config: RankerConfig | None = None) -> None:
         self.config = config or RankerConfig()
@@ -267,13 +284,14 @@ class LearnedRanker:
             np.vstack(matrices), np.concatenate(labels), group=groups, feature_name=self.feature_names
         )
         params = {
-            "objective": "lambdarank",
-            "metric": "ndcg",
-            "ndcg_eval_at": [12],
+            "objective": c.objective,
             "learning_rate": c.learning_rate,
             "num_leaves": c.leaves,
             "min_data_in_leaf": c.min_data_in_leaf,
             "feature_fraction": 0.9,
+            "bagging_fraction": c.bagging,
+            "bagging_freq": 1 if c.bagging < 1 else 0,
+            "lambda_l2": c.l2,
             "lambdarank_truncation_level": 20,
             "num_threads": 2,
             "deterministic": True,
@@ -382,7 +400,7 @@ class Feed:
             return []
         x = features(self.snapshot, shopper, pool, self.ranker.config)
         scores = self.ranker.score(x)
-        order = np.argsort(-scores, kind="stable")[:k]
+        order = self._with_new_items(np.argsort(-scores, kind="stable"), pool, k)
         names = self.ranker.feature_names
         cf_col, pop_col = names.index("cf_affinity"), names.index("pop_30d")
         style_col = names.index("style_profile") if "style_profile" in names else None
@@ -400,6 +418,30 @@ class Feed:
                     popularity=float(np.log1p(x[n, pop_col])),
                 )
             )
+        return out
+
+    def _with_new_items(self, order: np.ndarray, pool: Pool, k: int) -> list[int]:
+        """The top-k of `order`, with at least one candidate nobody has bought yet in every `new_every` positions
+        when there is one (the ranker, taught by past sales, would otherwise hardly ever show a new article; the
+        style source and siblings bring them in): a block without one ends with the best-ranked of them."""
+        every = self.ranker.config.new_every
+        sold = self.snapshot.popularity["all"]
+        is_new = [pool.items[n] not in sold for n in order]
+        if not every or not any(is_new):
+            return list(order[:k])
+        used = [False] * len(order)
+        out: list[int] = []
+        block_has_new = False
+        for position in range(1, min(k, len(order)) + 1):
+            if position % every == 0 and not block_has_new:
+                pick = next((j for j in range(len(order)) if is_new[j] and not used[j]), None)
+            else:
+                pick = None
+            if pick is None:
+                pick = next(j for j in range(len(order)) if not used[j])
+            used[pick] = True
+            out.append(int(order[pick]))
+            block_has_new = (block_has_new or is_new[pick]) and position % every != 0
         return out
 
 

@@ -110,8 +110,11 @@ def test_demo_main_job(tmp_path, capsys):
     assert "288 added" in out and out.count("shop this style:") == 6
     share = float(out.split("share the query's pattern ")[1].split("%")[0])
     assert share > 40, "the demo's style neighbours should mostly share the pattern (chance is 17%)"
+    assert "feed: learned ranker (LightGBM) trained on" in out  # the demo shop has the data to learn one
     assert main(args) == 0
-    assert "0 added, 0 updated, 288 unchanged" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "0 added, 0 updated, 288 unchanged" in again and "feed: learned ranker" not in again  # kept, not retrained
+    assert (tmp_path / "models" / "ranker" / "CURRENT").read_text() == "v000001"
 
 
 def test_a_busy_port_is_reported_before_the_build(tmp_path, capsys):

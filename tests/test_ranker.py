@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from recsys.candidates import ItemInfo
 from recsys.data_io import read_catalog, read_interactions
 from recsys.hybrid import DAY
-from recsys.ranker import LearnedRanker, RankerConfig, training_folds, training_windows
+from recsys.ranker import Feed, LearnedRanker, RankerConfig, features, training_folds, training_windows
 from recsys.recommender import Recommender
 from recsys.shoppers import START
 from recsys.splits import temporal_split
@@ -102,3 +103,84 @@ def test_too_little_data_leaves_the_blend_in_charge():
     assert not ranker.trained and ranker.training["shoppers"] < FAST.min_shoppers
     with pytest.raises(RuntimeError, match="not trained"):
         ranker.score(None)
+
+
+def test_the_shop_saves_serves_and_retrains_its_ranker_as_versions(demo_shop, tmp_path):
+    from recsys.catalog import CatalogPaths, open_catalog
+
+    catalog_dir, embeddings, _ = demo_shop
+    store = Store(tmp_path / "shop.db")
+    store.import_items(read_catalog(catalog_dir), "demo")
+    store.import_interactions(read_interactions(catalog_dir / "interactions.csv"), "interactions.csv")
+    store.close()
+    paths = CatalogPaths(tmp_path / "shop.db", embeddings, tmp_path / "index", tmp_path / "models")
+    shop = open_catalog(paths)
+    assert shop.info()["feed_model"] == "blend" and shop.info()["ranker_version"] is None
+    one_window = FAST.model_copy(update={"windows": 1})
+    trained = shop.retrain_ranker(one_window)
+    assert trained["learned"] and trained["version"] == "v000001"
+    assert shop.info()["feed_model"] == "learned" and shop.info()["ranker_version"] == "v000001"
+    feed = [(r.item_id, r.score, r.reason) for r in shop.feed("U0002", 10)]
+
+    other = open_catalog(paths)  # another process: loads the saved version, serves the same feed
+    assert other.info()["ranker_version"] == "v000001" and other.recommender.learned.config == one_window
+    assert [(r.item_id, r.score, r.reason) for r in other.feed("U0002", 10)] == feed
+    assert shop.retrain_ranker()["version"] == "v000002"  # the served ranker's settings are kept
+    other.sync(generation_every=0)
+    assert other.info()["ranker_version"] == "v000002"
+
+    too_little = one_window.model_copy(update={"min_shoppers": 10**6})
+    refused = shop.retrain_ranker(too_little)
+    assert not refused["learned"] and refused["version"] == "v000002" and shop.info()["feed_model"] == "learned"
+    shop.close()
+    other.close()
+
+
+def test_style_features_measure_what_they_say(shop):
+    recommender, ranker, style = shop
+    feed = recommender.pipeline
+    shopper, pool = feed.pool("U0001", recommender.history("U0001"))
+    x = features(feed.snapshot, shopper, pool, ranker.config)
+    column = {name: x[:, n] for n, name in enumerate(ranker.feature_names)}
+    recent, vectors, profile = shopper.styled
+    for n, item in enumerate(pool.items):
+        if item not in style:
+            assert np.isnan(column["style_max"][n])
+            continue
+        cosines = vectors @ style.vector(item)
+        assert column["style_max"][n] == pytest.approx(cosines.max(), abs=1e-5)
+        assert column["style_last"][n] == pytest.approx(cosines[:5].max(), abs=1e-5)  # `recent`: latest first
+        assert column["style_profile"][n] == pytest.approx(float(profile[0] @ style.vector(item)), abs=1e-5)
+        if item in recent:
+            assert column["style_max"][n] == pytest.approx(1.0, abs=1e-5)
+    # style-neighbour popularity: the mean 30-day sales of an item's 10 nearest other items in style
+    item = next(i for i in pool.items if i in style)
+    others = [i for i in style.ids if i != item]
+    nearest = sorted(others, key=lambda i: -float(style.vector(i) @ style.vector(item)))[:10]
+    sold = feed.snapshot.popularity["30d"]
+    expected = np.mean([sold.get(i, 0.0) for i in nearest])
+    assert column["style_neighbour_popularity"][pool.items.index(item)] == pytest.approx(expected)
+    # the style source brings in items the shopper never bought
+    by_style = [i for i in pool.items if "style" in pool.found[i]]
+    assert by_style and not set(by_style) & set(shopper.items)
+
+
+def test_every_block_of_the_feed_shows_a_new_article_when_there_is_one(shop):
+    recommender, ranker, _ = shop
+    history = recommender.history("U0001")
+    sold = recommender.pipeline.snapshot.popularity["all"]
+    pool = recommender.pipeline.pool("U0001", history)[1]
+    assert any(i not in sold for i in pool.items), "the style source brings never-sold articles into the pool"
+
+    def feed(every: int) -> list[str]:
+        tweaked = LearnedRanker(ranker.config.model_copy(update={"new_every": every}))
+        tweaked.booster = ranker.booster
+        return [r.item_id for r in Feed(recommender.pipeline.snapshot, tweaked).recommend("U0001", 12, history)]
+
+    plain, every3 = feed(0), feed(3)
+    new_in_pool = sum(i not in sold for i in pool.items)
+    blocks_with_new = [any(i not in sold for i in every3[b : b + 3]) for b in range(0, 12, 3)]
+    assert len(set(every3)) == 12 and sum(blocks_with_new) >= min(4, new_in_pool)
+    assert sum(i not in sold for i in every3) > sum(i not in sold for i in plain)
+    # the sold items keep the ranker's order
+    assert [i for i in every3 if i in sold] == [i for i in plain if i in sold][: sum(i in sold for i in every3)]

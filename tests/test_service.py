@@ -43,6 +43,7 @@ def test_health_items_and_images(client):
     health = client.get("/health").json()
     assert health["ready"] and health["items"] == 288 and health["style_vectors"] == 288
     assert health["model_id"].startswith("vgg19-gram-64-")
+    assert health["feed_model"] == "blend" and health["ranker_version"] is None  # until a ranker is trained
     page = client.get("/items", params={"category": "bag", "limit": 5}).json()
     assert page["total"] == 48 and len(page["items"]) == 5 and page["items"][0]["category"] == "bag"
     assert client.get("/items", params={"q": "floral mug", "limit": 100}).json()["total"] == 8
@@ -146,6 +147,7 @@ ADMIN_ROUTES = [
     ("delete", "/styles/dots", {}),
     ("post", "/admin/index/rebuild", {}),
     ("post", "/admin/cf/retrain", {}),
+    ("post", "/admin/ranker/retrain", {}),
 ]
 
 
@@ -187,7 +189,13 @@ def test_admin_changes(client):
     assert client.delete("/styles/red", headers=KEY).status_code == 404
     info = client.post("/admin/index/rebuild", headers=KEY).json()
     assert info["count"] == 288
-    assert client.post("/admin/cf/retrain", headers=KEY).json()["users"] >= 300
+    retrained = client.post("/admin/cf/retrain", headers=KEY).json()
+    assert retrained["users"] >= 300 and retrained["ranker"]["learned"]  # the demo shop has the data to learn
+    health = client.get("/health").json()
+    assert health["feed_model"] == "learned" and health["ranker_version"] == retrained["ranker"]["version"]
+    again = client.post("/admin/ranker/retrain", headers=KEY).json()
+    assert again["learned"] and again["version"] > retrained["ranker"]["version"]
+    assert client.get("/health").json()["ranker_version"] == again["version"]
     assert np.isfinite(client.get("/users/U0001/feed").json()["items"][0]["score"])
 
 

@@ -22,6 +22,7 @@ from recsys.hybrid import DAY, StyleSpace, style_profile
 
 GROUP_COLUMNS = ("group", "product_code")  # items.csv's `group`; H&M's product code (colours of one garment)
 KIND_COLUMNS = ("product_type_name", "kind")  # the finest product type a catalog has; else its category
+SECTION_COLUMNS = ("section_name", "index_name", "department")  # who a garment is for (H&M: "Womens Casual")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class CandidateSource(ABC):
 
 
 class ItemInfo:
-    """Facts about items: title, product type (`kind`), variant group and usual price; any of them may be unknown.
+    """Facts about items: title, product type (`kind`), variant group, section (who it is for) and usual price;
+    any of them may be unknown.
 
     Groups come from a catalog's `group` column (H&M: `product_code`). When every catalog item's group is the
     start of its id (as H&M's article ids are built), the same rule groups items the catalog lacks."""
@@ -53,6 +55,7 @@ class ItemInfo:
         self.title: dict[str, str] = {}
         self.kind: dict[str, str] = {}
         self.group: dict[str, str] = {}
+        self.section: dict[str, str] = {}
         self.price: dict[str, float] = dict(prices or {})
         if catalog is not None and len(catalog):
             for item, title, category, attributes in zip(
@@ -66,6 +69,9 @@ class ItemInfo:
                 group = next((str(attributes[c]) for c in GROUP_COLUMNS if attributes.get(c)), None)
                 if group:
                     self.group[item] = group
+                section = next((str(attributes[c]) for c in SECTION_COLUMNS if attributes.get(c)), None)
+                if section:
+                    self.section[item] = section
         self._prefix = self._group_prefix_length()
         self._group_cache: dict[str, str | None] = {}
 
@@ -266,9 +272,10 @@ class Shopper:
         cf = self.snapshot.cf
         if cf is None:
             return None
-        in_snapshot = self.snapshot.history(self.user_id)
         known = self.user_id is not None and cf.has_user(self.user_id)
-        if known and in_snapshot is not None and len(in_snapshot) == len(self.items):  # nothing new since training
+        # CF's own vector when it knows exactly this history (trained on it, or kept current by the service's
+        # fold-in at every event): an ALS solve per request would cost more than the rest of the feed
+        if known and set(cf.seen_items(self.user_id)) == {i for i in self.items if cf.has_item(i)}:
             vector = cf.user_vector(self.user_id)
         else:
             extra: dict[str, float] = {}

@@ -116,4 +116,8 @@ class Health(BaseModel):
     cf_version: str | None = Field(description="the persisted CF model version served")
     cf_users: int
     cf_items: int
+    feed_model: Literal["learned", "blend"] = Field(
+        description="learned: candidate sources + the LightGBM ranker; blend: the hand-set fallback (no ranker)"
+    )
+    ranker_version: str | None = Field(description="the persisted feed ranker version served (None: the blend)")
     renders_pending: int

@@ -116,5 +116,12 @@ def rebuild_index(catalog: Catalog = Depends(get_catalog)):
 
 @router.post("/admin/cf/retrain")
 def retrain(catalog: Catalog = Depends(get_catalog)):
-    """Retrain collaborative filtering on every stored event: a new persisted version, swapped in."""
-    return catalog.retrain_cf()
+    """Retrain collaborative filtering on every stored event, then the feed's ranker (its features include CF
+    scores): new persisted versions, swapped in. `ranker.learned` false: too little data, the blend ranks."""
+    return {**catalog.retrain_cf(), "ranker": catalog.retrain_ranker()}
+
+
+@router.post("/admin/ranker/retrain")
+def retrain_ranker(catalog: Catalog = Depends(get_catalog)):
+    """Retrain the feed's ranker on every stored event: a new persisted version, swapped in (when it could learn)."""
+    return catalog.retrain_ranker()
