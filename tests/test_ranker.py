@@ -126,7 +126,7 @@ def test_the_shop_saves_serves_and_retrains_its_ranker_as_versions(demo_shop, tm
     assert other.info()["ranker_version"] == "v000001" and other.recommender.learned.config == one_window
     assert [(r.item_id, r.score, r.reason) for r in other.feed("U0002", 10)] == feed
     assert shop.retrain_ranker()["version"] == "v000002"  # the served ranker's settings are kept
-    other.sync(generation_every=0)
+    other.sync()
     assert other.info()["ranker_version"] == "v000002"
 
     too_little = one_window.model_copy(update={"min_shoppers": 10**6})
