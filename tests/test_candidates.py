@@ -101,3 +101,15 @@ def test_snapshot_ignores_the_future_and_groups_by_id_prefix(snapshot):
     info = ItemInfo(hm)
     assert info.group_of("0108775015") == info.group_of("0108775044") == "0108775"  # a colour missing from the catalog
     assert info.group_of("0999999001") != info.group_of("0108775015")
+
+
+def test_co_purchases_count_only_each_shoppers_latest_purchases():
+    """A bot-like shopper with thousands of events must not make the pairing quadratic in its history."""
+    from recsys.candidates.base import _co_purchases
+
+    bot = pd.DataFrame({"user_id": "bot", "item_id": [f"i{n}" for n in range(3000)], "timestamp": np.arange(3000.0)})
+    shopper = pd.DataFrame({"user_id": "s", "item_id": ["a", "b"], "timestamp": [0.0, 1.0]})
+    pairs = _co_purchases(pd.concat([bot, shopper]), days=1e9, max_per_shopper=50)
+    assert pairs["a"] == [("b", 1.0)] and pairs["b"] == [("a", 1.0)]
+    assert "i0" not in pairs and set(pairs) >= {"i2999", "i2950"} and "i2949" not in pairs
+    assert all(len(others) <= 30 for others in pairs.values())

@@ -201,11 +201,18 @@ class Snapshot:
         return {} if self.cf is None else {item: j for j, item in enumerate(self.cf.item_ids)}
 
 
-def _co_purchases(past: pd.DataFrame, days: float, keep: int = 30) -> dict[str, list[tuple[str, float]]]:
-    """For each item, the items the same shoppers bought within `days` of it, most often first."""
+def _co_purchases(
+    past: pd.DataFrame, days: float, keep: int = 30, max_per_shopper: int = 500
+) -> dict[str, list[tuple[str, float]]]:
+    """For each item, the items the same shoppers bought within `days` of it, most often first.
+
+    Only each shopper's latest `max_per_shopper` purchases count: the pairing is quadratic per shopper, and one
+    bot-like shopper with thousands of events would otherwise cost gigabytes (H&M's busiest has 344)."""
     events = past[["user_id", "item_id", "timestamp"]].drop_duplicates()
     if len(events) == 0:
         return {}
+    events = events.sort_values("timestamp", ascending=False, kind="stable")
+    events = events[events.groupby("user_id").cumcount() < max_per_shopper]
     pairs = events.merge(events, on="user_id", suffixes=("", "_other"))
     close = (pairs["item_id"] != pairs["item_id_other"]) & (
         (pairs["timestamp"] - pairs["timestamp_other"]).abs() <= days * DAY
