@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from style_variants import Cached, _map_from_sims, cache_root, leakage
+from style_variants import Cached, _map_from_sims, cache_root, kernel, leakage, pca_vectors
 
 from transfer.embed import iter_batches
 from transfer.encoder import EncoderConfig, StyleEncoder
@@ -63,11 +63,6 @@ def within_group_directions(x: torch.Tensor, groups: np.ndarray, k: int) -> torc
 
 def remove(x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
     return x if u is None or len(u) == 0 else x - (x @ u.T) @ u
-
-
-def pca(x: torch.Tensor, dim: int = 256) -> torch.Tensor:
-    centred = x - x.mean(0)
-    return F.normalize(centred @ torch.linalg.svd(centred, full_matrices=False)[2][:dim].T, dim=1)
 
 
 def fit(train_set: Path, version: str, rank: int, ks: tuple[int, ...] = (0, 4, 8, 16, 32)) -> StyleHead:
@@ -122,7 +117,7 @@ def score(version: str, folders: list[str]) -> dict[str, dict[str, float]]:
         data = Cached(cache_root() / folder)
         grams = cached_grams(data)
         for name, u in (("reduced Gram (no nuisance removal)", None), (version, torch.from_numpy(head.nuisance))):
-            y = pca(remove(descriptors(grams, head.reductions), u))
+            y = pca_vectors(kernel(remove(descriptors(grams, head.reductions), u))).float()
             row = results.setdefault(name, {})
             row[folder] = round(_map_from_sims(y @ y.T, data.labels), 3)
             if len({Path(p).stem for p in data.paths}) < len(data.paths):
