@@ -477,12 +477,21 @@ class Store:
             )
 
     def job(self, job_id: str) -> dict:
-        rows = self._query("SELECT id, kind, status, payload, result, attempts FROM jobs WHERE id = ?", (job_id,))
+        rows = self._query(
+            "SELECT id, kind, status, payload, result, attempts, created, updated FROM jobs WHERE id = ?", (job_id,)
+        )
         if not rows:
             raise NotFound(f"unknown job {job_id!r}")
-        job_id, kind, status, payload, result, attempts = rows[0]
+        job_id, kind, status, payload, result, attempts, created, updated = rows[0]
         return {"id": job_id, "kind": kind, "status": status, "payload": json.loads(payload),
-                "result": None if result is None else json.loads(result), "attempts": attempts}  # fmt: skip
+                "result": None if result is None else json.loads(result), "attempts": attempts,
+                "created": created, "updated": updated}  # fmt: skip
+
+    def jobs_with_status(self, kind: str, statuses: tuple[str, ...]) -> list[str]:
+        """Ids of the jobs of a kind in any of these states, oldest first."""
+        marks = ", ".join("?" * len(statuses))
+        sql = f"SELECT id FROM jobs WHERE kind = ? AND status IN ({marks}) ORDER BY created"
+        return [row[0] for row in self._query(sql, (kind, *statuses))]
 
     # A job queue in the same file: enqueue (bounded, deduplicated), claim, finish, recover after a restart.
     PENDING = ("queued", "running")

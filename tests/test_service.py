@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 import subprocess
 import sys
@@ -187,16 +188,74 @@ def test_admin_changes(client):
     assert client.get("/styles/red/image").status_code == 200
     assert client.delete("/styles/red", headers=KEY).status_code == 204
     assert client.delete("/styles/red", headers=KEY).status_code == 404
-    info = client.post("/admin/index/rebuild", headers=KEY).json()
-    assert info["count"] == 288
-    retrained = client.post("/admin/cf/retrain", headers=KEY).json()
+    info = _finished(client, client.post("/admin/index/rebuild", headers=KEY))
+    assert info["count"] == 288 and client.get("/health").json()["index_version"] == info["version"]
+
+
+def _finished(client, started, timeout: float = 180) -> dict:
+    """Wait for an admin job (the 202 answer that started it) to end; its result."""
+    assert started.status_code == 202, started.text
+    url = started.json()["status_url"]
+    assert started.headers["location"] == url and started.json()["status"] in ("queued", "running")
+    deadline = time.monotonic() + timeout
+    while (job := client.get(url, headers=KEY).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["status"] == "done", job
+    return job["result"]
+
+
+def test_retrains_are_background_jobs(client):
+    """A retrain answers at once (202 + a job), refuses a second one while it runs (409), runs outside the web
+    process, and its new versions are served afterwards."""
+    before = client.get("/health").json()
+    start = time.perf_counter()
+    started = client.post("/admin/cf/retrain", headers=KEY)
+    took = time.perf_counter() - start
+    assert started.status_code == 202 and took < 2.0, (started.text, took)  # the retrain itself takes seconds
+    second = client.post("/admin/ranker/retrain", headers=KEY)
+    assert second.status_code == 409 and second.json()["job_id"] == started.json()["id"], second.text
+    assert client.get("/health").status_code == 200  # the service answers meanwhile
+    retrained = _finished(client, started)
     assert retrained["users"] >= 300 and retrained["ranker"]["learned"]  # the demo shop has the data to learn
-    health = client.get("/health").json()
-    assert health["feed_model"] == "learned" and health["ranker_version"] == retrained["ranker"]["version"]
-    again = client.post("/admin/ranker/retrain", headers=KEY).json()
+    assert retrained["version"] != before["cf_version"]
+    health = client.get("/health").json()  # this worker swapped in what the job process saved
+    assert health["cf_version"] == retrained["version"] and health["feed_model"] == "learned"
+    assert health["ranker_version"] == retrained["ranker"]["version"]
+    again = _finished(client, client.post("/admin/ranker/retrain", headers=KEY))
     assert again["learned"] and again["version"] > retrained["ranker"]["version"]
     assert client.get("/health").json()["ranker_version"] == again["version"]
     assert np.isfinite(client.get("/users/U0001/feed").json()["items"][0]["score"])
+    assert client.get("/admin/jobs/nope", headers=KEY).status_code == 404
+    assert client.get(started.json()["status_url"]).status_code == 401  # admin only
+
+
+def test_a_killed_admin_job_is_reported_failed(client, settings):
+    """A job whose process dies without a result is failed with a reason, and does not block the next one."""
+    import signal
+
+    started = client.post("/admin/index/rebuild", headers=KEY)
+    assert started.status_code == 202
+    for _ in range(100):  # the job process holds the lock; find it by the job id on its command line
+        pids = [p for p in Path("/proc").iterdir() if p.name.isdigit() and started.json()["id"] in _cmdline(p)]
+        if pids:
+            break
+        time.sleep(0.05)
+    assert pids, "no job process"
+    os.kill(int(pids[0].name), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while (job := client.get(started.json()["status_url"], headers=KEY).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert job["status"] == "failed" and ("killed" in job["error"] or "status -9" in job["error"]), job
+    _finished(client, client.post("/admin/index/rebuild", headers=KEY))  # the next job runs
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
 
 
 def test_web_page_and_openapi(client):

@@ -11,6 +11,7 @@ from typing import TypeVar
 from fastapi import Depends, Header, HTTPException, Request
 
 from recsys.catalog import Catalog
+from recsys.service.admin_jobs import AdminJobs
 from recsys.service.render_queue import RenderQueue
 from recsys.service.settings import Settings
 from recsys.service.state import Embedder
@@ -48,6 +49,10 @@ async def get_embedder(request: Request) -> Embedder:
 
 async def get_renders(request: Request) -> RenderQueue:
     return request.app.state.service.renders
+
+
+async def get_jobs(request: Request) -> AdminJobs:
+    return request.app.state.service.jobs
 
 
 def is_admin(x_api_key: str | None, settings: Settings) -> bool:

@@ -103,6 +103,17 @@ class Job(BaseModel):
     error: str | None = None
 
 
+class AdminJob(BaseModel):
+    id: str
+    task: Literal["index", "cf", "ranker"] = Field(description="index rebuild, CF (+ ranker) or ranker retrain")
+    status: Literal["queued", "running", "done", "failed"]
+    result: dict | None = Field(None, description="once done: the new version(s) and what was trained")
+    error: str | None = Field(None, description="once failed: why")
+    created: float
+    updated: float
+    status_url: str
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     ready: bool

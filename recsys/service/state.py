@@ -1,6 +1,6 @@
 """What the service holds while it runs, split by job: the catalog (data and models), the photo embedder (a
-bounded pool of embedding processes, off the event loop) and the render queue. Routes get one of them each
-through `deps`."""
+bounded pool of embedding processes, off the event loop), the render queue and the admin jobs (index rebuilds and
+retrains, each in a process of its own). Routes get one of them each through `deps`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys.catalog import Catalog, open_catalog
+from recsys.service.admin_jobs import AdminJobs
 from recsys.service.render_queue import RenderQueue
 from recsys.service.settings import Settings
 
@@ -101,11 +102,15 @@ class ServiceState:
     catalog: Catalog
     embedder: Embedder
     renders: RenderQueue
+    jobs: AdminJobs
 
     @classmethod
     def open(cls, settings: Settings) -> ServiceState:
-        catalog = open_catalog(settings.catalog_paths())
-        return cls(settings, catalog, Embedder(catalog, settings), RenderQueue(catalog.store, settings))
+        paths = settings.catalog_paths()
+        catalog = open_catalog(paths)
+        job_paths = {k: None if v is None else str(v) for k, v in vars(paths).items()}
+        jobs = AdminJobs(catalog.store, job_paths)
+        return cls(settings, catalog, Embedder(catalog, settings), RenderQueue(catalog.store, settings), jobs)
 
     def close(self) -> None:
         self.embedder.close()
