@@ -107,6 +107,32 @@ def test_feed_styles_and_events(client, settings):
     assert client.post("/events", json={"user_id": "", "item_id": "D0001"}).status_code == 422
 
 
+def test_kept_feeds_change_with_the_shoppers_events(client, settings):
+    """A repeated feed comes from the feed cache, and is the ranking's own answer; an event of the shopper (posted
+    here, or recorded by another worker process) replaces it at once."""
+    catalog = client.app.state.service.catalog
+
+    def feed(user):
+        return [r["item"]["id"] for r in client.get(f"/users/{user}/feed", params={"k": 6}).json()["items"]]
+
+    first, hits = feed("U0003"), catalog.feeds.hits
+    assert feed("U0003") == first and catalog.feeds.hits == hits + 1
+    assert first == [r.item_id for r in catalog.feed("U0003", 6)]  # the ranking gives the kept answer again
+
+    before = feed("cache-shopper")
+    striped = [i["id"] for i in client.get("/items", params={"q": "stripes", "limit": 3}).json()["items"]]
+    for item in striped[:2]:
+        assert client.post("/events", json={"user_id": "cache-shopper", "item_id": item, "event": "like"}).is_success
+    after = feed("cache-shopper")
+    assert after != before and after == [r.item_id for r in catalog.feed("cache-shopper", 6)]
+    other_worker = Store(settings.db)  # an event recorded by another process: folded in on the next request
+    other_worker.add_event("cache-shopper", striped[2], "purchase")
+    other_worker.close()
+    misses = catalog.feeds.misses
+    assert feed("cache-shopper") == [r.item_id for r in catalog.feed("cache-shopper", 6)]
+    assert catalog.feeds.misses == misses + 1  # ranked again, not the kept answer
+
+
 def test_acknowledged_events_survive_a_restart(settings):
     with TestClient(create_app(settings)) as first:
         before = first.get("/health").json()["events"]
@@ -448,3 +474,26 @@ def test_index_and_embedding_store_import_without_torch():
     repo = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=repo)
     assert done.returncode == 0, done.stderr
+
+
+def test_events_posted_together_are_committed_together(tmp_path):
+    """Group commit: concurrent events share commits, each gets its own id, and a client event id repeated in one
+    batch is stored once."""
+    import asyncio
+
+    from recsys.service.event_writer import EventWriter
+
+    store = Store(tmp_path / "shop.db")
+    store.upsert_item("A", "a", "bag", {}, None)
+    ids = store.insert_events([("u", "A", "click", None, None, "c1"), ("u", "A", "like", None, None, "c1"),
+                               ("v", "A", "view", None, None, None)])  # fmt: skip
+    assert ids[0] == ids[1] != ids[2] and len(store.interactions("u")) == 1
+    writer = EventWriter(store)
+
+    async def post(n: int) -> list[int]:
+        return await asyncio.gather(*(writer.commit("w", "A", "click", None, f"e{i % 40}") for i in range(n)))
+
+    ids = asyncio.run(post(60))
+    assert len(set(ids)) == 40 and ids[:20] == ids[40:] and len(store.interactions("w")) == 40
+    writer.close()
+    store.close()

@@ -118,7 +118,10 @@ class Health(BaseModel):
     status: Literal["ok"]
     ready: bool
     items: int
-    events: int
+    events: int = Field(
+        description="events recorded so far: the latest event's id (replaced imports leave gaps; a count would read "
+        "the whole table)"
+    )
     style_vectors: int
     model_id: str | None
     index_version: str | None = Field(description="the persisted index version served (None: built in memory)")

@@ -1,6 +1,7 @@
 """What the service holds while it runs, split by job: the catalog (data and models), the photo embedder (a
-bounded pool of embedding processes, off the event loop), the render queue and the admin jobs (index rebuilds and
-retrains, each in a process of its own). Routes get one of them each through `deps`."""
+bounded pool of embedding processes, off the event loop), the render queue, the admin jobs (index rebuilds and
+retrains, each in a process of its own) and the event writer (group commit). Routes get one of them each
+through `deps`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from recsys.catalog import Catalog, open_catalog
 from recsys.service.admin_jobs import AdminJobs
+from recsys.service.event_writer import EventWriter
 from recsys.service.render_queue import RenderQueue
 from recsys.service.settings import Settings
 
@@ -103,15 +105,19 @@ class ServiceState:
     embedder: Embedder
     renders: RenderQueue
     jobs: AdminJobs
+    events: EventWriter
 
     @classmethod
     def open(cls, settings: Settings) -> ServiceState:
         paths = settings.catalog_paths()
-        catalog = open_catalog(paths)
+        catalog = open_catalog(paths, feed_cache=settings.feed_cache)
         job_paths = {k: None if v is None else str(v) for k, v in vars(paths).items()}
         jobs = AdminJobs(catalog.store, job_paths)
-        return cls(settings, catalog, Embedder(catalog, settings), RenderQueue(catalog.store, settings), jobs)
+        renders = RenderQueue(catalog.store, settings)
+        events = EventWriter(catalog.store, settings.event_sync)
+        return cls(settings, catalog, Embedder(catalog, settings), renders, jobs, events)
 
     def close(self) -> None:
+        self.events.close()
         self.embedder.close()
         self.catalog.close()
