@@ -277,6 +277,14 @@ def test_a_killed_admin_job_is_reported_failed(client, settings):
     _finished(client, client.post("/admin/index/rebuild", headers=KEY))  # the next job runs
 
 
+def test_stopping_the_service_stops_its_admin_jobs(client, settings):
+    with TestClient(create_app(settings)) as other_worker:
+        started = other_worker.post("/admin/index/rebuild", headers=KEY)
+        assert started.status_code == 202
+    job = client.get(started.json()["status_url"], headers=KEY).json()  # any worker answers from the store
+    assert job["status"] == "failed" and ("stopped" in job["error"] or "status" in job["error"]), job
+
+
 def _cmdline(proc: Path) -> str:
     try:
         return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()

@@ -57,6 +57,7 @@ class AdminJobs:
         """`paths`: the catalog's db, embeddings, index, models and device, as the job process will open it."""
         self.store, self.paths = store, paths
         self.lock_path = f"{paths['db']}.admin-job.lock"
+        self._processes: dict[str, subprocess.Popen] = {}  # jobs this process started, while they run
 
     def start(self, task: str) -> dict:
         """Record a job and start its process; its status at once. `JobRunning` while another job runs."""
@@ -80,6 +81,7 @@ class AdminJobs:
         finally:
             os.close(fd)
         # Reaps the process (no zombie) and records a death that left no result (a crash, a kill).
+        self._processes[job_id] = process
         threading.Thread(target=self._reap, args=(process, job_id), daemon=True, name=f"admin-job-{job_id}").start()
         log.info("admin job started", extra={"job_id": job_id, "task": task, "pid": process.pid})
         return self.status(job_id)
@@ -129,9 +131,26 @@ class AdminJobs:
 
     def _reap(self, process: subprocess.Popen, job_id: str) -> None:
         code = process.wait()
+        self._processes.pop(job_id, None)
         with contextlib.suppress(Exception):  # the store may be closed when the service stops
             if self.store.job(job_id)["status"] in PENDING:
                 self.store.finish_job(job_id, "failed", {"error": f"the job process exited with status {code}"})
+
+    def close(self, wait: float = 10.0) -> None:
+        """Stop the jobs this process started (the service is stopping): they are reported failed, and the models
+        stay as they were (a new version is written whole or not at all)."""
+        processes = list(self._processes.items())
+        for _, process in processes:
+            process.terminate()
+        for job_id, process in processes:
+            try:
+                process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            with contextlib.suppress(Exception):
+                if self.store.job(job_id)["status"] in PENDING:
+                    self.store.finish_job(job_id, "failed", {"error": "stopped: the service stopped while it ran"})
 
 
 def _job_threads() -> dict[str, str]:

@@ -118,6 +118,7 @@ class ServiceState:
         return cls(settings, catalog, Embedder(catalog, settings), renders, jobs, events)
 
     def close(self) -> None:
+        self.jobs.close()
         self.events.close()
         self.embedder.close()
         self.catalog.close()
