@@ -161,6 +161,26 @@ def test_shipped_adain_decoder_is_trained(demo_catalog, style_image):
         assert statistics_distance(styled) < 0.4 * statistics_distance(content)  # measured 22%
 
 
+def test_adain_renders_are_cached_per_decoder(tmp_path, monkeypatch, demo_catalog, style_image):
+    """Other decoder weights make other renders: the render cache's key names the weights in use."""
+    from transfer.adain import SHIPPED_WEIGHTS, weights_id
+    from transfer.render_cache import cache_key
+
+    item, style = (demo_catalog / "images" / "D0020.jpg").read_bytes(), style_image.read_bytes()
+    options = RenderOptions(renderer="adain", size=64)
+    shipped = cache_key(item, style, options)
+    retrained = tmp_path / "retrained.pt"
+    retrained.write_bytes(SHIPPED_WEIGHTS.read_bytes() + b"\0")
+    monkeypatch.setenv("STYLEREC_ADAIN_WEIGHTS", str(retrained))
+    assert weights_id() == weights_id(retrained) != weights_id(SHIPPED_WEIGHTS)
+    assert cache_key(item, style, options) != shipped
+    # other renderers do not depend on the decoder
+    fast = options.model_copy(update={"renderer": "fast"})
+    key = cache_key(item, style, fast)
+    monkeypatch.delenv("STYLEREC_ADAIN_WEIGHTS")
+    assert cache_key(item, style, fast) == key and cache_key(item, style, options) == shipped
+
+
 def test_palette_and_render_commands(tmp_path, demo_catalog, style_image, capsys, monkeypatch):
     from recsys.cli import main
 
