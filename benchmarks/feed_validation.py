@@ -1,0 +1,187 @@
+"""Train-only validation of the feed ranker's settings (issue 13): windows inside the training data, never a test
+window.
+
+The training windows of `recsys.ranker.training_folds` are carved from the purchases before `--cutoff` (28 days
+each, 14 days apart). Each of the latest `--val` non-overlapping windows is ranked by a ranker trained on the
+windows that end before it starts (rolling origin) and scored as `stylerec evaluate` scores a test window: MAP@12
+and NDCG@12 over every shopper who bought in it, next to the repurchase rule on the same snapshot. Candidates and
+features of every window are computed once; each variant (see `VARIANTS`) is a config change or a set of
+features left out.
+
+    python benchmarks/feed_validation.py --cutoff 2020-06-10 --variants base,no-extra [--keep-new 0.15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys import metrics
+from recsys.candidates import ItemInfo, Shopper, generate, repurchase_order
+from recsys.catalog import catalog_style_space
+from recsys.data_io import read_catalog, read_interactions
+from recsys.hybrid import DAY
+from recsys.ranker import (
+    EXTRA_FEATURES,
+    STYLE_FEATURES,
+    Feed,
+    LearnedRanker,
+    RankerConfig,
+    feature_names,
+    features,
+    train_booster,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+K = 12
+
+# name -> (RankerConfig overrides, features left out)
+VARIANTS: dict[str, tuple[dict, tuple[str, ...]]] = {
+    "base": ({}, ()),
+    "no-extra": ({}, EXTRA_FEATURES),
+    "nostyle": ({"use_style": False}, ()),
+    "nostyle-no-extra": ({"use_style": False}, EXTRA_FEATURES),
+    "no-style-features": ({}, STYLE_FEATURES),
+    "lambdarank": ({"objective": "lambdarank"}, ()),
+    "rounds-200": ({"rounds": 200}, ()),
+    "rounds-300-lr-0.03": ({"rounds": 300, "learning_rate": 0.03}, ()),
+    "leaves-15": ({"leaves": 15}, ()),
+    "min-leaf-50": ({"min_data_in_leaf": 50}, ()),
+    "min-leaf-200": ({"min_data_in_leaf": 200}, ()),
+}
+for _feature in EXTRA_FEATURES:
+    VARIANTS[f"no-{_feature}"] = ({}, (_feature,))
+
+
+def window_data(snapshot, bought: pd.DataFrame, config: RankerConfig) -> dict:
+    """Every shopper of the window: candidate pool, feature rows (all features), labels."""
+    relevant = bought.groupby("user_id")["item_id"].agg(set).to_dict()
+    sources = config.active_sources()
+    rows = {}
+    for user in sorted(relevant):
+        shopper = Shopper(snapshot, user)
+        pool = generate(snapshot, shopper, sources, config.candidates)
+        x = features(snapshot, shopper, pool, config) if pool.items else None
+        y = np.array([item in relevant[user] for item in pool.items], float)
+        rule = repurchase_order(snapshot, shopper, K)
+        rows[user] = (pool, x, y, rule)
+    return {"relevant": relevant, "rows": rows}
+
+
+def training_rows(data: dict, config: RankerConfig) -> tuple[list, list, list[int]]:
+    """As `LearnedRanker._examples`: shoppers with a hit and a miss among candidates, sampled to the cap."""
+    users = sorted(data["relevant"])
+    if len(users) > config.max_users_per_window:
+        rng = np.random.default_rng(config.seed)
+        users = sorted(rng.choice(users, config.max_users_per_window, replace=False))
+    xs, ys, groups = [], [], []
+    for user in users:
+        _, x, y, _ = data["rows"][user]
+        if 0 < y.sum() < len(y):
+            xs.append(x)
+            ys.append(y)
+            groups.append(len(y))
+    return xs, ys, groups
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(REPO.parent / "shared/datasets/hm/transactions.csv"))
+    parser.add_argument("--catalog", default=str(REPO.parent / "shared/datasets/hm"))
+    parser.add_argument("--embeddings", default="/work/shared-var/embeddings-v2/hm")
+    parser.add_argument("--cutoff", default="2020-06-10", help="the test window's start: only data before it is used")
+    parser.add_argument("--keep-new", type=float, default=None, help="as stylerec evaluate --keep-new")
+    parser.add_argument("--val", type=int, default=4, help="validation windows (the latest non-overlapping ones)")
+    parser.add_argument("--variants", default="base,no-extra")
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args()
+
+    from recsys.ranker import training_folds
+
+    started = time.time()
+    interactions = read_interactions(args.data)
+    cutoff = pd.Timestamp(args.cutoff, tz="UTC").timestamp()
+    train = interactions[interactions["timestamp"] < cutoff]
+    catalog = read_catalog(args.catalog)
+    style = catalog_style_space(args.catalog, args.embeddings, catalog)
+    items = ItemInfo.from_data(catalog, train)
+    universe = set(catalog["item_id"]) | set(train["item_id"])
+    base = RankerConfig()
+    if args.keep_new is not None:
+        base = base.model_copy(update={"window_new_share": args.keep_new})
+    folds = training_folds(train, items, style, base, None, universe)
+    print(f"{len(folds)} windows built in {time.time() - started:.0f} s", flush=True)
+
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    cache: dict[bool, list[dict]] = {}
+    step = round(base.window_days / base.window_step_days)
+    val_folds = list(range(0, step * args.val, step))
+    results: dict[str, dict] = {}
+    for name in names:
+        overrides, dropped = VARIANTS[name]
+        config = base.model_copy(update=overrides)
+        if config.use_style not in cache:
+            t0 = time.time()
+            cache[config.use_style] = [window_data(s, b, config) for s, b in folds]
+            print(f"features (use_style={config.use_style}) in {time.time() - t0:.0f} s", flush=True)
+        data = cache[config.use_style]
+        all_names = feature_names(config)
+        cols = [n for n, f in enumerate(all_names) if f not in dropped]
+        kept = [all_names[n] for n in cols]
+        per_window = []
+        for v in val_folds:
+            start = folds[v][0].now
+            xs, ys, groups = [], [], []
+            for j, (snapshot, _) in enumerate(folds):
+                if snapshot.now + config.window_days * DAY <= start:
+                    x, y, g = training_rows(data[j], config)
+                    xs += x
+                    ys += y
+                    groups += g
+            booster = train_booster(np.vstack(xs)[:, cols], np.concatenate(ys), groups, kept, config)
+            ranker = LearnedRanker(config)
+            ranker.booster = booster
+            feed = Feed(folds[v][0], ranker)
+            recs, rule = {}, {}
+            for user, (pool, x, _, rule_list) in data[v]["rows"].items():
+                if x is None:
+                    recs[user] = []
+                else:
+                    order = np.argsort(-booster.predict(x[:, cols], num_threads=1), kind="stable")
+                    recs[user] = [pool.items[n] for n in feed._with_new_items(order, pool, K)]
+                rule[user] = rule_list
+            ours = metrics.ranking_metrics(recs, data[v]["relevant"], K)
+            base_rule = metrics.ranking_metrics(rule, data[v]["relevant"], K)
+            per_window.append(
+                {
+                    "window_start": pd.Timestamp(start, unit="s").date().isoformat(),
+                    "shoppers": len(data[v]["relevant"]),
+                    "training_shoppers": len(groups),
+                    "map": ours[f"map@{K}"],
+                    "ndcg": ours[f"ndcg@{K}"],
+                    "repurchase_map": base_rule[f"map@{K}"],
+                    "repurchase_ndcg": base_rule[f"ndcg@{K}"],
+                }
+            )
+        mean = {key: float(np.mean([w[key] for w in per_window])) for key in per_window[0] if key != "window_start"}
+        mean["map_ratio"] = mean["map"] / mean["repurchase_map"]
+        mean["ndcg_ratio"] = mean["ndcg"] / mean["repurchase_ndcg"]
+        results[name] = {"mean": mean, "windows": per_window}
+        print(
+            f"{name:24s} MAP {mean['map']:.4f} ({mean['map_ratio']:.3f}x)  NDCG {mean['ndcg']:.4f} "
+            f"({mean['ndcg_ratio']:.3f}x)  | per window MAP "
+            + " ".join(f"{w['map']:.4f}/{w['repurchase_map']:.4f}" for w in per_window),
+            flush=True,
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
