@@ -51,6 +51,15 @@ VARIANTS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "rounds-200": ({"rounds": 200}, ()),
     "rounds-300-lr-0.03": ({"rounds": 300, "learning_rate": 0.03}, ()),
     "leaves-15": ({"leaves": 15}, ()),
+    "slow": ({"rounds": 300, "learning_rate": 0.03}, ()),
+    "slow-no-extra": ({"rounds": 300, "learning_rate": 0.03}, EXTRA_FEATURES),
+    "slow-nostyle": ({"rounds": 300, "learning_rate": 0.03, "use_style": False}, ()),
+    "slow-nostyle-no-extra": ({"rounds": 300, "learning_rate": 0.03, "use_style": False}, EXTRA_FEATURES),
+    "slow-no-style-features": ({"rounds": 300, "learning_rate": 0.03}, STYLE_FEATURES),
+    "candidates-60": ({"candidates": 60}, ()),
+    "windows-20": ({"windows": 20}, ()),
+    "windows-40": ({"windows": 40}, ()),
+    "window-42d": ({"window_days": 42.0}, ()),
     "min-leaf-50": ({"min_data_in_leaf": 50}, ()),
     "min-leaf-200": ({"min_data_in_leaf": 200}, ()),
 }
@@ -98,6 +107,8 @@ def main() -> int:
     parser.add_argument("--keep-new", type=float, default=None, help="as stylerec evaluate --keep-new")
     parser.add_argument("--val", type=int, default=4, help="validation windows (the latest non-overlapping ones)")
     parser.add_argument("--variants", default="base,no-extra")
+    parser.add_argument("--seeds", default="42", help="LightGBM seeds; each variant's figures are their mean")
+    parser.add_argument("--folds", type=int, default=46, help="windows carved (enough for every variant)")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
 
@@ -114,67 +125,98 @@ def main() -> int:
     base = RankerConfig()
     if args.keep_new is not None:
         base = base.model_copy(update={"window_new_share": args.keep_new})
-    folds = training_folds(train, items, style, base, None, universe)
-    print(f"{len(folds)} windows built in {time.time() - started:.0f} s", flush=True)
-
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    cache: dict[bool, list[dict]] = {}
-    step = round(base.window_days / base.window_step_days)
-    val_folds = list(range(0, step * args.val, step))
+    seeds = [int(v) for v in args.seeds.split(",")]
+    lengths = sorted({base.model_copy(update=VARIANTS[n][0]).window_days for n in names})
+    folds_by_length = {
+        days: training_folds(
+            train, items, style, base.model_copy(update={"windows": args.folds, "window_days": days}), None, universe
+        )
+        for days in lengths
+    }
+    print(f"{args.folds} windows built in {time.time() - started:.0f} s", flush=True)
+
+    cache: dict[tuple, list[dict]] = {}
+    # validation windows: the latest non-overlapping 28-day ones
+    val_folds = list(range(0, round(28 / base.window_step_days) * args.val, round(28 / base.window_step_days)))
+    val_data: dict[tuple, list[dict]] = {}
     results: dict[str, dict] = {}
     for name in names:
         overrides, dropped = VARIANTS[name]
         config = base.model_copy(update=overrides)
-        if config.use_style not in cache:
+        folds = folds_by_length[config.window_days]
+        key = (config.use_style, config.candidates, config.window_days)
+        if key not in cache:
             t0 = time.time()
-            cache[config.use_style] = [window_data(s, b, config) for s, b in folds]
-            print(f"features (use_style={config.use_style}) in {time.time() - t0:.0f} s", flush=True)
-        data = cache[config.use_style]
+            cache[key] = [window_data(s, b, config) for s, b in folds]
+            print(f"features {key} in {time.time() - t0:.0f} s", flush=True)
+        data = cache[key]
+        if key[:2] not in val_data:
+            val_data[key[:2]] = [
+                window_data(*folds_by_length[28.0][v], config) if config.window_days != 28.0 else data[v]
+                for v in val_folds
+            ]
         all_names = feature_names(config)
         cols = [n for n, f in enumerate(all_names) if f not in dropped]
         kept = [all_names[n] for n in cols]
         per_window = []
-        for v in val_folds:
-            start = folds[v][0].now
+        for v, val in zip(val_folds, val_data[key[:2]], strict=True):
+            snapshot_v = folds_by_length[28.0][v][0]
+            start = snapshot_v.now
+            # the ranker as the product would train it at the window's start: the `windows` latest before it
+            earlier = [j for j, (s, _) in enumerate(folds) if s.now + config.window_days * DAY <= start + 1.0]
             xs, ys, groups = [], [], []
-            for j, (snapshot, _) in enumerate(folds):
-                if snapshot.now + config.window_days * DAY <= start:
-                    x, y, g = training_rows(data[j], config)
-                    xs += x
-                    ys += y
-                    groups += g
-            booster = train_booster(np.vstack(xs)[:, cols], np.concatenate(ys), groups, kept, config)
-            ranker = LearnedRanker(config)
-            ranker.booster = booster
-            feed = Feed(folds[v][0], ranker)
-            recs, rule = {}, {}
-            for user, (pool, x, _, rule_list) in data[v]["rows"].items():
-                if x is None:
-                    recs[user] = []
-                else:
+            for j in earlier[: config.windows]:
+                x, y, g = training_rows(data[j], config)
+                xs += x
+                ys += y
+                groups += g
+            relevant = val["relevant"]
+            cold = {i for items in relevant.values() for i in items} - set(snapshot_v.popularity["all"])
+            rule = {user: row[3] for user, row in val["rows"].items()}
+            by_seed = []
+            for seed in seeds:
+                seeded = config.model_copy(update={"seed": seed})
+                booster = train_booster(np.vstack(xs)[:, cols], np.concatenate(ys), groups, kept, seeded)
+                ranker = LearnedRanker(seeded)
+                ranker.booster = booster
+                feed = Feed(snapshot_v, ranker)
+                recs = {}
+                for user, (pool, x, _, _) in val["rows"].items():
+                    if x is None:
+                        recs[user] = []
+                        continue
                     order = np.argsort(-booster.predict(x[:, cols], num_threads=1), kind="stable")
                     recs[user] = [pool.items[n] for n in feed._with_new_items(order, pool, K)]
-                rule[user] = rule_list
-            ours = metrics.ranking_metrics(recs, data[v]["relevant"], K)
-            base_rule = metrics.ranking_metrics(rule, data[v]["relevant"], K)
+                found = metrics.ranking_metrics(recs, relevant, K)
+                found["cold"] = metrics.cold_recall(recs, relevant, cold, K) or 0.0
+                by_seed.append(found)
+            ours = {key: float(np.mean([f[key] for f in by_seed])) for key in by_seed[0]}
+            base_rule = metrics.ranking_metrics(rule, relevant, K)
             per_window.append(
                 {
                     "window_start": pd.Timestamp(start, unit="s").date().isoformat(),
-                    "shoppers": len(data[v]["relevant"]),
+                    "shoppers": len(val["relevant"]),
                     "training_shoppers": len(groups),
                     "map": ours[f"map@{K}"],
                     "ndcg": ours[f"ndcg@{K}"],
+                    "cold_recall": ours["cold"],
+                    "map_by_seed": [f[f"map@{K}"] for f in by_seed],
                     "repurchase_map": base_rule[f"map@{K}"],
                     "repurchase_ndcg": base_rule[f"ndcg@{K}"],
                 }
             )
-        mean = {key: float(np.mean([w[key] for w in per_window])) for key in per_window[0] if key != "window_start"}
+        scalars = [key for key in per_window[0] if key not in ("window_start", "map_by_seed")]
+        mean = {key: float(np.mean([w[key] for w in per_window])) for key in scalars}
+        mean["map_by_seed"] = [float(m) for m in np.mean([w["map_by_seed"] for w in per_window], axis=0)]
         mean["map_ratio"] = mean["map"] / mean["repurchase_map"]
         mean["ndcg_ratio"] = mean["ndcg"] / mean["repurchase_ndcg"]
         results[name] = {"mean": mean, "windows": per_window}
         print(
             f"{name:24s} MAP {mean['map']:.4f} ({mean['map_ratio']:.3f}x)  NDCG {mean['ndcg']:.4f} "
-            f"({mean['ndcg_ratio']:.3f}x)  | per window MAP "
+            f"({mean['ndcg_ratio']:.3f}x)  cold {mean['cold_recall']:.4f}  seeds "
+            + " ".join(f"{m:.4f}" for m in mean["map_by_seed"])
+            + "  | per window MAP "
             + " ".join(f"{w['map']:.4f}/{w['repurchase_map']:.4f}" for w in per_window),
             flush=True,
         )

@@ -113,7 +113,7 @@ class StyleModel(RankingModel):
 
 
 class HybridModel(RankingModel):
-    """The feed: candidate sources, LightGBM LambdaRank trained on windows of the training data; the hand-set
+    """The feed: candidate sources, a LightGBM ranker trained on windows of the training data; the hand-set
     blend of `recsys.hybrid` when there is too little data to train (`fallback` says so)."""
 
     name = "hybrid"

@@ -56,7 +56,7 @@ STYLE_FEATURES = ("style_profile", "style_last", "style_max", "style_neighbour_p
 
 
 class RankerConfig(BaseModel):
-    """How candidates are gathered and how the LambdaRank model is trained."""
+    """How candidates are gathered and how the LightGBM model is trained."""
 
     model_config = ConfigDict(extra="forbid")
 
