@@ -398,6 +398,7 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
     losses = train_decoder(
         args.content, args.styles, args.checkpoint, args.steps, args.batch_size, args.size, args.lr,
         checkpoint_every=args.checkpoint_every, device=args.device, progress=not args.quiet,
+        workers=args.workers, minutes=args.minutes,
     )  # fmt: skip
     if losses:
         tail = losses[-10:]
@@ -745,6 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--workers", type=int, help="image-decoding processes per loader (default: 0 on CPU, <= 8 on GPU)")
+    p.add_argument("--minutes", type=float, help="stop with a checkpoint after this many minutes (resume later)")
     p.add_argument("--device")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train_decoder)

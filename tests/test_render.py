@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from transfer.adain import AdaINRenderer, export_weights, train_decoder
@@ -120,6 +121,9 @@ def test_train_decoder_loss_goes_down_then_renders(tmp_path, demo_catalog, style
     assert len(losses) == 30 and np.mean(losses[-5:]) < np.mean(losses[:5])
     # resumable: a second call continues from the checkpoint to the new total
     assert len(train_decoder(content, styles, checkpoint, steps=32, batch_size=2, size=64, progress=False)) == 2
+    # a wall-clock budget stops early with a checkpoint that the next call resumes from
+    assert len(train_decoder(content, styles, checkpoint, steps=99, batch_size=2, size=64, minutes=1e-6)) == 1
+    assert torch.load(checkpoint, weights_only=True)["step"] == 33
 
     with pytest.raises(RenderError, match="train-decoder"):
         AdaINRenderer(tmp_path / "no-weights.pt")
