@@ -8,7 +8,7 @@ and NDCG@12 over every shopper who bought in it, next to the repurchase rule on 
 features of every window are computed once; each variant (see `VARIANTS`) is a config change or a set of
 features left out.
 
-    python benchmarks/feed_validation.py --cutoff 2020-06-10 --variants base,no-extra [--keep-new 0.15]
+    python benchmarks/feed_validation.py --cutoff 2020-06-10 --variants base,extra [--keep-new 0.15]
 """
 
 from __future__ import annotations
@@ -41,30 +41,30 @@ REPO = Path(__file__).resolve().parents[1]
 K = 12
 
 # name -> (RankerConfig overrides, features left out)
+EXTRA = {"repurchase_features": True}
+SLOW = {"rounds": 300, "learning_rate": 0.03}
 VARIANTS: dict[str, tuple[dict, tuple[str, ...]]] = {
-    "base": ({}, ()),
-    "no-extra": ({}, EXTRA_FEATURES),
+    "base": ({}, ()),  # the product's defaults
     "nostyle": ({"use_style": False}, ()),
-    "nostyle-no-extra": ({"use_style": False}, EXTRA_FEATURES),
     "no-style-features": ({}, STYLE_FEATURES),
-    "lambdarank": ({"objective": "lambdarank"}, ()),
-    "rounds-200": ({"rounds": 200}, ()),
-    "rounds-300-lr-0.03": ({"rounds": 300, "learning_rate": 0.03}, ()),
-    "leaves-15": ({"leaves": 15}, ()),
-    "slow": ({"rounds": 300, "learning_rate": 0.03}, ()),
-    "slow-no-extra": ({"rounds": 300, "learning_rate": 0.03}, EXTRA_FEATURES),
-    "slow-nostyle": ({"rounds": 300, "learning_rate": 0.03, "use_style": False}, ()),
-    "slow-nostyle-no-extra": ({"rounds": 300, "learning_rate": 0.03, "use_style": False}, EXTRA_FEATURES),
-    "slow-no-style-features": ({"rounds": 300, "learning_rate": 0.03}, STYLE_FEATURES),
-    "candidates-60": ({"candidates": 60}, ()),
-    "windows-20": ({"windows": 20}, ()),
-    "windows-40": ({"windows": 40}, ()),
-    "window-42d": ({"window_days": 42.0}, ()),
-    "min-leaf-50": ({"min_data_in_leaf": 50}, ()),
-    "min-leaf-200": ({"min_data_in_leaf": 200}, ()),
+    "extra": (EXTRA, ()),
+    "extra-nostyle": ({**EXTRA, "use_style": False}, ()),
+    "extra-no-style-features": (EXTRA, STYLE_FEATURES),
+    "extra-lambdarank": ({**EXTRA, "objective": "lambdarank"}, ()),
+    "extra-rounds-200": ({**EXTRA, "rounds": 200}, ()),
+    "extra-slow": ({**EXTRA, **SLOW}, ()),
+    "extra-leaves-15": ({**EXTRA, "leaves": 15}, ()),
+    "extra-min-leaf-50": ({**EXTRA, "min_data_in_leaf": 50}, ()),
+    "extra-min-leaf-200": ({**EXTRA, "min_data_in_leaf": 200}, ()),
+    "extra-windows-20": ({**EXTRA, "windows": 20}, ()),
+    "extra-windows-40": ({**EXTRA, "windows": 40}, ()),
+    "extra-candidates-60": ({**EXTRA, "candidates": 60}, ()),
+    "extra-window-42d": ({**EXTRA, "window_days": 42.0}, ()),
+    "slow": (SLOW, ()),
+    "slow-nostyle": ({**SLOW, "use_style": False}, ()),
 }
 for _feature in EXTRA_FEATURES:
-    VARIANTS[f"no-{_feature}"] = ({}, (_feature,))
+    VARIANTS[f"extra-no-{_feature}"] = (EXTRA, (_feature,))
 
 
 def window_data(snapshot, bought: pd.DataFrame, config: RankerConfig) -> dict:
@@ -106,7 +106,7 @@ def main() -> int:
     parser.add_argument("--cutoff", default="2020-06-10", help="the test window's start: only data before it is used")
     parser.add_argument("--keep-new", type=float, default=None, help="as stylerec evaluate --keep-new")
     parser.add_argument("--val", type=int, default=4, help="validation windows (the latest non-overlapping ones)")
-    parser.add_argument("--variants", default="base,no-extra")
+    parser.add_argument("--variants", default="base,extra")
     parser.add_argument("--seeds", default="42", help="LightGBM seeds; each variant's figures are their mean")
     parser.add_argument("--folds", type=int, default=46, help="windows carved (enough for every variant)")
     parser.add_argument("--json", default=None, help="write the results here")
@@ -145,18 +145,21 @@ def main() -> int:
         overrides, dropped = VARIANTS[name]
         config = base.model_copy(update=overrides)
         folds = folds_by_length[config.window_days]
+        full = config.model_copy(update=EXTRA)  # every feature is computed once; variants leave some out
+        if not config.repurchase_features:
+            dropped = (*dropped, *EXTRA_FEATURES)
         key = (config.use_style, config.candidates, config.window_days)
         if key not in cache:
             t0 = time.time()
-            cache[key] = [window_data(s, b, config) for s, b in folds]
+            cache[key] = [window_data(s, b, full) for s, b in folds]
             print(f"features {key} in {time.time() - t0:.0f} s", flush=True)
         data = cache[key]
         if key[:2] not in val_data:
             val_data[key[:2]] = [
-                window_data(*folds_by_length[28.0][v], config) if config.window_days != 28.0 else data[v]
+                window_data(*folds_by_length[28.0][v], full) if config.window_days != 28.0 else data[v]
                 for v in val_folds
             ]
-        all_names = feature_names(config)
+        all_names = feature_names(full)
         cols = [n for n, f in enumerate(all_names) if f not in dropped]
         kept = [all_names[n] for n in cols]
         per_window = []

@@ -63,6 +63,9 @@ class RankerConfig(BaseModel):
     sources: tuple[str, ...] = tuple(SOURCES)
     candidates: int = Field(40, ge=1, description="candidates taken from each source")
     use_style: bool = Field(True, description="False: no style source and no style features (style's lift)")
+    # measured on train-only H&M windows: within the noise of the LightGBM seed, and they cost the demo shop's
+    # planted styles their lift (BENCHMARKS.md, issue 13); kept as an option for larger shops
+    repurchase_features: bool = Field(False, description="add EXTRA_FEATURES (the repurchase rule's rank, ...)")
     allow_bought: bool = Field(True, description="already-bought items may be recommended (fashion: yes)")
     new_every: int = Field(
         12, ge=0, description="every n-th feed position shows the best-ranked never-sold candidate (0: none)"
@@ -99,7 +102,8 @@ def feature_names(config: RankerConfig) -> list[str]:
     names += ["section_share"]
     names += ["pop_7d", "pop_30d", "pop_all", "trend", "item_age_days", "price_ratio", "cf_affinity"]
     names += ["user_events", "user_days_since_last"]
-    names += list(EXTRA_FEATURES)
+    if config.repurchase_features:
+        names += list(EXTRA_FEATURES)
     if config.use_style:
         names += list(STYLE_FEATURES)
     return names
@@ -135,8 +139,10 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
     usual_price = float(np.mean(prices)) if prices else nan
     n_events = float(len(shopper.items))
     days_since_last = (now - shopper.timestamps.max()) / DAY if len(shopper.timestamps) else nan
+    extra = config.repurchase_features
     repeat_share = 1.0 - len(item_count) / n_events if n_events else nan
-    rule_rank = {item: rank for rank, item in enumerate(repurchase_order(snapshot, shopper, REPURCHASE_DEPTH), 1)}
+    rule = repurchase_order(snapshot, shopper, REPURCHASE_DEPTH) if extra else []
+    rule_rank = {item: rank for rank, item in enumerate(rule, 1)}
 
     sources = [s for s in config.sources if config.use_style or s not in STYLE_SOURCES]
     rows = np.full((len(items), len(feature_names(config))), nan)
@@ -171,13 +177,16 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
             float(cf_scores[j]) if cf_scores is not None and j is not None else nan,
             n_events,
             days_since_last,
-            rule_rank.get(item, nan),
-            repeat_share,
-            snapshot.repeat_rate.get(item, nan),
-            (now - snapshot.last_sale[item]) / DAY if item in snapshot.last_sale else nan,
-            snapshot.kind_rank.get(item, nan),
-            (shopper.timestamps.max() - item_last[item]) / DAY if item in item_last else nan,
         ]
+        if extra:
+            row += [
+                rule_rank.get(item, nan),
+                repeat_share,
+                snapshot.repeat_rate.get(item, nan),
+                (now - snapshot.last_sale[item]) / DAY if item in snapshot.last_sale else nan,
+                snapshot.kind_rank.get(item, nan),
+                (shopper.timestamps.max() - item_last[item]) / DAY if item in item_last else nan,
+            ]
         rows[n, : len(row)] = row
     if config.use_style:
         _style_features(snapshot, shopper, items, rows[:, -len(STYLE_FEATURES) :])

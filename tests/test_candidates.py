@@ -102,7 +102,7 @@ def test_the_repurchase_rule_and_the_facts_the_ranker_learns_from(snapshot):
     assert snapshot.last_sale["hat"] == 18 * DAY
     assert snapshot.kind_rank == {"dress1": 1, "dress2": 2, "hat": 1}
 
-    config = RankerConfig(sources=("buy_again", "siblings", "trending"), use_style=False)
+    config = RankerConfig(sources=("buy_again", "siblings", "trending"), use_style=False, repurchase_features=True)
     u3 = Shopper(snapshot, "u3")  # bought dress1 on days 14 and 15
     pool = generate(snapshot, u3, config.active_sources(), 10)
     column = dict(zip(feature_names(config), features(snapshot, u3, pool, config).T, strict=True))
