@@ -10,6 +10,8 @@ lists, alternating, plus one POST /events (with a unique event_id) in every 20 r
 Scenarios, one after the other against the same service (so their ratios come from one run):
 - plain: the mixed load alone;
 - render: the same while one gatys render runs in the render worker (the job is checked to be running);
+- retrain: the same while an admin retrain (POST /admin/cf/retrain: CF, then the feed's ranker, a background job in
+  a process of its own) runs; reports how long the POST took to answer and the job's outcome;
 - uploads: /health sampled every 20 ms by one sequential client (one keep-alive connection) while 4 clients, in
   another process, keep uploading photos to POST /shop-this-style (4 uploads in flight at once: embedding, or
   waiting on the bounded pool).
@@ -85,6 +87,30 @@ def render_running(http: httpx.Client, item: str, style: str) -> str | None:
             return url
         time.sleep(0.5)
     return None
+
+
+def retrain_started(http: httpx.Client) -> tuple[str, float]:
+    """POST /admin/cf/retrain (a background job: CF, then the feed's ranker); its status URL and the answer's ms."""
+    t0 = time.perf_counter()
+    response = http.post("/admin/cf/retrain", headers={"X-API-Key": KEY})
+    answer_ms = round((time.perf_counter() - t0) * 1000, 1)
+    if response.status_code != 202:
+        raise RuntimeError(f"retrain not started: {response.status_code} {response.text[:200]}")
+    return response.json()["status_url"], answer_ms
+
+
+def wait_for_job(http: httpx.Client, url: str, timeout: float = 600) -> dict:
+    """Poll an admin job until it ends; its status, running time and whether it was still running at the end of
+    the measured load."""
+    still_running = http.get(url, headers={"X-API-Key": KEY}).json()["status"] in ("queued", "running")
+    deadline = time.perf_counter() + timeout
+    while (job := http.get(url, headers={"X-API-Key": KEY}).json())["status"] in ("queued", "running"):
+        if time.perf_counter() > deadline:
+            break
+        time.sleep(0.5)
+    result = job["result"] or {}
+    return {"status": job["status"], "seconds": result.get("seconds"), "running_when_load_ended": still_running,
+            "error": job["error"]}  # fmt: skip
 
 
 def keep_uploading(base: str, photos: list[bytes], seconds: float, uploaders: int, started, outcomes) -> None:
@@ -196,6 +222,12 @@ def main() -> None:
                 found = run_wrk(*wrk, args.seconds, work / "users.txt", work / "items.txt", args.events_every)
                 found["render_running_throughout"] = job is not None and http.get(job).json()["status"] == "running"
                 result[key] = found
+            elif scenario == "retrain":
+                started, answer_ms = retrain_started(http)
+                found = run_wrk(*wrk, args.seconds, work / "users.txt", work / "items.txt", args.events_every)
+                found["retrain_post_ms"] = answer_ms
+                found["retrain_job"] = wait_for_job(http, started)
+                result[key] = found
             elif scenario == "uploads":
                 result[key] = uploads_and_health(base, photos, args.seconds)
             else:
@@ -208,8 +240,9 @@ def main() -> None:
                 cores = os.cpu_count() or 1
                 result[key]["rps_if_cores_were_free"] = round(cores * result[key]["requests"] / spent, 1)
             acknowledged += result[key].get("events_acknowledged", 0)
-            if scenario == "render" and "plain" + key[6:] in result:
-                result[key]["vs_plain_rps"] = round(result[key]["rps"] / result["plain" + key[6:]]["rps"], 3)
+            suffix = key[len(scenario) :]
+            if scenario in ("render", "retrain") and "plain" + suffix in result:
+                result[key]["vs_plain_rps"] = round(result[key]["rps"] / result["plain" + suffix]["rps"], 3)
     store = Store(shop["STYLEREC_DB"])
     stored = sum(len(store.interactions(u)) for u in load_users) - events_before
     store.close()

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,12 +62,82 @@ class Versions:
     extra: dict = field(default_factory=dict)
 
 
-class Catalog:
-    """A shop opened once: `store`, `style` (None without vectors), `recommender`, the encoder on first use."""
+class FeedCache:
+    """Feed answers kept until they could change: a shopper's entries go when they have new events, all of them
+    when the models or the catalog are swapped (the recommender's objects are then new). A feed is a
+    function of the served models and the shopper's own history only, so an answer from here is the one the
+    ranking would give again. Bounded: the oldest entries go first."""
 
-    def __init__(self, paths: CatalogPaths, store: Store, build_missing: bool = True) -> None:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: dict[tuple, object] = {}
+        self._users: dict[str, set[tuple]] = {}
+        self._epoch = 0  # how many times some shopper's entries were dropped
+        self._token: tuple = ()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, token: tuple, key: tuple):
+        """The answer kept for `key` (its first element: the shopper) under these models; None if none. Take
+        `epoch()` before computing an answer to `put`."""
+        with self._lock:
+            if not _same(token, self._token):
+                self._entries.clear()
+                self._users.clear()
+                self._token = token
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+            return found
+
+    def epoch(self) -> int:
+        with self._lock:
+            return self._epoch
+
+    def put(self, token: tuple, key: tuple, value: object, epoch: int) -> None:
+        """Keep an answer computed under `token` after `epoch()` was taken; not kept when the models or some
+        shopper's events changed meanwhile (it may be stale; on the event loop nothing changes meanwhile, only a
+        reload on another thread may)."""
+        with self._lock:
+            if not _same(token, self._token) or self._epoch != epoch or self.size <= 0:
+                return
+            while len(self._entries) >= self.size:
+                old = next(iter(self._entries))
+                del self._entries[old]
+                keys = self._users.get(old[0], set())
+                keys.discard(old)
+                if not keys:
+                    self._users.pop(old[0], None)
+            self._entries[key] = value
+            self._users.setdefault(key[0], set()).add(key)
+
+    def forget(self, users: list[str]) -> None:
+        with self._lock:
+            self._epoch += 1
+            for user in users:
+                for key in self._users.pop(user, ()):
+                    self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._users.clear()
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+class Catalog:
+    """A shop opened once: `store`, `style` (None without vectors), `recommender`, the encoder on first use.
+    `feed_cache`: how many feed answers `cached_feed` keeps (0: none)."""
+
+    def __init__(self, paths: CatalogPaths, store: Store, build_missing: bool = True, feed_cache: int = 0) -> None:
         self.paths, self.store = paths, store
         self.build_missing = build_missing
+        self.feeds = FeedCache(feed_cache)
         self.versions = Versions()
         self._encoder = None
         self._encoder_lock = threading.Lock()
@@ -75,6 +146,8 @@ class Catalog:
         self._last_event_id = 0
         self._data_version: int | None = None  # the store's data version when `catch_up` last looked
         self._stale = False  # another process changed the models: `reload` is due
+        self._unfolded: set[str] = set()  # shoppers with events not folded into CF yet (`_refresh_users`)
+        self._unfolded_lock = threading.Lock()
         style, cf, self.versions = self._load_models()
         self.recommender = Recommender(store, style, cf, embed_image=self.embed_image)
         # Popularity is part of the model version: counted over the events CF was trained on, so every process
@@ -185,9 +258,29 @@ class Catalog:
 
     # -- events from any process -----------------------------------------------------------------------
     def _fold_in_since(self, event_id: int) -> None:
+        """After models were (re)loaded or trained on the events up to `event_id`: the shoppers with later events
+        are folded in before their next ranking, and nobody else (the models know the rest)."""
         with self._catch_up_lock:
             users, self._last_event_id = self.store.users_with_events_since(event_id)
-            self.recommender.refresh_users(users)
+            with self._unfolded_lock:
+                self._unfolded = set(users)
+            self.feeds.forget(users)
+
+    def _refresh_users(self, users: list[str]) -> None:
+        """These shoppers have new events: their kept feeds go, and their histories are folded into CF before
+        anything is next ranked for them (`_folded`). Lazily: a shopper posting many events between two of their
+        feeds costs one fold-in (which reads their whole history), not one per event in every worker process."""
+        with self._unfolded_lock:
+            self._unfolded.update(users)
+        self.feeds.forget(users)
+
+    def _folded(self, user_id: str | None) -> None:
+        """Fold the shopper's new events into CF now, if they have any not folded in yet."""
+        if user_id is None or user_id not in self._unfolded:
+            return
+        with self._unfolded_lock:
+            self._unfolded.discard(user_id)
+        self.recommender.refresh_users([user_id])
 
     def catch_up(self) -> bool:
         """Fold in the events other processes recorded since the last call (so a shopper's next answer
@@ -201,7 +294,7 @@ class Catalog:
                 users, last = self.store.users_with_events_since(self._last_event_id)
                 if users:
                     self._last_event_id = last
-                    self.recommender.refresh_users(users)
+                    self._refresh_users(users)
                 self._stale = self.store.meta(GENERATION) != self.versions.generation
             return self._stale
 
@@ -262,10 +355,32 @@ class Catalog:
 
     def feed(self, user_id: str, k: int = 10, categories: set[str] | None = None, alpha: float | None = None):
         """A shopper's personalised feed (the same list from the CLI and the service)."""
+        self._folded(user_id)
         return self.recommender.feed(user_id, k, categories, alpha)
+
+    def cached_feed(
+        self,
+        user_id: str,
+        k: int,
+        categories: set[str] | None,
+        alpha: float | None,
+        render: Callable[[list], object],
+    ):
+        """`render(feed(...))`, kept in the feed cache until the shopper's events or the models change (the
+        service keeps the response body: a repeat costs a lookup)."""
+        r = self.recommender
+        token = (r.pipeline, r.ranker, r.style, r.cf)
+        key = (user_id, k, frozenset(categories) if categories else None, alpha)
+        found = self.feeds.get(token, key)
+        if found is None:
+            epoch = self.feeds.epoch()
+            found = render(self.feed(user_id, k, categories, alpha))
+            self.feeds.put(token, key, found, epoch)
+        return found
 
     def similar(self, item_id: str, k: int = 10, user_id: str | None = None, categories: set[str] | None = None):
         """Items in the style of an item (`NotFound` for an unknown id or one without a style vector)."""
+        self._folded(user_id)
         return self.recommender.similar_items(item_id, k, user_id, categories)
 
     def shop_this_style(
@@ -274,13 +389,16 @@ class Catalog:
         """Items in the style of a style vector (from `embed_image`)."""
         if self.style is None:
             raise NotFound("the catalog has no style vectors yet")
+        self._folded(user_id)
         return self.recommender.shop_this_style(vector, k, user_id, categories)
 
     def preferred_styles(self, user_id: str, k: int = 3) -> list[dict]:
+        self._folded(user_id)
         return self.recommender.preferred_styles(user_id, k)
 
     def in_style(self, style_name: str, user_id: str | None = None, k: int = 10):
         """Items near a palette style, without what the shopper already has, re-ranked for them."""
+        self._folded(user_id)
         return self.recommender.in_style(style_name, user_id, k)
 
     def render_settings(self, user_id: str) -> dict:
@@ -313,7 +431,7 @@ class Catalog:
     def event_recorded(self, event_id: int) -> dict:
         """Fold a committed event's shopper into CF (their whole history: idempotent); returns the stored event."""
         stored = self.store.event(event_id)
-        self.recommender.refresh_users([stored["user_id"]])
+        self._refresh_users([stored["user_id"]])
         return stored
 
     def styles(self) -> list[dict]:
@@ -329,7 +447,8 @@ class Catalog:
         return self.store.add_style_event(user_id, style, event, timestamp, client_event_id)
 
     def health(self) -> dict:
-        return {"items": self.store.count_items(), "events": self.store.count_events(), **self.info()}
+        # The latest event's id, not COUNT(*): a count reads the whole table (~5-20 ms at a million events).
+        return {"items": self.store.count_items(), "events": self.store.last_event_id(), **self.info()}
 
     # -- changes ---------------------------------------------------------------------------------------
     def add_item_vector(self, item_id: str, vector: np.ndarray) -> None:
@@ -382,6 +501,7 @@ class Catalog:
         fresh = StyleIndex.build(style.vectors, style.ids, spec=spec, model_id=style.model_id)
         version = fresh.save(self.paths.index).name
         style.index.replace_with(fresh)
+        self.feeds.clear()  # style neighbours come from the index
         self.versions.index, self.versions.index_spec = version, fresh.spec
         self._changed()
         return {**style.index.info(), "version": version}
@@ -457,14 +577,15 @@ def load_encoder(embeddings_dir: str | os.PathLike, device: str | None = None):
     return encoder
 
 
-def open_catalog(paths: CatalogPaths | None = None, build_missing: bool = True) -> Catalog:
-    """Open a shop (see the module docstring). The SQLite store must exist (`stylerec import` or `demo`)."""
+def open_catalog(paths: CatalogPaths | None = None, build_missing: bool = True, feed_cache: int = 0) -> Catalog:
+    """Open a shop (see the module docstring). The SQLite store must exist (`stylerec import` or `demo`).
+    `feed_cache`: feed answers kept (the service's; see `FeedCache`)."""
     paths = paths or CatalogPaths()
     if not Path(paths.db).exists():
         raise FileNotFoundError(f"no store at {paths.db} (run `stylerec import` or `stylerec demo` first)")
     store = Store(paths.db)
     try:
-        return Catalog(paths, store, build_missing)
+        return Catalog(paths, store, build_missing, feed_cache)
     except BaseException:
         store.close()
         raise

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -97,12 +98,40 @@ class Store:
             self._db.executescript(INDEXES)
         self._read_lock = threading.Lock()
         self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._checkpointer: sqlite3.Connection | None = None
 
     def close(self) -> None:
         with self._lock, self._read_lock:
             self._reader.close()
             self._db.close()
             self._write_lock.close()
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+
+    def set_synchronous(self, level: Literal["full", "normal"]) -> None:
+        """How this object's commits reach the disk. "full" (the default): a commit returns once the log is synced,
+        so a committed write survives a power loss or an OS crash. "normal": the log is synced at checkpoints only;
+        a committed write survives the process being killed (kill -9) but the last ones (since the last
+        checkpoint) may be lost in a power loss or an OS crash. A choice for the shop's owner: see
+        `Settings.event_sync`."""
+        pragma = {"full": "FULL", "normal": "NORMAL"}[level]
+        with self._writing():
+            self._db.execute(f"PRAGMA synchronous={pragma}")
+
+    def checkpoint_separately(self) -> None:
+        """Stop this object's commits from checkpointing the write-ahead log; the caller runs `checkpoint` instead
+        (the service, on a thread of its own). By default SQLite checkpoints inside the commit that fills the
+        log past 1,000 pages: that commit then copies the log into the database and syncs it (measured: up to
+        ~170 ms) while holding the write lock of every process."""
+        with self._writing():
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> None:
+        """Copy committed log pages into the database (a passive checkpoint: it waits for no reader or writer, and
+        needs no write lock), on a connection of its own."""
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -313,20 +342,38 @@ class Store:
         weight=None,
         client_event_id: str | None = None,
     ) -> int:
-        """Write one event checked by `check_event`: one statement, committed (durably) when it returns. Returns
-        its id, or the first event's id when a racing retry stored the same `client_event_id` just before."""
-        weight = EVENT_WEIGHTS[event] if weight is None else float(weight)
+        """Write one event checked by `check_event`, committed (durably) when it returns. Returns its id, or the
+        first event's id when a racing retry stored the same `client_event_id` just before."""
+        return self.insert_events([(user_id, item_id, event, timestamp, weight, client_event_id)])[0]
+
+    def insert_events(self, events: list[tuple]) -> list[int]:
+        """Write checked events, each `(user_id, item_id, event, timestamp, weight, client_event_id)` (timestamp
+        and weight may be None: now, the event's weight), in one transaction: one durable commit (one disk sync)
+        for all of them. Returns their ids; for a `client_event_id` already stored (or earlier in `events`), the
+        first event's id."""
+        ids = []
         with self._writing():
-            cursor = self._db.execute(
-                "INSERT INTO interactions (user_id, item_id, ts, event, weight, source, client_event_id) "
-                "VALUES (?, ?, ?, ?, ?, 'api', ?) ON CONFLICT (client_event_id) WHERE client_event_id IS NOT NULL "
-                "DO NOTHING",
-                (user_id, item_id, time.time() if timestamp is None else float(timestamp), event, weight,
-                 client_event_id),
-            )  # fmt: skip
-            if cursor.rowcount == 1:
-                return int(cursor.lastrowid)
-        return self._event_by_client_id(client_event_id)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for user_id, item_id, event, timestamp, weight, client_event_id in events:
+                    weight = EVENT_WEIGHTS[event] if weight is None else float(weight)
+                    cursor = self._db.execute(
+                        "INSERT INTO interactions (user_id, item_id, ts, event, weight, source, client_event_id) "
+                        "VALUES (?, ?, ?, ?, ?, 'api', ?) ON CONFLICT (client_event_id) "
+                        "WHERE client_event_id IS NOT NULL DO NOTHING",
+                        (user_id, item_id, time.time() if timestamp is None else float(timestamp), event, weight,
+                         client_event_id),
+                    )  # fmt: skip
+                    if cursor.rowcount == 1:
+                        ids.append(int(cursor.lastrowid))
+                    else:  # this connection sees the first one, committed or earlier in this transaction
+                        sql = "SELECT id FROM interactions WHERE client_event_id = ?"
+                        ids.append(int(self._db.execute(sql, (client_event_id,)).fetchone()[0]))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return ids
 
     def _event_by_client_id(self, client_event_id: str) -> int | None:
         rows = self._query("SELECT id FROM interactions WHERE client_event_id = ?", (client_event_id,))
@@ -477,12 +524,21 @@ class Store:
             )
 
     def job(self, job_id: str) -> dict:
-        rows = self._query("SELECT id, kind, status, payload, result, attempts FROM jobs WHERE id = ?", (job_id,))
+        rows = self._query(
+            "SELECT id, kind, status, payload, result, attempts, created, updated FROM jobs WHERE id = ?", (job_id,)
+        )
         if not rows:
             raise NotFound(f"unknown job {job_id!r}")
-        job_id, kind, status, payload, result, attempts = rows[0]
+        job_id, kind, status, payload, result, attempts, created, updated = rows[0]
         return {"id": job_id, "kind": kind, "status": status, "payload": json.loads(payload),
-                "result": None if result is None else json.loads(result), "attempts": attempts}  # fmt: skip
+                "result": None if result is None else json.loads(result), "attempts": attempts,
+                "created": created, "updated": updated}  # fmt: skip
+
+    def jobs_with_status(self, kind: str, statuses: tuple[str, ...]) -> list[str]:
+        """Ids of the jobs of a kind in any of these states, oldest first."""
+        marks = ", ".join("?" * len(statuses))
+        sql = f"SELECT id FROM jobs WHERE kind = ? AND status IN ({marks}) ORDER BY created"
+        return [row[0] for row in self._query(sql, (kind, *statuses))]
 
     # A job queue in the same file: enqueue (bounded, deduplicated), claim, finish, recover after a restart.
     PENDING = ("queued", "running")

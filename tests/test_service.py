@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 import subprocess
 import sys
@@ -106,6 +107,32 @@ def test_feed_styles_and_events(client, settings):
     assert client.post("/events", json={"user_id": "", "item_id": "D0001"}).status_code == 422
 
 
+def test_kept_feeds_change_with_the_shoppers_events(client, settings):
+    """A repeated feed comes from the feed cache, and is the ranking's own answer; an event of the shopper (posted
+    here, or recorded by another worker process) replaces it at once."""
+    catalog = client.app.state.service.catalog
+
+    def feed(user):
+        return [r["item"]["id"] for r in client.get(f"/users/{user}/feed", params={"k": 6}).json()["items"]]
+
+    first, hits = feed("U0003"), catalog.feeds.hits
+    assert feed("U0003") == first and catalog.feeds.hits == hits + 1
+    assert first == [r.item_id for r in catalog.feed("U0003", 6)]  # the ranking gives the kept answer again
+
+    before = feed("cache-shopper")
+    striped = [i["id"] for i in client.get("/items", params={"q": "stripes", "limit": 3}).json()["items"]]
+    for item in striped[:2]:
+        assert client.post("/events", json={"user_id": "cache-shopper", "item_id": item, "event": "like"}).is_success
+    after = feed("cache-shopper")
+    assert after != before and after == [r.item_id for r in catalog.feed("cache-shopper", 6)]
+    other_worker = Store(settings.db)  # an event recorded by another process: folded in on the next request
+    other_worker.add_event("cache-shopper", striped[2], "purchase")
+    other_worker.close()
+    misses = catalog.feeds.misses
+    assert feed("cache-shopper") == [r.item_id for r in catalog.feed("cache-shopper", 6)]
+    assert catalog.feeds.misses == misses + 1  # ranked again, not the kept answer
+
+
 def test_acknowledged_events_survive_a_restart(settings):
     with TestClient(create_app(settings)) as first:
         before = first.get("/health").json()["events"]
@@ -187,16 +214,82 @@ def test_admin_changes(client):
     assert client.get("/styles/red/image").status_code == 200
     assert client.delete("/styles/red", headers=KEY).status_code == 204
     assert client.delete("/styles/red", headers=KEY).status_code == 404
-    info = client.post("/admin/index/rebuild", headers=KEY).json()
-    assert info["count"] == 288
-    retrained = client.post("/admin/cf/retrain", headers=KEY).json()
+    info = _finished(client, client.post("/admin/index/rebuild", headers=KEY))
+    assert info["count"] == 288 and client.get("/health").json()["index_version"] == info["version"]
+
+
+def _finished(client, started, timeout: float = 180) -> dict:
+    """Wait for an admin job (the 202 answer that started it) to end; its result."""
+    assert started.status_code == 202, started.text
+    url = started.json()["status_url"]
+    assert started.headers["location"] == url and started.json()["status"] in ("queued", "running")
+    deadline = time.monotonic() + timeout
+    while (job := client.get(url, headers=KEY).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["status"] == "done", job
+    return job["result"]
+
+
+def test_retrains_are_background_jobs(client):
+    """A retrain answers at once (202 + a job), refuses a second one while it runs (409), runs outside the web
+    process, and its new versions are served afterwards."""
+    before = client.get("/health").json()
+    start = time.perf_counter()
+    started = client.post("/admin/cf/retrain", headers=KEY)
+    took = time.perf_counter() - start
+    assert started.status_code == 202 and took < 2.0, (started.text, took)  # the retrain itself takes seconds
+    second = client.post("/admin/ranker/retrain", headers=KEY)
+    assert second.status_code == 409 and second.json()["job_id"] == started.json()["id"], second.text
+    assert client.get("/health").status_code == 200  # the service answers meanwhile
+    retrained = _finished(client, started)
     assert retrained["users"] >= 300 and retrained["ranker"]["learned"]  # the demo shop has the data to learn
-    health = client.get("/health").json()
-    assert health["feed_model"] == "learned" and health["ranker_version"] == retrained["ranker"]["version"]
-    again = client.post("/admin/ranker/retrain", headers=KEY).json()
+    assert retrained["version"] != before["cf_version"]
+    health = client.get("/health").json()  # this worker swapped in what the job process saved
+    assert health["cf_version"] == retrained["version"] and health["feed_model"] == "learned"
+    assert health["ranker_version"] == retrained["ranker"]["version"]
+    again = _finished(client, client.post("/admin/ranker/retrain", headers=KEY))
     assert again["learned"] and again["version"] > retrained["ranker"]["version"]
     assert client.get("/health").json()["ranker_version"] == again["version"]
     assert np.isfinite(client.get("/users/U0001/feed").json()["items"][0]["score"])
+    assert client.get("/admin/jobs/nope", headers=KEY).status_code == 404
+    assert client.get(started.json()["status_url"]).status_code == 401  # admin only
+
+
+def test_a_killed_admin_job_is_reported_failed(client, settings):
+    """A job whose process dies without a result is failed with a reason, and does not block the next one."""
+    import signal
+
+    started = client.post("/admin/index/rebuild", headers=KEY)
+    assert started.status_code == 202
+    for _ in range(100):  # the job process holds the lock; find it by the job id on its command line
+        pids = [p for p in Path("/proc").iterdir() if p.name.isdigit() and started.json()["id"] in _cmdline(p)]
+        if pids:
+            break
+        time.sleep(0.05)
+    assert pids, "no job process"
+    os.kill(int(pids[0].name), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while (job := client.get(started.json()["status_url"], headers=KEY).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert job["status"] == "failed" and ("killed" in job["error"] or "status -9" in job["error"]), job
+    _finished(client, client.post("/admin/index/rebuild", headers=KEY))  # the next job runs
+
+
+def test_stopping_the_service_stops_its_admin_jobs(client, settings):
+    with TestClient(create_app(settings)) as other_worker:
+        started = other_worker.post("/admin/index/rebuild", headers=KEY)
+        assert started.status_code == 202
+    job = client.get(started.json()["status_url"], headers=KEY).json()  # any worker answers from the store
+    assert job["status"] == "failed" and ("stopped" in job["error"] or "status" in job["error"]), job
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
 
 
 def test_web_page_and_openapi(client):
@@ -389,3 +482,26 @@ def test_index_and_embedding_store_import_without_torch():
     repo = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=repo)
     assert done.returncode == 0, done.stderr
+
+
+def test_events_posted_together_are_committed_together(tmp_path):
+    """Group commit: concurrent events share commits, each gets its own id, and a client event id repeated in one
+    batch is stored once."""
+    import asyncio
+
+    from recsys.service.event_writer import EventWriter
+
+    store = Store(tmp_path / "shop.db")
+    store.upsert_item("A", "a", "bag", {}, None)
+    ids = store.insert_events([("u", "A", "click", None, None, "c1"), ("u", "A", "like", None, None, "c1"),
+                               ("v", "A", "view", None, None, None)])  # fmt: skip
+    assert ids[0] == ids[1] != ids[2] and len(store.interactions("u")) == 1
+    writer = EventWriter(store)
+
+    async def post(n: int) -> list[int]:
+        return await asyncio.gather(*(writer.commit("w", "A", "click", None, f"e{i % 40}") for i in range(n)))
+
+    ids = asyncio.run(post(60))
+    assert len(set(ids)) == 40 and ids[:20] == ids[40:] and len(store.interactions("w")) == 40
+    writer.close()
+    store.close()

@@ -8,6 +8,8 @@ at relu1_1..relu4_1 of the output and of the style image. Checkpoints are resuma
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
 import random
@@ -216,11 +218,32 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike = SHIPP
 
 
 # -- rendering ----------------------------------------------------------------------------------------------
+def weights_path(weights: str | os.PathLike | None = None) -> Path:
+    """The decoder weights a renderer loads: `weights`, else `$STYLEREC_ADAIN_WEIGHTS`, else the shipped ones."""
+    return Path(weights) if weights else Path(os.environ.get("STYLEREC_ADAIN_WEIGHTS", SHIPPED_WEIGHTS))
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def weights_id(weights: str | os.PathLike | None = None) -> str:
+    """A short hash of the decoder weights `weights_path` names ("" when there are none): renders made with other
+    weights are other renders, so the render cache's key includes it."""
+    path = weights_path(weights)
+    try:
+        stat = path.stat()
+    except OSError:
+        return ""
+    return _sha256(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
 class AdaINRenderer:
     """Renders with a trained decoder; `RenderError` with what to do when there are no weights."""
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str | None = None) -> None:
-        path = Path(weights) if weights else Path(os.environ.get("STYLEREC_ADAIN_WEIGHTS", SHIPPED_WEIGHTS))
+        path = weights_path(weights)
         if not path.exists():
             raise RenderError(
                 f"no trained AdaIN decoder at {path}: train one with `stylerec train-decoder` (a GPU helps), "

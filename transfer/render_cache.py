@@ -50,6 +50,10 @@ def cache_key(content: bytes, style: bytes | Sequence[tuple[bytes, float]], opti
         for data, weight in mix:
             h.update(hashlib.sha256(data).digest() + f"{weight:.6f}".encode())
     h.update(hashlib.sha256(options.cache_json().encode()).digest())
+    if options.renderer == "adain":  # its output depends on which decoder weights are installed
+        from transfer.adain import weights_id
+
+        h.update(weights_id().encode())
     return h.hexdigest()
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from recsys.data_io import DataError
+from recsys.service.admin_jobs import JobRunning
 from recsys.service.routes import admin, events, health, items, renders, users
 from recsys.service.settings import Settings
 from recsys.service.state import Busy, ServiceState
@@ -77,6 +78,10 @@ def create_app(settings: Settings | None = None, freeze_gc: bool = False) -> Fas
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, exc: QueueFull):
         return error(429, str(exc), {"Retry-After": str(settings.retry_after)})
+
+    @app.exception_handler(JobRunning)
+    async def job_running(request: Request, exc: JobRunning):
+        return JSONResponse({"detail": str(exc), "job_id": exc.job_id}, status_code=409)
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy):

@@ -11,6 +11,8 @@ from typing import TypeVar
 from fastapi import Depends, Header, HTTPException, Request
 
 from recsys.catalog import Catalog
+from recsys.service.admin_jobs import AdminJobs
+from recsys.service.event_writer import EventWriter
 from recsys.service.render_queue import RenderQueue
 from recsys.service.settings import Settings
 from recsys.service.state import Embedder
@@ -48,6 +50,14 @@ async def get_embedder(request: Request) -> Embedder:
 
 async def get_renders(request: Request) -> RenderQueue:
     return request.app.state.service.renders
+
+
+async def get_jobs(request: Request) -> AdminJobs:
+    return request.app.state.service.jobs
+
+
+async def get_event_writer(request: Request) -> EventWriter:
+    return request.app.state.service.events
 
 
 def is_admin(x_api_key: str | None, settings: Settings) -> bool:

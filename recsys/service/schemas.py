@@ -103,11 +103,25 @@ class Job(BaseModel):
     error: str | None = None
 
 
+class AdminJob(BaseModel):
+    id: str
+    task: Literal["index", "cf", "ranker"] = Field(description="index rebuild, CF (+ ranker) or ranker retrain")
+    status: Literal["queued", "running", "done", "failed"]
+    result: dict | None = Field(None, description="once done: the new version(s) and what was trained")
+    error: str | None = Field(None, description="once failed: why")
+    created: float
+    updated: float
+    status_url: str
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     ready: bool
     items: int
-    events: int
+    events: int = Field(
+        description="events recorded so far: the latest event's id (replaced imports leave gaps; a count would read "
+        "the whole table)"
+    )
     style_vectors: int
     model_id: str | None
     index_version: str | None = Field(description="the persisted index version served (None: built in memory)")

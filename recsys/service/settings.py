@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     render_attempts: int = Field(2, ge=1, description="tries of a job interrupted by restarts before it fails")
     retry_after: int = Field(30, ge=1, description="seconds a refused client is told to wait (Retry-After)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="info logs every request")
+    feed_cache: int = Field(
+        20_000, ge=0, description="feed answers kept per worker until the shopper's events or the models change"
+    )
+    event_sync: Literal["full", "normal"] = Field(
+        "full",
+        description="full: an acknowledged event is on disk (survives a power loss); normal: the log is synced "
+        "once a second, so an acknowledged event survives the service being killed but not an OS crash",
+    )
     sync_every: float = Field(1.0, gt=0, description="seconds between checks for other processes' model changes")
 
     def catalog_paths(self) -> CatalogPaths:

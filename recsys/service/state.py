@@ -1,5 +1,6 @@
 """What the service holds while it runs, split by job: the catalog (data and models), the photo embedder (a
-bounded pool of embedding processes, off the event loop) and the render queue. Routes get one of them each
+bounded pool of embedding processes, off the event loop), the render queue, the admin jobs (index rebuilds and
+retrains, each in a process of its own) and the event writer (group commit). Routes get one of them each
 through `deps`."""
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys.catalog import Catalog, open_catalog
+from recsys.service.admin_jobs import AdminJobs
+from recsys.service.event_writer import EventWriter
 from recsys.service.render_queue import RenderQueue
 from recsys.service.settings import Settings
 
@@ -101,12 +104,21 @@ class ServiceState:
     catalog: Catalog
     embedder: Embedder
     renders: RenderQueue
+    jobs: AdminJobs
+    events: EventWriter
 
     @classmethod
     def open(cls, settings: Settings) -> ServiceState:
-        catalog = open_catalog(settings.catalog_paths())
-        return cls(settings, catalog, Embedder(catalog, settings), RenderQueue(catalog.store, settings))
+        paths = settings.catalog_paths()
+        catalog = open_catalog(paths, feed_cache=settings.feed_cache)
+        job_paths = {k: None if v is None else str(v) for k, v in vars(paths).items()}
+        jobs = AdminJobs(catalog.store, job_paths)
+        renders = RenderQueue(catalog.store, settings)
+        events = EventWriter(catalog.store, settings.event_sync)
+        return cls(settings, catalog, Embedder(catalog, settings), renders, jobs, events)
 
     def close(self) -> None:
+        self.jobs.close()
+        self.events.close()
         self.embedder.close()
         self.catalog.close()

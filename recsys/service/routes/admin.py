@@ -1,4 +1,5 @@
-"""Admin: items, styles, index and CF. Every route needs the API key (401 without, 403 when wrong)."""
+"""Admin: items, styles, and the index rebuild and retrains (background jobs, see `admin_jobs`). Every route needs
+the API key (401 without, 403 when wrong)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ import re
 from pathlib import Path
 
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, HTTPException, UploadFile
-from fastapi.responses import Response
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
 
 from recsys.catalog import Catalog
 from recsys.palette import NAME
-from recsys.service.deps import get_catalog, get_embedder, get_settings, item_out, off_loop, require_admin
+from recsys.service.admin_jobs import AdminJobs
+from recsys.service.deps import get_catalog, get_embedder, get_jobs, get_settings, item_out, off_loop, require_admin
 from recsys.service.routes.items import read_upload
-from recsys.service.schemas import Item, PaletteStyle
+from recsys.service.schemas import AdminJob, Item, PaletteStyle
 from recsys.service.settings import Settings
 from recsys.service.state import Embedder
+from recsys.store import NotFound
 from transfer.images import load_image
 from transfer.render_cache import load_style
 
@@ -107,21 +111,46 @@ def delete_style(name: str, catalog: Catalog = Depends(get_catalog)):
     return Response(status_code=204)
 
 
-@router.post("/admin/index/rebuild")
-def rebuild_index(catalog: Catalog = Depends(get_catalog)):
-    """Rebuild the style index over the current vectors: a new persisted version, swapped in while searches go
-    on (other worker processes load it within `sync_every` seconds)."""
-    return catalog.rebuild_index()
+def _started(jobs: AdminJobs, task: str) -> JSONResponse:
+    job = jobs.start(task)  # JobRunning (409) while another admin job runs
+    return JSONResponse(job, status_code=202, headers={"Location": job["status_url"]})
 
 
-@router.post("/admin/cf/retrain")
-def retrain(catalog: Catalog = Depends(get_catalog)):
-    """Retrain collaborative filtering on every stored event, then the feed's ranker (its features include CF
-    scores): new persisted versions, swapped in. `ranker.learned` false: too little data, the blend ranks."""
-    return {**catalog.retrain_cf(), "ranker": catalog.retrain_ranker()}
+JOB_RESPONSES = {
+    202: {"model": AdminJob, "description": "started: poll the job at its status_url (also the Location header)"},
+    409: {"description": "another admin job is running (one at a time)"},
+}
 
 
-@router.post("/admin/ranker/retrain")
-def retrain_ranker(catalog: Catalog = Depends(get_catalog)):
-    """Retrain the feed's ranker on every stored event: a new persisted version, swapped in (when it could learn)."""
-    return catalog.retrain_ranker()
+@router.post("/admin/index/rebuild", status_code=202, response_model=AdminJob, responses=JOB_RESPONSES)
+async def rebuild_index(catalog: Catalog = Depends(get_catalog), jobs: AdminJobs = Depends(get_jobs)):
+    """Start rebuilding the style index over the current vectors, in the background: a new persisted version,
+    swapped in by every worker process while searches go on. Answers at once with the job (202)."""
+    if catalog.style is None:
+        raise NotFound("the catalog has no style vectors to index")
+    return await off_loop(_started, jobs, "index")
+
+
+@router.post("/admin/cf/retrain", status_code=202, response_model=AdminJob, responses=JOB_RESPONSES)
+async def retrain(catalog: Catalog = Depends(get_catalog), jobs: AdminJobs = Depends(get_jobs)):
+    """Start retraining collaborative filtering on every stored event, then the feed's ranker (its features include
+    CF scores), in the background: new persisted versions, swapped in. The job's result has `ranker.learned`:
+    false when there was too little data (the blend ranks). Answers at once with the job (202)."""
+    if catalog.store.last_event_id() == 0:
+        raise NotFound("no events to train collaborative filtering on")
+    return await off_loop(_started, jobs, "cf")
+
+
+@router.post("/admin/ranker/retrain", status_code=202, response_model=AdminJob, responses=JOB_RESPONSES)
+async def retrain_ranker(catalog: Catalog = Depends(get_catalog), jobs: AdminJobs = Depends(get_jobs)):
+    """Start retraining the feed's ranker on every stored event, in the background: a new persisted version,
+    swapped in (when it could learn). Answers at once with the job (202)."""
+    if catalog.store.last_event_id() == 0:
+        raise NotFound("no events to train the feed's ranker on")
+    return await off_loop(_started, jobs, "ranker")
+
+
+@router.get("/admin/jobs/{job_id}", response_model=AdminJob)
+async def admin_job(job_id: str = PathParam(..., max_length=64), jobs: AdminJobs = Depends(get_jobs)):
+    """An admin job's state: queued, running, done (with its result) or failed (with the error)."""
+    return jobs.status(job_id)  # NotFound (404) for an unknown id

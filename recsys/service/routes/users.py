@@ -8,6 +8,7 @@ anyway (the GIL); blocking work (photo embeddings, renders, committed writes) st
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from recsys.catalog import Catalog
 from recsys.service.deps import get_catalog, get_settings, recommendations_out
@@ -33,8 +34,14 @@ async def feed(
     catalog: Catalog = Depends(get_catalog),
     settings: Settings = Depends(get_settings),
 ):
-    results = catalog.feed(user_id, min(k, settings.max_k), categories_of(category), alpha)
-    return recommendations_out(catalog, results, user_id)
+    """The shopper's feed, each item with its reason. Answers are kept (as response bodies) until the shopper's
+    events or the models change: a repeat costs a lookup."""
+
+    def body(results: list) -> bytes:
+        return Recommendations.model_validate(recommendations_out(catalog, results, user_id)).model_dump_json().encode()
+
+    found = catalog.cached_feed(user_id, min(k, settings.max_k), categories_of(category), alpha, body)
+    return Response(found, media_type="application/json")
 
 
 @router.get("/users/{user_id}/styles", response_model=list[StyleScore])
