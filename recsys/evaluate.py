@@ -172,6 +172,7 @@ def evaluate(
         if isinstance(model, HybridModel):
             ranker[name] = {
                 "learned": model.fallback is None,
+                "objective": model.config.objective,
                 "fallback": model.fallback,
                 "training": model.ranker.training,
                 "windows": [[pd.Timestamp(t, unit="s").isoformat() for t in w] for w in model.ranker.windows],
@@ -357,7 +358,7 @@ def write_report(result: EvalResult, folder: str | Path, title: str, command: st
             lines.append(f"| {name} | " + " | ".join(f"{row[d]:.4f}" if d in row else "" for d in depths) + " |")
         lines.append("")
     for name, info in result.ranker.items():
-        how = "learned (LightGBM LambdaRank)" if info["learned"] else f"fallback: {info['fallback']}"
+        how = f"learned (LightGBM, {info['objective']})" if info["learned"] else f"fallback: {info['fallback']}"
         lines += [f"- {name}: {how}; training {info['training']}"]
     for model, reason in result.skipped.items():
         lines += ["", f"- {model} skipped: {reason}"]

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from recsys.candidates import Shopper, Snapshot
-from recsys.candidates.siblings import Siblings
+from recsys.candidates import Shopper, Snapshot, repurchase_order
 from recsys.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation
 from recsys.ranker import Feed, LearnedRanker, RankerConfig
 
@@ -75,11 +74,7 @@ class RepurchaseModel(RankingModel):
         return self
 
     def recommend(self, user_id: str, k: int, history: pd.DataFrame | None = None) -> list[str]:
-        shopper = Shopper(self.snapshot, user_id, history)
-        out = [i for i in shopper.recent if i in self.snapshot.allowed]
-        out += [c.item_id for c in Siblings().generate(self.snapshot, shopper, k)]
-        out += self.snapshot.trending[: 2 * k]
-        return list(dict.fromkeys(out))[:k]
+        return repurchase_order(self.snapshot, Shopper(self.snapshot, user_id, history), k)
 
 
 class CFModel(RankingModel):
@@ -118,7 +113,7 @@ class StyleModel(RankingModel):
 
 
 class HybridModel(RankingModel):
-    """The feed: candidate sources, LightGBM LambdaRank trained on windows of the training data; the hand-set
+    """The feed: candidate sources, a LightGBM ranker trained on windows of the training data; the hand-set
     blend of `recsys.hybrid` when there is too little data to train (`fallback` says so)."""
 
     name = "hybrid"

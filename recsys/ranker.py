@@ -24,7 +24,16 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from recsys.candidates import SOURCES, CandidateSource, ItemInfo, Pool, Shopper, Snapshot, generate
+from recsys.candidates import (
+    SOURCES,
+    CandidateSource,
+    ItemInfo,
+    Pool,
+    Shopper,
+    Snapshot,
+    generate,
+    repurchase_order,
+)
 from recsys.cf import CFConfig
 from recsys.hybrid import DAY, Recommendation, StyleSpace
 from recsys.splits import random_split
@@ -34,17 +43,29 @@ log = logging.getLogger(__name__)
 MODEL_FILE, META_FILE = "ranker.txt", "ranker.json"
 RANKER_DIR = "ranker"  # the ranker's folder inside a shop's models folder
 STYLE_SOURCES = ("style",)
+EXTRA_FEATURES = (
+    "repurchase_rank",  # the item's place in the classic rule's list (`repurchase_order`)
+    "repeat_share",  # share of the shopper's purchases that repeat an earlier one
+    "item_repeat_rate",  # share of the item's buyers who bought it again
+    "item_days_since_sale",  # days since anyone last bought the item (sold out, out of season)
+    "kind_rank_7d",  # the item's rank among last week's sellers of its product type
+    "item_since_visit",  # days between the shopper's purchase of the item and their latest visit
+)
+REPURCHASE_DEPTH = 40
 STYLE_FEATURES = ("style_profile", "style_last", "style_max", "style_neighbour_popularity")
 
 
 class RankerConfig(BaseModel):
-    """How candidates are gathered and how the LambdaRank model is trained."""
+    """How candidates are gathered and how the LightGBM model is trained."""
 
     model_config = ConfigDict(extra="forbid")
 
     sources: tuple[str, ...] = tuple(SOURCES)
     candidates: int = Field(40, ge=1, description="candidates taken from each source")
     use_style: bool = Field(True, description="False: no style source and no style features (style's lift)")
+    # measured on train-only H&M windows: within the noise of the LightGBM seed, and they cost the demo shop's
+    # planted styles their lift (BENCHMARKS.md, issue 13); kept as an option for larger shops
+    repurchase_features: bool = Field(False, description="add EXTRA_FEATURES (the repurchase rule's rank, ...)")
     allow_bought: bool = Field(True, description="already-bought items may be recommended (fashion: yes)")
     new_every: int = Field(
         12, ge=0, description="every n-th feed position shows the best-ranked never-sold candidate (0: none)"
@@ -81,6 +102,8 @@ def feature_names(config: RankerConfig) -> list[str]:
     names += ["section_share"]
     names += ["pop_7d", "pop_30d", "pop_all", "trend", "item_age_days", "price_ratio", "cf_affinity"]
     names += ["user_events", "user_days_since_last"]
+    if config.repurchase_features:
+        names += list(EXTRA_FEATURES)
     if config.use_style:
         names += list(STYLE_FEATURES)
     return names
@@ -116,6 +139,10 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
     usual_price = float(np.mean(prices)) if prices else nan
     n_events = float(len(shopper.items))
     days_since_last = (now - shopper.timestamps.max()) / DAY if len(shopper.timestamps) else nan
+    extra = config.repurchase_features
+    repeat_share = 1.0 - len(item_count) / n_events if n_events else nan
+    rule = repurchase_order(snapshot, shopper, REPURCHASE_DEPTH) if extra else []
+    rule_rank = {item: rank for rank, item in enumerate(rule, 1)}
 
     sources = [s for s in config.sources if config.use_style or s not in STYLE_SOURCES]
     rows = np.full((len(items), len(feature_names(config))), nan)
@@ -151,6 +178,15 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
             n_events,
             days_since_last,
         ]
+        if extra:
+            row += [
+                rule_rank.get(item, nan),
+                repeat_share,
+                snapshot.repeat_rate.get(item, nan),
+                (now - snapshot.last_sale[item]) / DAY if item in snapshot.last_sale else nan,
+                snapshot.kind_rank.get(item, nan),
+                (shopper.timestamps.max() - item_last[item]) / DAY if item in item_last else nan,
+            ]
         rows[n, : len(row)] = row
     if config.use_style:
         _style_features(snapshot, shopper, items, rows[:, -len(STYLE_FEATURES) :])
@@ -234,6 +270,30 @@ def training_folds(
     return folds
 
 
+def train_booster(x: np.ndarray, y: np.ndarray, groups: list[int], names: list[str], config: RankerConfig):
+    """A LightGBM booster on feature rows `x` (columns `names`), labels `y`, one group per shopper."""
+    import lightgbm as lgb
+
+    c = config
+    params = {
+        "objective": c.objective,
+        "learning_rate": c.learning_rate,
+        "num_leaves": c.leaves,
+        "min_data_in_leaf": c.min_data_in_leaf,
+        "feature_fraction": 0.9,
+        "bagging_fraction": c.bagging,
+        "bagging_freq": 1 if c.bagging < 1 else 0,
+        "lambda_l2": c.l2,
+        "lambdarank_truncation_level": 20,
+        "num_threads": 2,
+        "deterministic": True,
+        "force_row_wise": True,
+        "seed": c.seed,
+        "verbose": -1,
+    }
+    return lgb.train(params, lgb.Dataset(x, y, group=groups, feature_name=names), num_boost_round=c.rounds)
+
+
 class LearnedRanker:
     """LightGBM over candidate features (`RankerConfig.objective`); `fit`, `score`, `save(folder)`, `load(folder)`."""
 
@@ -278,28 +338,7 @@ class LearnedRanker:
             log.warning("only %d shoppers to learn from (< %d): no learned ranker", len(groups), c.min_shoppers)
             self.booster = None
             return self
-        import lightgbm as lgb
-
-        dataset = lgb.Dataset(
-            np.vstack(matrices), np.concatenate(labels), group=groups, feature_name=self.feature_names
-        )
-        params = {
-            "objective": c.objective,
-            "learning_rate": c.learning_rate,
-            "num_leaves": c.leaves,
-            "min_data_in_leaf": c.min_data_in_leaf,
-            "feature_fraction": 0.9,
-            "bagging_fraction": c.bagging,
-            "bagging_freq": 1 if c.bagging < 1 else 0,
-            "lambda_l2": c.l2,
-            "lambdarank_truncation_level": 20,
-            "num_threads": 2,
-            "deterministic": True,
-            "force_row_wise": True,
-            "seed": c.seed,
-            "verbose": -1,
-        }
-        self.booster = lgb.train(params, dataset, num_boost_round=c.rounds)
+        self.booster = train_booster(np.vstack(matrices), np.concatenate(labels), groups, self.feature_names, c)
         self.training["positives"] = int(np.concatenate(labels).sum())
         return self
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.candidates import SOURCES, ItemInfo, Pool, Shopper, Snapshot, generate
+from recsys.candidates import SOURCES, ItemInfo, Pool, Shopper, Snapshot, generate, repurchase_order
 from recsys.hybrid import DAY, StyleSpace
 
 ITEMS = {  # item_id: (title, kind, group)
@@ -89,6 +89,29 @@ def test_pool_merges_sources_and_reasons_follow_source_order(snapshot):
     assert pool.reason("red-tee") == "buy again" and pool.reason("belt") == "often bought with Jeans"
     assert "jeans" not in generate(snapshot, shopper, sources, 5, exclude={"jeans"}).items
     assert isinstance(pool, Pool)
+
+
+def test_the_repurchase_rule_and_the_facts_the_ranker_learns_from(snapshot):
+    from recsys.ranker import RankerConfig, feature_names, features
+
+    # u1 bought the red tee, then jeans: their purchases latest first, the tee's other colour, last week's sellers
+    u1 = Shopper(snapshot, "u1")
+    assert repurchase_order(snapshot, u1, 10) == ["jeans", "red-tee", "blue-tee", "dress1", "hat", "dress2"]
+    assert repurchase_order(snapshot, u1, 2) == ["jeans", "red-tee"]
+    assert snapshot.repeat_rate["dress1"] == pytest.approx(0.5) and snapshot.repeat_rate["jeans"] == 0
+    assert snapshot.last_sale["hat"] == 18 * DAY
+    assert snapshot.kind_rank == {"dress1": 1, "dress2": 2, "hat": 1}
+
+    config = RankerConfig(sources=("buy_again", "siblings", "trending"), use_style=False, repurchase_features=True)
+    u3 = Shopper(snapshot, "u3")  # bought dress1 on days 14 and 15
+    pool = generate(snapshot, u3, config.active_sources(), 10)
+    column = dict(zip(feature_names(config), features(snapshot, u3, pool, config).T, strict=True))
+    dress, hat = pool.items.index("dress1"), pool.items.index("hat")
+    assert column["repurchase_rank"][dress] == 1 and column["repurchase_rank"][hat] == 2  # dress1, then hat, dress2
+    assert column["repeat_share"][dress] == 0.5  # one of their two purchases repeats an earlier one
+    assert column["item_days_since_sale"][dress] == pytest.approx(4.0)  # u4 bought it on day 16, now is day 20
+    assert column["item_since_visit"][dress] == 0 and np.isnan(column["item_since_visit"][hat])
+    assert column["kind_rank_7d"][hat] == 1 and column["item_repeat_rate"][hat] == 0
 
 
 def test_snapshot_ignores_the_future_and_groups_by_id_prefix(snapshot):

@@ -43,10 +43,11 @@ def test_training_windows_never_touch_the_test_window(demo_shop):
     assert ranker.trained and ranker.windows and all(stop <= cutoff for _, stop in ranker.windows)
 
 
-@pytest.fixture()
-def shop(demo_shop, tmp_path):
+@pytest.fixture(scope="module")
+def shop(demo_shop, tmp_path_factory):
+    """One demo shop with a trained ranker for the module's tests (built once: the tests must not change it)."""
     catalog_dir, _, style = demo_shop
-    store = Store(tmp_path / "shop.db")
+    store = Store(tmp_path_factory.mktemp("ranker-shop") / "shop.db")
     store.import_items(read_catalog(catalog_dir), "demo")
     store.import_interactions(read_interactions(catalog_dir / "interactions.csv"), "interactions.csv")
     recommender = Recommender(store, style)
@@ -78,9 +79,8 @@ def test_the_feed_names_its_sources_and_may_show_bought_items(shop):
 
     strict = LearnedRanker(ranker.config.model_copy(update={"allow_bought": False}))
     strict.booster = ranker.booster
-    recommender.learned, recommender.snapshot = strict, None
-    recommender.refresh_catalog()
-    assert not bought & {r.item_id for r in recommender.feed("U0001", k=20)}
+    strict_shop = Recommender(recommender.store, recommender.style, ranker=strict)
+    assert not bought & {r.item_id for r in strict_shop.feed("U0001", k=20)}
 
 
 def test_save_and_load_give_identical_rankings(shop, tmp_path):

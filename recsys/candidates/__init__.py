@@ -58,6 +58,15 @@ def generate(
     return pool
 
 
+def repurchase_order(snapshot: Snapshot, shopper: Shopper, n: int) -> list[str]:
+    """The classic fashion rule: the shopper's purchases (most recent first), other colours of them, then last
+    week's top sellers; at most `n` items."""
+    out = [i for i in shopper.recent if i in snapshot.allowed]
+    out += [c.item_id for c in Siblings().generate(snapshot, shopper, n)]
+    out += snapshot.trending[: 2 * n]
+    return list(dict.fromkeys(out))[:n]
+
+
 __all__ = [
     "SOURCES",
     "Candidate",
@@ -67,4 +76,5 @@ __all__ = [
     "Shopper",
     "Snapshot",
     "generate",
+    "repurchase_order",
 ]

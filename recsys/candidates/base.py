@@ -130,6 +130,9 @@ class Snapshot:
     group_members: dict[str, list[str]]
     co_bought: dict[str, list[tuple[str, float]]]  # item -> [(other item, co-purchases within the window)]
     style_neighbour_popularity: dict[str, float] = field(default_factory=dict)
+    last_sale: dict[str, float] = field(default_factory=dict)
+    repeat_rate: dict[str, float] = field(default_factory=dict)  # item -> share of its buyers who bought it again
+    kind_rank: dict[str, int] = field(default_factory=dict)  # item -> rank among last week's sellers of its kind
 
     @classmethod
     def build(
@@ -166,6 +169,8 @@ class Snapshot:
             histories={u: f for u, f in past.sort_values("timestamp", kind="stable").groupby("user_id", sort=False)},
             popularity=popularity,
             first_sale=past.groupby("item_id")["timestamp"].min().to_dict(),
+            last_sale=past.groupby("item_id")["timestamp"].max().to_dict(),
+            repeat_rate=_repeat_rates(past),
             trending=[],
             trending_by_kind={},
             group_members={},
@@ -183,13 +188,20 @@ class Snapshot:
             kind = items.kind.get(item)
             if kind:
                 by_kind.setdefault(kind, []).append(item)
+        kind_rank = {item: rank for ranked in by_kind.values() for rank, item in enumerate(ranked, 1)}
         members: dict[str, list[str]] = {}
         for item in sorted(allowed):
             group = items.group_of(item)
             if group is not None:
                 members.setdefault(group, []).append(item)
         return replace(
-            self, items=items, allowed=allowed, trending=week, trending_by_kind=by_kind, group_members=members
+            self,
+            items=items,
+            allowed=allowed,
+            trending=week,
+            trending_by_kind=by_kind,
+            kind_rank=kind_rank,
+            group_members=members,
         )
 
     def history(self, user_id: str | None) -> pd.DataFrame | None:
@@ -225,6 +237,14 @@ def _co_purchases(
     for item, other, n in zip(counts["item_id"], counts["item_id_other"], counts["n"], strict=False):
         out.setdefault(item, []).append((other, float(n)))
     return out
+
+
+def _repeat_rates(past: pd.DataFrame) -> dict[str, float]:
+    """For each item, the share of its buyers who bought it more than once (how much it is a repeat buy)."""
+    if len(past) == 0:
+        return {}
+    per_buyer = past.groupby(["item_id", "user_id"]).size()
+    return (per_buyer > 1).groupby(level="item_id").mean().to_dict()
 
 
 def _style_neighbour_popularity(style: StyleSpace | None, popularity: dict[str, float], k: int = 10) -> dict:
