@@ -140,7 +140,7 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
     n_events = float(len(shopper.items))
     days_since_last = (now - shopper.timestamps.max()) / DAY if len(shopper.timestamps) else nan
     extra = config.repurchase_features
-    repeat_share = 1.0 - len(item_count) / n_events if n_events else nan
+    repeat_share = 1.0 - len(item_count) / n_events if extra and n_events else nan
     rule = repurchase_order(snapshot, shopper, REPURCHASE_DEPTH) if extra else []
     rule_rank = {item: rank for rank, item in enumerate(rule, 1)}
 
