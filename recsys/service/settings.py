@@ -49,9 +49,10 @@ class Settings(BaseSettings):
         20_000, ge=0, description="feed answers kept per worker until the shopper's events or the models change"
     )
     event_sync: Literal["full", "normal"] = Field(
-        "full",
-        description="full: an acknowledged event is on disk (survives a power loss); normal: the log is synced "
-        "once a second, so an acknowledged event survives the service being killed but not an OS crash",
+        "normal",
+        description="normal (SQLite's advice for WAL): the log is synced once a second, so an acknowledged event "
+        "survives the service being killed, but the last second of events may be lost in a power loss or OS crash; "
+        "full: an acknowledged event is on disk before the answer (each event then waits for the disk's sync)",
     )
     sync_every: float = Field(1.0, gt=0, description="seconds between checks for other processes' model changes")
 
