@@ -35,6 +35,7 @@ from recsys.ranker import (
     feature_names,
     features,
     train_booster,
+    window_shoppers,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,12 +85,8 @@ def window_data(snapshot, bought: pd.DataFrame, config: RankerConfig) -> dict:
 
 def training_rows(data: dict, config: RankerConfig) -> tuple[list, list, list[int]]:
     """As `LearnedRanker._examples`: shoppers with a hit and a miss among candidates, sampled to the cap."""
-    users = sorted(data["relevant"])
-    if len(users) > config.max_users_per_window:
-        rng = np.random.default_rng(config.seed)
-        users = sorted(rng.choice(users, config.max_users_per_window, replace=False))
     xs, ys, groups = [], [], []
-    for user in users:
+    for user in window_shoppers(data["relevant"], config):
         _, x, y, _ = data["rows"][user]
         if 0 < y.sum() < len(y):
             xs.append(x)

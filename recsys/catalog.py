@@ -412,21 +412,14 @@ class Catalog:
         self, user_id: str, item_id: str, event: str, timestamp: float | None = None, client_event_id=None
     ) -> dict:
         """Store an event durably (once per `client_event_id`) and fold it in; returns the stored event.
-        In three steps for callers that commit off their event loop: `check_event`, `commit_event`, `event_recorded`."""
-        event_id = self.check_event(user_id, item_id, event, client_event_id)
-        if event_id is None:
-            event_id = self.commit_event(user_id, item_id, event, timestamp, client_event_id)
+        The service does it in three steps, to commit off its event loop: `check_event`, its `EventWriter`,
+        `event_recorded`."""
+        event_id = self.store.add_event(user_id, item_id, event, timestamp, client_event_id=client_event_id)
         return self.event_recorded(event_id)
 
     def check_event(self, user_id: str, item_id: str, event: str, client_event_id=None) -> int | None:
         """Validate an event (`DataError`, `NotFound`); the first event's id when `client_event_id` repeats one."""
         return self.store.check_event(user_id, item_id, event, client_event_id)
-
-    def commit_event(
-        self, user_id: str, item_id: str, event: str, timestamp: float | None = None, client_event_id=None
-    ) -> int:
-        """Write a checked event: one durable SQLite commit (it waits for the disk); returns its id."""
-        return self.store.insert_event(user_id, item_id, event, timestamp, client_event_id=client_event_id)
 
     def event_recorded(self, event_id: int) -> dict:
         """Fold a committed event's shopper into CF (their whole history: idempotent); returns the stored event."""

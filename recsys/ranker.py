@@ -294,6 +294,16 @@ def train_booster(x: np.ndarray, y: np.ndarray, groups: list[int], names: list[s
     return lgb.train(params, lgb.Dataset(x, y, group=groups, feature_name=names), num_boost_round=c.rounds)
 
 
+def window_shoppers(users, config: RankerConfig) -> list[str]:
+    """The shoppers of a training window the ranker learns from: all of them, or a seeded sample of
+    `max_users_per_window`."""
+    users = sorted(users)
+    if len(users) > config.max_users_per_window:
+        rng = np.random.default_rng(config.seed)
+        users = sorted(rng.choice(users, config.max_users_per_window, replace=False))
+    return users
+
+
 class LearnedRanker:
     """LightGBM over candidate features (`RankerConfig.objective`); `fit`, `score`, `save(folder)`, `load(folder)`."""
 
@@ -347,12 +357,8 @@ class LearnedRanker:
         c = self.config
         sources = c.active_sources()
         relevant = bought.groupby("user_id")["item_id"].agg(set)
-        users = sorted(relevant.index)
-        if len(users) > c.max_users_per_window:
-            rng = np.random.default_rng(c.seed)
-            users = sorted(rng.choice(users, c.max_users_per_window, replace=False))
         xs, ys, groups = [], [], []
-        for user in users:
+        for user in window_shoppers(relevant.index, c):
             shopper = Shopper(snapshot, user)
             exclude = None if c.allow_bought else set(shopper.items)
             pool = generate(snapshot, shopper, sources, c.candidates, exclude)

@@ -88,13 +88,14 @@ class AdaINModel(nn.Module):
         output = self.decoder(target)
         output_features = self.encode(output)
         content_loss = F.mse_loss(output_features["relu4_1"], target)
-        style_loss = sum(
-            F.mse_loss(mo, ms) + F.mse_loss(so, ss)
-            for (mo, so), (ms, ss) in (
-                (mean_std(output_features[name]), mean_std(style_features[name])) for name in ENCODER_LAYERS
-            )
-        )
-        return content_loss, style_loss
+        return content_loss, style_distance(output_features, style_features)
+
+
+def style_distance(features: dict[str, torch.Tensor], style_features: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The style loss: squared distance between the channel means and standard deviations of two images'
+    `encode` features, summed over relu1_1..relu4_1."""
+    pairs = ((mean_std(features[name]), mean_std(style_features[name])) for name in ENCODER_LAYERS)
+    return sum(F.mse_loss(mo, ms) + F.mse_loss(so, ss) for (mo, so), (ms, ss) in pairs)
 
 
 # -- training -----------------------------------------------------------------------------------------------

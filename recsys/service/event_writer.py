@@ -1,8 +1,9 @@
 """Group commit of shoppers' events: the events posted to one worker process while the disk syncs the previous
 commit are written together, in one transaction with one sync (`Store.insert_events`), by one thread.
 
-An event is acknowledged only after the commit that holds it has returned (`synchronous=FULL`: on disk), exactly
-as with a commit per event; what changes is that a burst of events costs one disk sync instead of one each. With
+An event is acknowledged only after the commit that holds it has returned (how durable that commit is:
+`Settings.event_sync`), exactly as with a commit per event; what changes is that a burst of events costs one
+commit (with `full`, one disk sync) instead of one each. With
 one sync per event, the events of two busy worker processes queued behind each other's syncs on the store's lock
 file (about 5 ms each), and an event waited tens to hundreds of milliseconds for its turn."""
 
