@@ -218,14 +218,18 @@ def test_admin_changes(client):
     assert info["count"] == 288 and client.get("/health").json()["index_version"] == info["version"]
 
 
-def _finished(client, started, timeout: float = 180) -> dict:
+# A ceiling, not a deadline: jobs run at nice 10 and take minutes on a machine busy with other work.
+JOB_CEILING_S = 1800.0
+
+
+def _finished(client, started, timeout: float = JOB_CEILING_S) -> dict:
     """Wait for an admin job (the 202 answer that started it) to end; its result."""
     assert started.status_code == 202, started.text
     url = started.json()["status_url"]
     assert started.headers["location"] == url and started.json()["status"] in ("queued", "running")
     deadline = time.monotonic() + timeout
     while (job := client.get(url, headers=KEY).json())["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline, job
+        assert time.monotonic() < deadline, f"admin job still {job['status']} after {timeout:.0f} s: {job}"
         time.sleep(0.2)
     assert job["status"] == "done", job
     return job["result"]
@@ -235,10 +239,9 @@ def test_retrains_are_background_jobs(client):
     """A retrain answers at once (202 + a job), refuses a second one while it runs (409), runs outside the web
     process, and its new versions are served afterwards."""
     before = client.get("/health").json()
-    start = time.perf_counter()
     started = client.post("/admin/cf/retrain", headers=KEY)
-    took = time.perf_counter() - start
-    assert started.status_code == 202 and took < 2.0, (started.text, took)  # the retrain itself takes seconds
+    # answered before the work: the job is still queued or running when the 202 arrives (checked in _finished)
+    assert started.status_code == 202 and started.json()["status"] in ("queued", "running"), started.text
     second = client.post("/admin/ranker/retrain", headers=KEY)
     assert second.status_code == 409 and second.json()["job_id"] == started.json()["id"], second.text
     assert client.get("/health").status_code == 200  # the service answers meanwhile
@@ -269,9 +272,9 @@ def test_a_killed_admin_job_is_reported_failed(client, settings):
         time.sleep(0.05)
     assert pids, "no job process"
     os.kill(int(pids[0].name), signal.SIGKILL)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + JOB_CEILING_S
     while (job := client.get(started.json()["status_url"], headers=KEY).json())["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, f"the killed job was not reported failed: {job}"
         time.sleep(0.1)
     assert job["status"] == "failed" and ("killed" in job["error"] or "status -9" in job["error"]), job
     _finished(client, client.post("/admin/index/rebuild", headers=KEY))  # the next job runs
@@ -421,9 +424,8 @@ def test_an_upload_being_embedded_does_not_block_other_requests(fresh, monkeypat
         )
         upload.start()
         assert started.wait(30)
-        t0 = time.perf_counter()
         assert c.get("/health").status_code == 200 and c.get("/users/U0001/feed").status_code == 200
-        assert time.perf_counter() - t0 < 5  # answered while the embedding is still running
+        assert upload.is_alive()  # answered while the embedding is still held
         busy = c.post("/shop-this-style", files={"image": ("p.jpg", photo, "image/jpeg")})
         assert busy.status_code == 503 and int(busy.headers["retry-after"]) > 0
         release.set()
