@@ -444,6 +444,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from recsys.catalog import open_catalog
     from recsys.service import logs
+    from recsys.service.server import uvicorn_options
     from recsys.service.settings import Settings
 
     for flag, variable in SERVE_ENV.items():
@@ -464,7 +465,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.update(web_threads)
     config = uvicorn.Config(
         "recsys.service.app:serve_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-        log_level="warning", access_log=False,
+        log_level="warning", access_log=False, **uvicorn_options(settings),
     )  # fmt: skip
     print(
         f"stylerec serving on http://{args.host}:{args.port} with {args.workers} web worker(s) "

@@ -200,10 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of a job process: `python -m recsys.service.admin_jobs DB JOB_ID LOCK_FD` (LOCK_FD: the
     admin-job lock, held by this process from its start; let go once the job's outcome is recorded)."""
     from recsys.service import logs
+    from recsys.service.server import die_with_parent
 
     db, job_id, lock_fd = argv if argv is not None else sys.argv[1:]
     os.nice(10)  # the web workers' requests go first
     logs.configure()
+    die_with_parent()  # the web worker that started it killed: end too (the job is then reported failed)
     store = Store(db)
     try:
         job = store.job(job_id)

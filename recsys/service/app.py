@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from recsys.data_io import DataError
 from recsys.service.admin_jobs import JobRunning
+from recsys.service.guards import BodyGuard, validation_error
 from recsys.service.routes import admin, events, health, items, renders, users
 from recsys.service.settings import Settings
 from recsys.service.state import Busy, ServiceState
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None, freeze_gc: bool = False) -> Fas
 
     def error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound):
@@ -101,6 +105,7 @@ def create_app(settings: Settings | None = None, freeze_gc: bool = False) -> Fas
             headers={"X-Request-ID": request_id},
         )
 
+    app.add_middleware(BodyGuard)  # inside the request log: refused bodies are logged too
     app.add_middleware(RequestLog)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -115,9 +120,11 @@ def serve_app() -> FastAPI:
     """The entry point of each `stylerec serve` worker process: JSON logs at the configured level, settings from
     the environment that `serve` prepared."""
     from recsys.service import logs
+    from recsys.service.server import die_with_parent, stop_self
 
     settings = Settings()
     logs.configure(logging.getLevelNamesMapping()[settings.log_level.upper()])
+    die_with_parent(on_death=stop_self)  # `stylerec serve` killed (even -9): stop answering, close the pools
     return create_app(settings, freeze_gc=True)
 
 

@@ -1,0 +1,66 @@
+"""How the service's processes are run: uvicorn's options (whose addresses to believe) and the lifeline that ends a
+child process with its parent.
+
+`stylerec serve` is a tree: the supervisor, its web workers (uvicorn), its render worker, and each web worker's
+photo-embedding process. Each child watches its parent (`die_with_parent`): when the parent is gone, whatever
+killed it (SIGKILL included), the child ends too, so no web worker keeps answering on the port and no embedding
+process is left holding its memory. A watchdog on the parent's pid is used rather than `PR_SET_PDEATHSIG`: that
+signal fires when the *thread* that started the child ends, and the embedding pool may be started from a
+short-lived thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from recsys.service.settings import Settings
+
+log = logging.getLogger("stylerec.service")
+WATCH_EVERY = 0.25  # seconds between looks at the parent
+
+
+def uvicorn_options(settings: Settings) -> dict:
+    """uvicorn's proxy options from the settings: X-Forwarded-* believed only from `trusted_proxies` (none by
+    default: uvicorn would otherwise believe any header sent from 127.0.0.1, so one local client could pose as
+    many and fill the render queue)."""
+    trusted = settings.trusted_proxies.strip()
+    if not trusted:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
+
+
+def die_with_parent(
+    parent: int | None = None, on_death: Callable[[], None] | None = None, grace: float = 5.0
+) -> threading.Thread:
+    """Watch the parent process (`parent`, default the current one) from a daemon thread; once it is gone, call
+    `on_death` (default: nothing), then end this process (`os._exit`) after at most `grace` seconds."""
+    parent = os.getppid() if parent is None else parent
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_EVERY)
+        log.warning("parent process %d is gone: stopping", parent)
+        if on_death is not None:
+            timer = threading.Timer(grace, os._exit, (1,))
+            timer.daemon = True
+            timer.start()
+            try:
+                on_death()
+                return
+            except Exception:  # the exit below still happens
+                log.exception("stopping after the parent's death failed")
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="lifeline", daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_self() -> None:
+    """Ask this process to stop as on SIGTERM (a uvicorn worker then shuts down gracefully, closing its pools)."""
+    os.kill(os.getpid(), signal.SIGTERM)
