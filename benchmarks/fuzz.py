@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(__file__))
 from serving import copy_shop, running_service
 
-
 CONFORMANCE = (
     "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
     "response_schema_conformance"
