@@ -280,7 +280,7 @@ def test_forged_forwarded_for_changes_nothing_unless_the_proxy_is_trusted(servic
 
 def test_a_share_of_the_render_queue_is_kept_for_admins(service_settings, tmp_path):
     settings = _fresh(service_settings, tmp_path).model_copy(
-        update={"render_queue": 4, "render_per_client": 1, "render_admin_share": 0.5}
+        update={"render_queue": 4, "render_per_client": 2, "render_admin_share": 0.5}
     )
     with TestClient(create_app(settings)) as c:
         renders = c.app.state.service.renders
