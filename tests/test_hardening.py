@@ -425,3 +425,41 @@ def _jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (120, 180), (30, 60, 200)).save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+# -- the documentation tells the truth, offline ---------------------------------------------------------------
+def test_docs_load_every_asset_from_the_app(client):
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+        for asset in assets:
+            assert client.get(asset).status_code == 200, asset
+        assert "cdn" not in html.text.lower() and "googleapis" not in html.text
+
+
+def test_openapi_documents_every_operation_and_its_errors(client):
+    schema = client.get("/openapi.json").json()
+    error = "#/components/schemas/ErrorBody"
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("description"), (method, path)
+            responses = operation["responses"]
+            assert {"422", "500"} <= set(responses), (method, path)
+            if "requestBody" in operation:
+                assert {"400", "413"} <= set(responses), (method, path)
+            if operation.get("security"):
+                assert {"401", "403"} <= set(responses), (method, path)
+            for status, response in responses.items():
+                if status.startswith(("4", "5")):
+                    assert response["content"]["application/json"]["schema"]["$ref"] == error, (method, path, status)
+    assert "429" in schema["paths"]["/items/{item_id}/render"]["get"]["responses"]
+    assert "409" in schema["paths"]["/admin/cf/retrain"]["post"]["responses"]
+    assert len(schema["components"]["schemas"]["EventIn"]["oneOf"]) == 2  # item event or style feedback
+    problem = client.post("/events", json={"user_id": "U0001"}).json()  # the real 422 body matches ErrorBody
+    from recsys.service.openapi import ErrorBody
+
+    ErrorBody.model_validate(problem)
