@@ -395,6 +395,17 @@ def test_a_stopped_service_leaves_nothing_running(service_settings, tmp_path, ho
             assert answer.status_code == 200
         processes = _descendants(serve.pid)
         assert len(processes) >= 4  # 2 web workers, the render worker, an embedding process (+ resource trackers)
+        if how == signal.SIGKILL:  # a web worker killed (uvicorn starts another): its embedding process ends too
+            tree = _children()
+            worker = next(pid for pid in tree.get(serve.pid, []) if tree.get(pid))
+            orphans = _descendants(worker)
+            os.kill(worker, signal.SIGKILL)
+            for _ in range(100):
+                if not any(_alive(pid) for pid in orphans):
+                    break
+                time.sleep(0.1)
+            assert not [pid for pid in orphans if _alive(pid)], [_cmdline(pid) for pid in orphans]
+            processes = _descendants(serve.pid) | processes
         serve.send_signal(how)
         for _ in range(100):  # the bound: 10 s
             if not any(_alive(pid) for pid in processes) and not _answers(port) and serve.poll() is not None:
