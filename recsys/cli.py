@@ -444,7 +444,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from recsys.catalog import open_catalog
     from recsys.service import logs
-    from recsys.service.server import uvicorn_options
+    from recsys.service.server import uvicorn_options, with_parent_pid
     from recsys.service.settings import Settings
 
     for flag, variable in SERVE_ENV.items():
@@ -460,7 +460,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     open_catalog(settings.catalog_paths()).close()  # builds what is missing once, before the workers start
     logs.configure()
     renderer = subprocess.Popen(
-        [sys.executable, "-m", "recsys.service.render_queue"], env={**os.environ, **render_threads}
+        [sys.executable, "-m", "recsys.service.render_queue"], env=with_parent_pid({**os.environ, **render_threads})
     )
     os.environ.update(web_threads)
     config = uvicorn.Config(

@@ -178,13 +178,13 @@ def main() -> None:
     from recsys.service import logs
     from recsys.service.server import die_with_parent
 
+    stop = threading.Event()
+    die_with_parent(on_death=stop.set)  # `stylerec serve` killed: stop too (a running job is queued again)
     os.nice(10)  # renders yield the CPU to the web workers' requests
     logs.configure()
     worker = RenderWorker(Settings())
-    stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    die_with_parent(on_death=stop.set)  # `stylerec serve` killed: stop too (a running job is queued again)
     log.info("render worker started", extra={"pid": os.getpid(), "nice": os.nice(0)})
     try:
         worker.run(stop)

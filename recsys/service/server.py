@@ -12,16 +12,20 @@ short-lived thread.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from recsys.service.settings import Settings
+if TYPE_CHECKING:
+    from recsys.service.settings import Settings
 
 log = logging.getLogger("stylerec.service")
 WATCH_EVERY = 0.25  # seconds between looks at the parent
+PARENT_PID = "STYLEREC_PARENT_PID"  # set by a parent in the environment of a child it starts (see `parent_pid`)
 
 
 def uvicorn_options(settings: Settings) -> dict:
@@ -34,12 +38,29 @@ def uvicorn_options(settings: Settings) -> dict:
     return {"proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
+def parent_pid() -> int:
+    """The pid of the process that started this one, as it was at the start: `STYLEREC_PARENT_PID` when the
+    parent set it (taken out of the environment, so this process's own children do not inherit it), else the
+    multiprocessing parent, else the current parent. A child that looked only at `os.getppid()` late in its start
+    (after slow imports) would take init for its parent when the real one had died meanwhile."""
+    given = os.environ.pop(PARENT_PID, "")
+    if given.isdigit():
+        return int(given)
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid else os.getppid()
+
+
+def with_parent_pid(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a child process that will call `die_with_parent`: this process's pid in it."""
+    return {**env, PARENT_PID: str(os.getpid())}
+
+
 def die_with_parent(
     parent: int | None = None, on_death: Callable[[], None] | None = None, grace: float = 5.0
 ) -> threading.Thread:
-    """Watch the parent process (`parent`, default the current one) from a daemon thread; once it is gone, call
+    """Watch the parent process (`parent`, default `parent_pid()`) from a daemon thread; once it is gone, call
     `on_death` (default: nothing), then end this process (`os._exit`) after at most `grace` seconds."""
-    parent = os.getppid() if parent is None else parent
+    parent = parent_pid() if parent is None else parent
 
     def watch() -> None:
         while os.getppid() == parent:
