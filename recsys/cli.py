@@ -440,11 +440,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import subprocess
 
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     from recsys.catalog import open_catalog
     from recsys.service import logs
-    from recsys.service.server import uvicorn_options, with_parent_pid
+    from recsys.service.server import supervisor, uvicorn_options, with_parent_pid
     from recsys.service.settings import Settings
 
     for flag, variable in SERVE_ENV.items():
@@ -473,7 +472,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        Multiprocess(config, sockets=[sock]).run()  # worker processes started fresh, with the settings above
+        supervisor(config, [sock], [renderer]).run()  # worker processes started fresh, with the settings above
     finally:
         renderer.terminate()
         try:

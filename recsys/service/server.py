@@ -85,3 +85,36 @@ def die_with_parent(
 def stop_self() -> None:
     """Ask this process to stop as on SIGTERM (a uvicorn worker then shuts down gracefully, closing its pools)."""
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def supervisor(config, sockets: list, companions: list, grace: float = 5.0):
+    """uvicorn's worker supervisor with a bounded stop: on SIGTERM/SIGINT the web workers and the `companions`
+    (subprocesses such as the render worker) are told to stop together, and whatever has not ended `grace`
+    seconds later is killed (uvicorn alone stops them one after the other and waits for each without a bound)."""
+    import subprocess
+
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def terminate_all(self) -> None:
+            for companion in companions:
+                if companion.poll() is None:
+                    companion.terminate()
+            super().terminate_all()
+
+        def join_all(self) -> None:
+            deadline = time.monotonic() + grace
+            for process in self.processes:
+                process.process.join(max(0.0, deadline - time.monotonic()))
+                if process.process.is_alive():
+                    log.warning("web worker %s did not stop in %.0f s: killed", process.pid, grace)
+                    process.process.kill()
+                    process.process.join()
+            for companion in companions:
+                try:
+                    companion.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    companion.kill()  # a render it was running is queued again when the next worker starts
+                    companion.wait()
+
+    return Supervisor(config, sockets=sockets)
