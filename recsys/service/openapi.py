@@ -102,8 +102,10 @@ DESCRIPTIONS = {
 def document(app: FastAPI) -> dict:
     """The app's OpenAPI schema, with the error statuses each operation answers (see `ANY`, `WITH_BODY`,
     `WITH_ID`, `ADMIN`) pointing at `ErrorBody`."""
-    if app.openapi_schema is not None:
-        return app.openapi_schema
+    documented = getattr(app.state, "documented_schema", None)
+    if documented is not None:
+        return documented
+    app.openapi_schema = None  # built afresh (FastAPI's own cache may hold the schema before this one's changes)
     schema = FastAPI.openapi(app)
     ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     for path, operations in schema["paths"].items():
@@ -123,7 +125,7 @@ def document(app: FastAPI) -> dict:
                     responses[str(status)] = {"description": description, "content": ref}
     schema["components"]["schemas"].pop("HTTPValidationError", None)
     schema["components"]["schemas"].pop("ValidationError", None)
-    app.openapi_schema = schema
+    app.openapi_schema = app.state.documented_schema = schema
     return schema
 
 
