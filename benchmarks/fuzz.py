@@ -37,6 +37,7 @@ def main() -> int:
         "schema says",
     )
     parser.add_argument("--workers", default="1", help="schemathesis's concurrent workers")
+    parser.add_argument("--max-time", type=int, help="seconds: fuzzing and stateful tests repeat until spent")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--db", default="var/stylerec.db")
     parser.add_argument("--store", default="var/store")
@@ -59,6 +60,7 @@ def main() -> int:
                 "--checks", CONFORMANCE if args.checks == "conformance" else args.checks,
                 "--max-examples", str(args.max_examples), "--workers", args.workers,
                 "--header", "X-API-Key: fuzz-key", "--seed", "1",
+                *(["--max-time", str(args.max_time)] if args.max_time else []),
             ]  # fmt: skip
             return subprocess.run(command, check=False).returncode
     finally:
