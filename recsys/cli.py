@@ -463,7 +463,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     os.environ.update(web_threads)
     config = uvicorn.Config(
-        "recsys.service.app:serve_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+        "recsys.service.worker:serve_app", factory=True, host=args.host, port=args.port, workers=args.workers,
         log_level="warning", access_log=False, **uvicorn_options(settings),
     )  # fmt: skip
     print(

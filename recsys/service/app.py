@@ -124,11 +124,9 @@ def serve_app() -> FastAPI:
     """The entry point of each `stylerec serve` worker process: JSON logs at the configured level, settings from
     the environment that `serve` prepared."""
     from recsys.service import logs
-    from recsys.service.server import die_with_parent, stop_self
 
     settings = Settings()
     logs.configure(logging.getLevelNamesMapping()[settings.log_level.upper()])
-    die_with_parent(on_death=stop_self)  # `stylerec serve` killed (even -9): stop answering, close the pools
     return create_app(settings, freeze_gc=True)
 
 

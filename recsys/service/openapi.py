@@ -123,6 +123,9 @@ def document(app: FastAPI) -> dict:
             for status, description in statuses.items():
                 if str(status) not in responses or "HTTPValidationError" in str(responses[str(status)]):
                     responses[str(status)] = {"description": description, "content": ref}
+            for status, response in responses.items():
+                if status.startswith(("4", "5")) and "content" not in response:
+                    response["content"] = ref  # a route's own error statuses, given without a model
     schema["components"]["schemas"].pop("HTTPValidationError", None)
     schema["components"]["schemas"].pop("ValidationError", None)
     app.openapi_schema = app.state.documented_schema = schema
