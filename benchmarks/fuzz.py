@@ -1,7 +1,7 @@
 """Fuzz the whole OpenAPI schema with schemathesis against a running service: no request may get a 5xx.
 
     stylerec demo --no-serve          # once: the demo catalog, store and vectors in var/
-    python benchmarks/fuzz.py [--max-examples 30] [--port 8766]
+    python benchmarks/fuzz.py [--max-examples 30] [--port 8766] [--checks conformance]
 
 Runs on a copy of the demo store, index and models (admin routes included, with a generated API key, so fuzzing
 may add and delete items there), renders made tiny (64 px, 2 steps) so queued jobs do not swamp the machine. Exit
@@ -21,10 +21,23 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(__file__))
 from serving import copy_shop, running_service
 
+CONFORMANCE = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
+    "response_schema_conformance"
+)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-examples", type=int, default=30)
+    parser.add_argument(
+        "--checks",
+        default="not_a_server_error",
+        help="schemathesis checks; 'conformance' = no 5xx and every status, content type, header and body as the "
+        "schema says",
+    )
+    parser.add_argument("--workers", default="1", help="schemathesis's concurrent workers")
+    parser.add_argument("--max-time", type=int, help="seconds: fuzzing and stateful tests repeat until spent")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--db", default="var/stylerec.db")
     parser.add_argument("--store", default="var/store")
@@ -44,8 +57,10 @@ def main() -> int:
         with running_service(args.port, env=env) as base:
             command = [
                 str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/openapi.json",
-                "--checks", "not_a_server_error", "--max-examples", str(args.max_examples),
+                "--checks", CONFORMANCE if args.checks == "conformance" else args.checks,
+                "--max-examples", str(args.max_examples), "--workers", args.workers,
                 "--header", "X-API-Key: fuzz-key", "--seed", "1",
+                *(["--max-time", str(args.max_time)] if args.max_time else []),
             ]  # fmt: skip
             return subprocess.run(command, check=False).returncode
     finally:

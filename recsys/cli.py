@@ -440,10 +440,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import subprocess
 
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     from recsys.catalog import open_catalog
     from recsys.service import logs
+    from recsys.service.server import supervisor, uvicorn_options, with_parent_pid
     from recsys.service.settings import Settings
 
     for flag, variable in SERVE_ENV.items():
@@ -459,12 +459,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     open_catalog(settings.catalog_paths()).close()  # builds what is missing once, before the workers start
     logs.configure()
     renderer = subprocess.Popen(
-        [sys.executable, "-m", "recsys.service.render_queue"], env={**os.environ, **render_threads}
+        [sys.executable, "-m", "recsys.service.render_queue"], env=with_parent_pid({**os.environ, **render_threads})
     )
     os.environ.update(web_threads)
     config = uvicorn.Config(
-        "recsys.service.app:serve_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-        log_level="warning", access_log=False,
+        "recsys.service.worker:serve_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+        log_level="warning", access_log=False, **uvicorn_options(settings),
     )  # fmt: skip
     print(
         f"stylerec serving on http://{args.host}:{args.port} with {args.workers} web worker(s) "
@@ -472,7 +472,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        Multiprocess(config, sockets=[sock]).run()  # worker processes started fresh, with the settings above
+        supervisor(config, [sock], [renderer]).run()  # worker processes started fresh, with the settings above
     finally:
         renderer.terminate()
         try:

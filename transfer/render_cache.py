@@ -7,6 +7,7 @@ image or, for the `fast` renderer, a blend [(image, weight)]; a blend of one ima
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -69,17 +70,65 @@ def load_style(source: bytes | str | os.PathLike) -> LoadedImage:
 
 
 class RenderCache:
-    """Renders products through a renderer, storing the finished JPEGs under `folder/<key[:2]>/<key>.jpg`."""
+    """Renders products through a renderer, storing the finished JPEGs under `folder/<key[:2]>/<key>.jpg`.
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    With `max_bytes`, the folder is kept under that size: once a write passes it, the least recently used renders
+    (by modification time, which a cache hit refreshes) are removed until it holds `EVICT_TO` of the limit. Several
+    processes may share the folder: each counts its own writes and re-measures the folder when its count passes
+    the limit, so the bound holds up to what the others wrote since."""
+
+    EVICT_TO = 0.9
+
+    def __init__(self, folder: str | os.PathLike, max_bytes: int | None = None) -> None:
         self.folder = Path(folder)
+        self.max_bytes = max_bytes
+        self._size: int | None = None  # this process's estimate of the folder's size (None: not measured)
 
     def path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.jpg"
 
     def get(self, key: str) -> bytes | None:
         path = self.path(key)
-        return path.read_bytes() if path.exists() else None
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if self.max_bytes is not None:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # used now: the last to be evicted
+        return data
+
+    def _files(self) -> list[tuple[float, int, Path]]:
+        found = []
+        for path in self.folder.glob("??/*.jpg"):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                found.append((stat.st_mtime, stat.st_size, path))
+        return found
+
+    def _added(self, size: int) -> None:
+        """Count a new render; past the limit, evict the least recently used ones."""
+        if self.max_bytes is None:
+            return
+        if self._size is None:
+            self._size = sum(size for _, size, _ in self._files())
+        else:
+            self._size += size
+        if self._size <= self.max_bytes:
+            return
+        files = sorted(self._files())
+        total, target = sum(size for _, size, _ in files), self.max_bytes * self.EVICT_TO
+        for _, size, path in files:
+            if total <= target:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                total -= size
+        self._size = total
+
+    def size(self) -> int:
+        """Bytes of renders in the folder now."""
+        return sum(size for _, size, _ in self._files())
 
     def render(
         self,
@@ -114,4 +163,5 @@ class RenderCache:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
+        self._added(len(data))
         return data, False

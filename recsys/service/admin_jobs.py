@@ -28,6 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
+from recsys.service.server import with_parent_pid
 from recsys.store import NotFound, Store
 
 log = logging.getLogger("stylerec.admin_jobs")
@@ -73,7 +74,7 @@ class AdminJobs:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "recsys.service.admin_jobs", str(self.paths["db"]), job_id, str(fd)],
                     pass_fds=(fd,),  # the job process keeps the lock (same open file) until it ends
-                    env={**os.environ, **_job_threads()},
+                    env=with_parent_pid({**os.environ, **_job_threads()}),
                 )
             except OSError as exc:
                 self.store.finish_job(job_id, "failed", {"error": f"could not start the job process: {exc}"})
@@ -200,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of a job process: `python -m recsys.service.admin_jobs DB JOB_ID LOCK_FD` (LOCK_FD: the
     admin-job lock, held by this process from its start; let go once the job's outcome is recorded)."""
     from recsys.service import logs
+    from recsys.service.server import die_with_parent
 
+    die_with_parent()  # the web worker that started it killed: end too (the job is then reported failed)
     db, job_id, lock_fd = argv if argv is not None else sys.argv[1:]
     os.nice(10)  # the web workers' requests go first
     logs.configure()

@@ -12,11 +12,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from recsys.data_io import DataError
 from recsys.service.admin_jobs import JobRunning
+from recsys.service.guards import BodyGuard, validation_error
+from recsys.service.openapi import ROUTER_ERRORS, add_docs
 from recsys.service.routes import admin, events, health, items, renders, users
 from recsys.service.settings import Settings
 from recsys.service.state import Busy, ServiceState
@@ -51,12 +54,17 @@ def create_app(settings: Settings | None = None, freeze_gc: bool = False) -> Fas
         description="Style-aware product recommendations: feeds, shop this style, re-rendered products.",
         version="0.2.0",
         lifespan=lifespan,
+        docs_url=None,  # served by `add_docs`, with their assets from the app (no CDN)
+        redoc_url=None,
     )
-    for router in (health.router, items.router, users.router, events.router, renders.router, admin.router):
-        app.include_router(router)
+    for module in (health, items, users, events, renders, admin):
+        app.include_router(module.router, responses=ROUTER_ERRORS[module.__name__.rsplit(".", 1)[1]])
+    add_docs(app)
 
     def error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound):
@@ -101,6 +109,7 @@ def create_app(settings: Settings | None = None, freeze_gc: bool = False) -> Fas
             headers={"X-Request-ID": request_id},
         )
 
+    app.add_middleware(BodyGuard)  # inside the request log: refused bodies are logged too
     app.add_middleware(RequestLog)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

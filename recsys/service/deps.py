@@ -8,7 +8,8 @@ import hmac
 from collections.abc import Callable
 from typing import TypeVar
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
 
 from recsys.catalog import Catalog
 from recsys.service.admin_jobs import AdminJobs
@@ -65,9 +66,10 @@ def is_admin(x_api_key: str | None, settings: Settings) -> bool:
     return bool(expected and x_api_key and hmac.compare_digest(x_api_key.encode(), expected.encode()))
 
 
-def require_admin(
-    x_api_key: str | None = Header(None, description="the admin API key"), settings: Settings = Depends(get_settings)
-) -> None:
+ADMIN_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="the admin API key (STYLEREC_API_KEY)")
+
+
+def require_admin(x_api_key: str | None = Security(ADMIN_KEY), settings: Settings = Depends(get_settings)) -> None:
     """401 without a key, 403 with a wrong one (or when no key is configured: admin is then off)."""
     if x_api_key is None:
         raise HTTPException(401, "admin route: send the API key in the X-API-Key header")

@@ -30,7 +30,7 @@ class RenderQueue:
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store, self.settings = store, settings
-        self.cache = RenderCache(settings.renders_dir)
+        self.cache = RenderCache(settings.renders_dir, settings.render_cache_bytes)
         self._fast = None  # the fast renderer (ONNX sessions), made on the first fast render
         self._fast_lock = threading.Lock()
 
@@ -94,8 +94,15 @@ class RenderQueue:
         job_id = key[:32]
         payload = {"image": image, "style": reference, "options": options.model_dump(), "url": url}
         s = self.settings
-        self.store.enqueue_job(job_id, KIND, payload, client, s.render_queue, s.render_per_client)
+        self.store.enqueue_job(job_id, KIND, payload, client, self.queue_bound(client), s.render_per_client)
         return job_id
+
+    def queue_bound(self, client: str) -> int:
+        """Renders queued or running at most when `client` asks: admins may fill the whole queue, others all
+        but the share kept for admins (`render_admin_share`)."""
+        if client == "admin":
+            return self.settings.render_queue
+        return max(1, self.settings.render_queue - int(self.settings.render_queue * self.settings.render_admin_share))
 
     def job(self, job_id: str) -> dict:
         found = self.store.job(job_id)
@@ -121,7 +128,7 @@ class RenderWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store(settings.db)
-        self.cache = RenderCache(settings.renders_dir)
+        self.cache = RenderCache(settings.renders_dir, settings.render_cache_bytes)
         self._renderers: dict[str, object] = {}
 
     def recover(self) -> tuple[int, int]:
@@ -169,11 +176,13 @@ def main() -> None:
     import signal
 
     from recsys.service import logs
+    from recsys.service.server import die_with_parent
 
+    stop = threading.Event()
+    die_with_parent(on_death=stop.set)  # `stylerec serve` killed: stop too (a running job is queued again)
     os.nice(10)  # renders yield the CPU to the web workers' requests
     logs.configure()
     worker = RenderWorker(Settings())
-    stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("render worker started", extra={"pid": os.getpid(), "nice": os.nice(0)})

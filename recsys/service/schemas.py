@@ -42,6 +42,33 @@ class Recommendations(BaseModel):
 class EventIn(BaseModel):
     """An item event (`item_id`), or a shopper's feedback on a palette style (`style`, `style_like`/`style_dislike`)."""
 
+    # The rule between fields, in the schema too: an item event names an item_id and no style, a style event a
+    # style and no item_id.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "title": "item event",
+                    "required": ["item_id"],
+                    "properties": {
+                        "item_id": {"type": "string"},
+                        "style": {"type": "null"},
+                        "event": {"enum": ["view", "click", "like", "add_to_cart", "purchase"]},
+                    },
+                },
+                {
+                    "title": "style feedback",
+                    "required": ["style", "event"],
+                    "properties": {
+                        "style": {"type": "string"},
+                        "item_id": {"type": "null"},
+                        "event": {"enum": list(STYLE_EVENTS)},
+                    },
+                },
+            ]
+        }
+    )
+
     user_id: str = Field(min_length=1, max_length=200)
     item_id: str | None = Field(None, min_length=1, max_length=200)
     style: str | None = Field(None, min_length=1, max_length=64, description="a palette style name (style events)")

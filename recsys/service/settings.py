@@ -24,7 +24,16 @@ class Settings(BaseSettings):
     renders_dir: Path = Path("var/renders")
     uploads_dir: Path = Path("var/uploads")
     api_key: str | None = Field(None, description="admin API key (header X-API-Key); admin routes are off without it")
-    max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="a photo upload's bytes at most (else 413)")
+    max_json_bytes: int = Field(
+        64 * 1024, gt=0, description="any other request body's bytes at most (else 413, before it is read)"
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed "
+        "(comma-separated IPs or networks, '*' for any; uvicorn's forwarded_allow_ips). Default: none, so clients "
+        "are told apart (render limits) by their socket address and a forged header changes nothing",
+    )
     max_pixels: int = Field(40_000_000, gt=0)
     max_k: int = Field(100, gt=0)
     device: str | None = None
@@ -39,6 +48,12 @@ class Settings(BaseSettings):
     render_steps: int = Field(100, ge=1)
     render_queue: int = Field(8, ge=1, description="renders queued or running at most; beyond, 429")
     render_per_client: int = Field(2, ge=1, description="renders one client may have queued or running")
+    render_admin_share: float = Field(
+        0.25, ge=0, lt=1, description="share of the render queue kept for admins (anonymous clients fill the rest)"
+    )
+    render_cache_bytes: int = Field(
+        512 * 1024 * 1024, gt=0, description="renders kept on disk at most (least recently used removed first)"
+    )
     render_strengths: tuple[float, ...] = Field(
         (0.25, 0.5, 0.75, 1.0), description="the strengths anonymous clients may ask for (admins: any in 0..1)"
     )

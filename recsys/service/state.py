@@ -44,9 +44,13 @@ def _lower_priority() -> None:
 _encoder = None
 
 
-def _start_embedding_process(embeddings: str, device: str | None) -> None:
-    """Entry point of an embedding process: lower CPU priority, one compute thread, the catalog's encoder."""
+def _start_embedding_process(embeddings: str, device: str | None, parent: int) -> None:
+    """Entry point of an embedding process: ends with its web worker (`parent`), lower CPU priority, one compute
+    thread, the catalog's encoder."""
     global _encoder
+    from recsys.service.server import die_with_parent
+
+    die_with_parent(parent)
     os.nice(10)
     import torch
 
@@ -70,7 +74,10 @@ class Embedder:
             context = multiprocessing.get_context("spawn")
             paths = catalog.paths
             self._pool = ProcessPoolExecutor(
-                settings.embed_workers, context, _start_embedding_process, (str(paths.embeddings), paths.device)
+                settings.embed_workers,
+                context,
+                _start_embedding_process,
+                (str(paths.embeddings), paths.device, os.getpid()),
             )
         else:
             self._pool = ThreadPoolExecutor(settings.embed_workers, "embed", initializer=_lower_priority)
@@ -92,8 +99,17 @@ class Embedder:
         """The style vector of a photo, computed off the event loop."""
         return await asyncio.wrap_future(self.submit(image))
 
-    def close(self) -> None:
+    def close(self, wait: float = 5.0) -> None:
+        """Stop the pool: queued photos are dropped, and embedding processes (busy or idle) are ended now, not
+        left running after this process (`shutdown(wait=False)` alone lets a busy one run on)."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(wait)
+            if process.is_alive():
+                process.kill()
 
 
 @dataclass

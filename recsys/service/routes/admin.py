@@ -3,7 +3,6 @@ the API key (401 without, 403 when wrong)."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from recsys.catalog import Catalog
 from recsys.palette import NAME
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.deps import get_catalog, get_embedder, get_jobs, get_settings, item_out, off_loop, require_admin
+from recsys.service.guards import BadJson, strict_json
 from recsys.service.routes.items import read_upload
 from recsys.service.schemas import AdminJob, Item, PaletteStyle
 from recsys.service.settings import Settings
@@ -59,9 +59,9 @@ async def add_item(
     if not ITEM_ID.match(item_id):
         raise HTTPException(422, "item_id: letters, digits and _ . : - only (up to 128)")
     try:
-        extra = json.loads(attributes)
-    except json.JSONDecodeError:
-        raise HTTPException(422, "attributes must be a JSON object") from None
+        extra = strict_json(attributes)
+    except BadJson as exc:
+        raise HTTPException(422, f"attributes must be a JSON object: {exc}") from None
     if not isinstance(extra, dict):
         raise HTTPException(422, "attributes must be a JSON object")
     path = None
