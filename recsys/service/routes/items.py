@@ -23,8 +23,14 @@ FACET_HELP = "what 'same style' matches: the pattern/texture, the colours, or bo
 WEIGHT_HELP = "instead of `facet`: the pattern's weight in [0, 1], the colours get the rest"
 
 
-def categories_of(category: str | None) -> set[str] | None:
-    return {c for c in category.split(",") if c} if category else None
+def categories_of(category: str | None, catalog: Catalog | None = None) -> set[str] | None:
+    """The comma-separated categories of a `category` parameter; with the catalog, 404 for one it does not have
+    (an empty answer would not tell a typo from a sold-out category)."""
+    categories = {c for c in category.split(",") if c} if category else None
+    for name in sorted(categories or ()) if catalog is not None else ():
+        if not catalog.items(name, limit=1):
+            raise NotFound(f"unknown category {name!r}")
+    return categories
 
 
 def facet_of(facet: str | None, pattern_weight: float | None) -> str | float | None:
@@ -73,7 +79,7 @@ async def similar(
     """Items in the style of an item, reason "same style as <its title>"; with `user_id`, re-ordered for the
     shopper within the style's nearest (never other styles), without what they already have."""
     style = facet_of(facet, pattern_weight)
-    results = catalog.similar(item_id, min(k, settings.max_k), user_id or None, categories_of(category), style)
+    results = catalog.similar(item_id, min(k, settings.max_k), user_id or None, categories_of(category, catalog), style)
     return recommendations_out(catalog, results, user_id)
 
 
@@ -94,7 +100,7 @@ async def shop_this_style(
     full) or of an item. The search itself is an index lookup: on the loop, like `similar`."""
     if (image is None) == (item_id is None):
         raise HTTPException(422, "send either an image upload (field 'image') or an item_id")
-    k, categories, style = min(k, settings.max_k), categories_of(category), facet_of(facet, pattern_weight)
+    k, categories, style = min(k, settings.max_k), categories_of(category, catalog), facet_of(facet, pattern_weight)
     if item_id is not None:
         results = catalog.similar(item_id, k, user_id or None, categories, style)
     else:

@@ -35,13 +35,14 @@ async def feed(
     catalog: Catalog = Depends(get_catalog),
     settings: Settings = Depends(get_settings),
 ):
-    """The shopper's feed, each item with its reason. Answers are kept (as response bodies) until the shopper's
-    events or the models change: a repeat costs a lookup."""
+    """The shopper's feed, each item with its reason; a shopper never seen gets the cold-start feed (what sells
+    now), not a 404: a shop's new visitor is the usual case; an unknown `category` is a 404. Answers are kept
+    (as response bodies) until the shopper's events or the models change: a repeat costs a lookup."""
 
     def body(results: list) -> bytes:
         return Recommendations.model_validate(recommendations_out(catalog, results, user_id)).model_dump_json().encode()
 
-    found = catalog.cached_feed(user_id, min(k, settings.max_k), categories_of(category), alpha, body)
+    found = catalog.cached_feed(user_id, min(k, settings.max_k), categories_of(category, catalog), alpha, body)
     return Response(found, media_type="application/json")
 
 
