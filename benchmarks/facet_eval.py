@@ -34,10 +34,13 @@ VARIANTS = {
 WEIGHTS = dict(zip(STYLE_LAYERS, (0.25, 1.0, 2.0, 0.75), strict=True))
 
 
-def describe(root: str, out: str, size: int) -> None:
+def describe(root: str, out: str, size: int, per_class: int | None = None) -> None:
     config = EncoderConfig(image_size=size, facets=False)
     encoder = StyleEncoder(config)
     paths, labels = labelled_images(root)
+    if per_class is not None:  # the first `per_class` images of each label (file name order)
+        keep = [i for i, label in enumerate(labels) if labels[: i + 1].count(label) <= per_class]
+        paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
     views = sorted({v for vs in VARIANTS.values() if vs for v in vs})
     kept, hist = [], []
     parts: dict[str, dict[str, list[torch.Tensor]]] = {v: {name: [] for name in STYLE_LAYERS} for v in VARIANTS}
@@ -99,12 +102,13 @@ def main() -> None:
     p.add_argument("root")
     p.add_argument("out")
     p.add_argument("--size", type=int, default=256)
+    p.add_argument("--per-class", type=int, default=None, help="only the first N images of each label")
     p = sub.add_parser("score")
     p.add_argument("data")
     p.add_argument("--dim", type=int, default=256)
     args = parser.parse_args()
     if args.command == "describe":
-        describe(args.root, args.out, args.size)
+        describe(args.root, args.out, args.size, args.per_class)
     else:
         score(args.data, args.dim)
 
