@@ -146,7 +146,7 @@ def test_a_v1_store_keeps_working_until_refit_moves_it(images, tmp_path, demo_ca
     v1 = EncoderConfig(image_size=64, dim=16, layers=STYLE_LAYERS_V1, facets=False)
     first, _ = embed_folder(images, tmp_path / "store", v1, progress=False, num_workers=0)
     described = json.loads((tmp_path / "store" / "encoder.json").read_text())
-    del described["encoder"]["config"]["facets"]  # as a store written before facets existed
+    del described["config"]["facets"]  # as a store written before facets existed
     (tmp_path / "store" / "encoder.json").write_text(json.dumps(described))
     shutil.copy(demo_catalog / "images" / "D0201.jpg", images)
     again, report = embed_folder(images, tmp_path / "store", progress=False, num_workers=0)  # no config given
