@@ -89,6 +89,8 @@ def test_page_feed_and_upload(server, demo_shop, tmp_path):
         style = page.locator("#style-choices button.current").inner_text()
         assert httpx.get(f"{server}/users/{user}/styles").json()[0]["name"] == style
         page.wait_for_selector("#like.pressed", timeout=30_000)  # the state shows on the button
+        if os.environ.get("STYLEREC_SAVE_SCREENSHOT"):  # the loop: the labelled pick, the buttons, the liked block
+            page.locator("#view-shopper").screenshot(path=str(REPO / "docs" / "style_loop.png"))
         # the original and the restyle are labelled
         captions = page.locator("#restyle figcaption").all_inner_texts()
         assert captions[0] == "original" and captions[1].startswith("restyled: ")
