@@ -236,16 +236,21 @@ class Recommender:
         ]  # fmt: skip
 
     def _cf_scores(self, user_id: str, found: list[tuple[str, float]]) -> np.ndarray | None:
-        """The shopper's CF scores of `found` items (an item CF never saw gets the lowest), None without CF."""
+        """The shopper's CF scores of the `found` items only (an item CF never saw gets the lowest); None without
+        CF or when CF does not know the shopper."""
         if self.cf is None or not self.cf.has_user(user_id):
             return None
         vector = self.cf.user_vector(user_id)
         if vector is None:
             return None
-        scores = self.cf.scores(vector)
-        column = {item: j for j, item in enumerate(self.cf.item_ids)}
-        values = np.array([scores[column[i]] if i in column else np.nan for i, _ in found], np.float64)
-        return np.where(np.isfinite(values), values, np.nanmin(values) if np.isfinite(values).any() else 0.0)
+        columns = self.ranker._cf_col  # item id -> CF column, built once per catalog
+        rows = [columns.get(item) for item, _ in found]
+        known = [r for r in rows if r is not None]
+        values = np.full(len(found), np.nan)
+        if known:
+            scores = self.cf.item_factors[known] @ np.asarray(vector, np.float32)
+            values[[i for i, r in enumerate(rows) if r is not None]] = scores
+        return np.where(np.isfinite(values), values, np.nanmin(values) if known else 0.0)
 
     def _nearest(self, query, k: int, categories, exclude: set[str]) -> list[tuple[str, float]]:
         """The k catalog items nearest to the query (the index's inner products), without `exclude`, in the
