@@ -19,7 +19,10 @@ router = APIRouter(tags=["items"])
 
 
 FacetName = Literal["pattern", "colour", "both"]
-FACET_HELP = "what 'same style' matches: the pattern/texture, the colours, or both (the default)"
+FACET_HELP = (
+    "what 'same style' matches: the pattern/texture, the colours, or both (the default: the pattern leads 3:1, the "
+    "colours break ties)"
+)
 WEIGHT_HELP = "instead of `facet`: the pattern's weight in [0, 1], the colours get the rest"
 
 
