@@ -378,28 +378,42 @@ class Catalog:
             self.feeds.put(token, key, found, epoch)
         return found
 
-    def similar(self, item_id: str, k: int = 10, user_id: str | None = None, categories: set[str] | None = None):
-        """Items in the style of an item (`NotFound` for an unknown id or one without a style vector)."""
+    def similar(
+        self,
+        item_id: str,
+        k: int = 10,
+        user_id: str | None = None,
+        categories: set[str] | None = None,
+        facet: str | float | None = None,
+    ):
+        """Items in the style of an item (`NotFound` for an unknown id or one without a style vector); `facet`:
+        "pattern", "colour", "both" or a pattern weight in [0, 1]."""
         self._folded(user_id)
-        return self.recommender.similar_items(item_id, k, user_id, categories)
+        return self.recommender.similar_items(item_id, k, user_id, categories, facet)
 
     def shop_this_style(
-        self, vector: np.ndarray, k: int = 10, user_id: str | None = None, categories: set[str] | None = None
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        user_id: str | None = None,
+        categories: set[str] | None = None,
+        facet: str | float | None = None,
     ):
         """Items in the style of a style vector (from `embed_image`)."""
         if self.style is None:
             raise NotFound("the catalog has no style vectors yet")
         self._folded(user_id)
-        return self.recommender.shop_this_style(vector, k, user_id, categories)
+        return self.recommender.shop_this_style(vector, k, user_id, categories, facet)
 
     def preferred_styles(self, user_id: str, k: int = 3) -> list[dict]:
         self._folded(user_id)
         return self.recommender.preferred_styles(user_id, k)
 
-    def in_style(self, style_name: str, user_id: str | None = None, k: int = 10):
-        """Items near a palette style, without what the shopper already has, re-ranked for them."""
+    def in_style(self, style_name: str, user_id: str | None = None, k: int = 10, facet: str | float | None = None):
+        """Items near a palette style (its pattern unless `facet` says otherwise), without what the shopper
+        already has, re-ordered for them within the style's nearest."""
         self._folded(user_id)
-        return self.recommender.in_style(style_name, user_id, k)
+        return self.recommender.in_style(style_name, user_id, k, facet or "pattern")
 
     def render_settings(self, user_id: str) -> dict:
         """A shopper's remembered render adjustments ({} when none)."""
@@ -560,7 +574,7 @@ def load_encoder(embeddings_dir: str | os.PathLike, device: str | None = None):
     if not (Path(embeddings_dir) / "encoder.json").exists():
         raise StoreError(f"no embedding store at {embeddings_dir}: cannot embed photos")
     store = EmbeddingStore.load(embeddings_dir)
-    config = EncoderConfig.model_validate(store.encoder["config"])
+    config = EncoderConfig.stored(store.encoder["config"])
     encoder = StyleEncoder(config, LinearProjection.load(Path(embeddings_dir) / PROJECTION_FILE), device=device)
     if encoder.model_id != store.model_id:
         raise StoreError(

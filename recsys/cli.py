@@ -37,6 +37,7 @@ def _encoder_config(args: argparse.Namespace):
             "projection": args.projection,
             "head": getattr(args, "head", None),
             "use_mask": False if args.no_mask else None,
+            "facets": False if getattr(args, "no_facets", False) else None,
             "fit_samples": getattr(args, "fit_samples", None),
         }
     )
@@ -48,6 +49,9 @@ def _add_encoder_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=int, help="embedding dimension (default 256)")
     parser.add_argument("--projection", choices=["pca", "random"], help="compact projection (default pca)")
     parser.add_argument("--no-mask", action="store_true", help="use the whole image, not just the product")
+    parser.add_argument(
+        "--no-facets", action="store_true", help="one part (colour Grams, before issue 22), not pattern + colour"
+    )
     parser.add_argument(
         "--head", help="a shipped learned style head, e.g. style-head-1 (default: none, the plain v2 Gram)"
     )
@@ -118,9 +122,9 @@ def cmd_similar(args: argparse.Namespace) -> int:
         if catalog.style is None:
             raise ValueError(f"the shop has no style vectors (embed its images into {args.store} first)")
         if args.image is not None:
-            results = catalog.shop_this_style(catalog.embed_image(args.image), args.k)
+            results = catalog.shop_this_style(catalog.embed_image(args.image), args.k, facet=args.facet)
         else:
-            results = catalog.similar(args.item_id, args.k)
+            results = catalog.similar(args.item_id, args.k, facet=args.facet)
         titles = {i: item["title"] for i, item in catalog.items_by_id([r.item_id for r in results]).items()}
     finally:
         catalog.close()
@@ -610,6 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("similar", help="items in the same style as an item or a photo")
     p.add_argument("item_id", nargs="?")
     p.add_argument("--image", help="a photo to shop the style of, instead of an item id")
+    p.add_argument(
+        "--facet", choices=["pattern", "colour", "both"], help="match the pattern, the colours or both (default)"
+    )
     p.add_argument("--db", default=str(DEFAULT_DB), help="the shop's SQLite store (`stylerec import` or `demo`)")
     p.add_argument("--store", default=str(DEFAULT_STORE), help="embedding store of the catalog's images")
     p.add_argument("--index", default=str(DEFAULT_INDEX), help="the persisted style index (built when missing)")
@@ -633,7 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("style-eval", help="same-style retrieval on a labelled folder (<label>/<image>)")
     p.add_argument("dir")
     p.add_argument(
-        "--method", default="gram", help="gram, gram-raw, gram-v1, gram-head, content, colour-hist (comma-separated)"
+        "--method",
+        default="gram",
+        help="gram, gram-raw, gram-v1, gram-v2, gram-head, pattern, colour, content, colour-hist (comma-separated)",
     )
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--json", action="store_true")

@@ -64,6 +64,20 @@ class StyleSpace:
         self.row = {item_id: i for i, item_id in enumerate(self.ids)}
         self.index = index or StyleIndex.build(self.vectors, self.ids, model_id=model_id, spec="Flat")
 
+    @property
+    def pattern_dim(self) -> int | None:
+        """Leading values of each vector that are the pattern facet (`transfer.facets`); None: no facets."""
+        from transfer.facets import pattern_dim_of
+
+        return pattern_dim_of(self.model_id)
+
+    def weigh(self, query: np.ndarray, facet: str | None = None, pattern: float | None = None) -> np.ndarray:
+        """The query scaled for a facet ("pattern", "colour", "both") or a pattern weight in [0, 1]; vectors
+        without facets answer every facet with the whole style."""
+        from transfer.facets import facet_weights, weigh_query
+
+        return weigh_query(query, self.pattern_dim, facet_weights(facet, pattern))
+
     def __contains__(self, item_id: object) -> bool:
         return item_id in self.row
 

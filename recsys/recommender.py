@@ -7,7 +7,6 @@ shopper's feed changes without retraining or a restart.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -22,6 +21,12 @@ from recsys.ranker import Feed, LearnedRanker, RankerConfig
 from recsys.store import NotFound, Store
 
 ImageEmbedder = Callable[[bytes | str | os.PathLike], np.ndarray]
+Facet = str | float | None  # "pattern", "colour", "both" or a pattern weight in [0, 1] (`transfer.facets`)
+
+
+def _zscores(values: np.ndarray) -> np.ndarray:
+    spread = values.std()
+    return (values - values.mean()) / spread if spread > 1e-12 else np.zeros_like(values)
 
 
 class Recommender:
@@ -162,13 +167,20 @@ class Recommender:
             return feed
 
     def similar_items(
-        self, item_id: str, k: int = 10, user_id: str | None = None, categories: set[str] | None = None
+        self,
+        item_id: str,
+        k: int = 10,
+        user_id: str | None = None,
+        categories: set[str] | None = None,
+        facet: Facet = None,
     ) -> list[Recommendation]:
-        """Items in the same style as `item_id`; with `user_id`, re-ranked for that shopper."""
-        self.store.item(item_id)  # NotFound for an unknown id
+        """Items in the same style as `item_id` (reason "same style as <its title>"); with `user_id`, re-ordered
+        for that shopper within the style's nearest (`_by_style`). `facet`: see `_by_style`."""
+        item = self.store.item(item_id)  # NotFound for an unknown id
         if self.style is None or item_id not in self.style:
             raise NotFound(f"item {item_id!r} has no style vector (no image, or not embedded yet)")
-        return self._by_style(self.style.vector(item_id), k, user_id, categories, exclude={item_id})
+        reason = f"same style as {item.get('title') or item_id}"
+        return self._by_style(self.style.vector(item_id), k, user_id, categories, {item_id}, reason, facet)
 
     def shop_this_style(
         self,
@@ -176,6 +188,8 @@ class Recommender:
         k: int = 10,
         user_id: str | None = None,
         categories: set[str] | None = None,
+        facet: Facet = None,
+        reason: str = "same style as your photo",
     ) -> list[Recommendation]:
         """Items in the style of a photo (bytes or path) or of a style vector."""
         if isinstance(image_or_vector, np.ndarray):
@@ -189,50 +203,79 @@ class Recommender:
         vector = np.asarray(vector, np.float32).ravel()
         if vector.shape != (self.style.vectors.shape[1],):
             raise ValueError(f"a style vector has {self.style.vectors.shape[1]} values, got {vector.shape}")
-        return self._by_style(vector, k, user_id, categories)
+        return self._by_style(vector, k, user_id, categories, set(), reason, facet)
 
-    def _by_style(self, query, k, user_id, categories, exclude=None) -> list[Recommendation]:
-        if not user_id and self.config.popularity_weight == 0 and self.config.diversity == 0:
-            nearest = self._nearest(query, k, categories, exclude or set())
-            if nearest is not None:
-                return nearest
-        history = self.history(user_id) if user_id else None
-        alpha = 0.3 if user_id else 0.0  # the query's style leads; the shopper's taste re-orders
-        if user_id:
-            ranker = self.ranker
+    def _by_style(
+        self, query, k: int, user_id, categories, exclude: set[str], reason: str, facet: Facet = None
+    ) -> list[Recommendation]:
+        """Style first, shopper second: the k + k/6 (at least 2 more) nearest items to the query in style, without
+        `exclude` and what the shopper already has; the shopper's CF taste only re-orders those (0.3 of a
+        z-score against the style's), so a shopper changes at most a few of the k and never brings in another
+        style. `facet`: "pattern", "colour", "both" (default) or a pattern weight in [0, 1]."""
+        if isinstance(facet, str) or facet is None:
+            query = self.style.weigh(query, facet)
         else:
-            config = self.config.model_copy(update={"filter_seen": False})
-            ranker = HybridRanker(None, self.style, self.popularity, self.ranker.categories, config)
+            query = self.style.weigh(query, pattern=float(facet))
+        exclude = set(exclude)
+        history = self.history(user_id) if user_id else None
+        if history is not None:
+            exclude |= set(history["item_id"])
+        pool = k + max(2, k // 6) if user_id else k
         with self.lock:
-            return ranker.rank(user_id, k, history=history, query=query, categories=categories, exclude=exclude,
-                               alpha=alpha)  # fmt: skip
-
-    def _nearest(self, query, k: int, categories, exclude: set[str]) -> list[Recommendation] | None:
-        """The style-only ranking without a shopper, straight from the index: the blend's order when no shopper
-        and no popularity prior are involved (scores are the cosines). None when too few catalog items come back
-        (the caller ranks the long way)."""
-        catalog = self.ranker.categories
-        allow = [i for i, c in catalog.items() if c in categories and i in self.style] if categories else None
-        ids, scores = self.style.index.search(query, k + len(exclude), allow=allow)
-        found = [
-            (i, s) for i, s in zip(ids[0], scores[0], strict=True) if i not in exclude and (not catalog or i in catalog)
-        ]
-        if len(found) < k and len(ids[0]) == k + len(exclude):
-            return None
+            found = self._nearest(query, pool, categories, exclude)
+            cf_scores = self._cf_scores(user_id, found) if user_id and found else None
+        if cf_scores is not None:
+            style = np.array([s for _, s in found])
+            order = np.argsort(-(_zscores(style) + 0.3 * _zscores(cf_scores)), kind="stable")
+            found = [found[i] for i in order]
         popularity = self.popularity.scores
         return [
-            Recommendation(item, score, "same style as your photo", style=score,
+            Recommendation(item, score, reason, style=score,
                            popularity=float(np.log1p(popularity[item])) if item in popularity else None)
             for item, score in found[:k]
         ]  # fmt: skip
 
+    def _cf_scores(self, user_id: str, found: list[tuple[str, float]]) -> np.ndarray | None:
+        """The shopper's CF scores of the `found` items only (an item CF never saw gets the lowest); None without
+        CF or when CF does not know the shopper."""
+        if self.cf is None or not self.cf.has_user(user_id):
+            return None
+        vector = self.cf.user_vector(user_id)
+        if vector is None:
+            return None
+        columns = self.ranker._cf_col  # item id -> CF column, built once per catalog
+        rows = [columns.get(item) for item, _ in found]
+        known = [r for r in rows if r is not None]
+        values = np.full(len(found), np.nan)
+        if known:
+            scores = self.cf.item_factors[known] @ np.asarray(vector, np.float32)
+            values[[i for i, r in enumerate(rows) if r is not None]] = scores
+        return np.where(np.isfinite(values), values, np.nanmin(values) if known else 0.0)
+
+    def _nearest(self, query, k: int, categories, exclude: set[str]) -> list[tuple[str, float]]:
+        """The k catalog items nearest to the query (the index's inner products), without `exclude`, in the
+        `categories` when given; asks the index for more when exclusions and deleted items leave too few."""
+        catalog = self.ranker.categories
+        allow = [i for i, c in catalog.items() if c in categories and i in self.style] if categories else None
+        fetch = k + len(exclude)
+        while True:
+            ids, scores = self.style.index.search(query, fetch, allow=allow)
+            found = [
+                (i, float(s))
+                for i, s in zip(ids[0], scores[0], strict=True)
+                if i not in exclude and (not catalog or i in catalog)
+            ]
+            if len(found) >= k or len(ids[0]) < fetch or fetch >= len(self.style.ids):
+                return found[:k]
+            fetch = min(4 * fetch, len(self.style.ids))
+
     def preferred_styles(self, user_id: str, k: int = 3) -> list[dict]:
         """The palette styles the shopper prefers, best first: cosine between their style profile and each style's
         vector, moved at once by their likes and dislikes of renders (`recsys.style_feedback`)."""
-        from recsys.style_feedback import blend_scores, net_feedback
+        from recsys.style_feedback import blend_scores, latest_feedback
 
         palette = self.store.styles()
-        feedback = net_feedback(self.store.style_events(user_id))
+        feedback = latest_feedback(self.store.style_events(user_id))
         return blend_scores(self._history_style_scores(user_id, palette), feedback, {s["name"] for s in palette})[:k]
 
     def _history_style_scores(self, user_id: str, palette: list[dict]) -> dict[str, float]:
@@ -246,20 +289,22 @@ class Recommender:
         vectors = np.stack([self.style.vector(i) for i in rows["item_id"]])
         profile = style_profile(vectors, rows["timestamp"].to_numpy(float), self.config.profile_half_life_days)
         dim = self.style.vectors.shape[1]
-        return {
-            s["name"]: float((profile @ s["vector"]).max())
+        return {  # palette styles are matched on their pattern (their colours are the picture's, not a taste)
+            s["name"]: float((profile @ self.style.weigh(s["vector"], "pattern")).max())
             for s in palette
             if s["vector"] is not None and s["vector"].shape == (dim,) and s["model_id"] == self.style.model_id
         }
 
-    def in_style(self, style_name: str, user_id: str | None = None, k: int = 10) -> list[Recommendation]:
-        """Catalog items near a palette style's vector, without what the shopper has already bought or seen,
-        re-ranked for them; reason "in the style you liked"."""
+    def in_style(
+        self, style_name: str, user_id: str | None = None, k: int = 10, facet: Facet = "pattern"
+    ) -> list[Recommendation]:
+        """Catalog items near a palette style's vector (its pattern unless `facet` says otherwise), without what
+        the shopper has already bought or seen, re-ordered for them within the style's nearest; reason "in the
+        style you liked"."""
         found = [s for s in self.store.styles() if s["name"] == style_name]
         if not found:
             raise NotFound(f"unknown style {style_name!r}")
         vector = found[0]["vector"]
         if self.style is None or vector is None or found[0]["model_id"] != self.style.model_id:
             raise NotFound(f"style {style_name!r} has no style vector from the catalog's embedding model")
-        results = self.shop_this_style(vector, k, user_id)
-        return [dataclasses.replace(r, reason="in the style you liked") for r in results]
+        return self.shop_this_style(vector, k, user_id, facet=facet or "pattern", reason="in the style you liked")

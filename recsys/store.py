@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS style_events (
 CREATE INDEX IF NOT EXISTS style_events_user ON style_events (user_id, ts);
 CREATE TABLE IF NOT EXISTS render_settings (user_id TEXT PRIMARY KEY, settings TEXT NOT NULL, updated REAL NOT NULL);
 """
-STYLE_EVENTS = ("style_like", "style_dislike")
+STYLE_EVENTS = ("style_like", "style_dislike", "style_clear")  # clear: take back a like or a dislike
 # Columns added after the first release: (table, column, declaration). Added to older stores when opened.
 MIGRATIONS = (
     ("interactions", "client_event_id", "TEXT"),
@@ -450,8 +450,9 @@ class Store:
     def add_style_event(
         self, user_id: str, style: str, event: str, timestamp: float | None = None, client_event_id: str | None = None
     ) -> dict:
-        """Record a shopper's feedback on a palette style (`style_like` / `style_dislike`) durably; returns it
-        (id, user_id, style, event, weight +1/-1, timestamp). A repeat of a `client_event_id` is stored once."""
+        """Record a shopper's feedback on a palette style (`style_like` / `style_dislike`, or `style_clear` to take
+        it back) durably; returns it (id, user_id, style, event, weight +1/-1/0, timestamp). A repeat of a
+        `client_event_id` is stored once."""
         if not user_id.strip():
             raise DataError("user_id is empty")
         if event not in STYLE_EVENTS:
@@ -468,7 +469,8 @@ class Store:
                 (client_event_id,) if client_event_id is not None else (),
             ).fetchone()
         keys = ("id", "user_id", "style", "event", "timestamp")
-        return {**dict(zip(keys, row, strict=True)), "weight": 1.0 if row[3] == "style_like" else -1.0}
+        weight = {"style_like": 1.0, "style_dislike": -1.0}.get(row[3], 0.0)
+        return {**dict(zip(keys, row, strict=True)), "weight": weight}
 
     def style_events(self, user_id: str) -> list[dict]:
         """A shopper's style feedback, oldest first."""

@@ -1,6 +1,7 @@
 """The web page in a real browser: headless Chromium (the system's, nothing is downloaded) driven by Playwright
-loads the page, sees a shopper's feed and their pick re-rendered in their style, adjusts it, likes the style and
-sees products in it, uploads a photo to shop its style and sees results."""
+loads the page, sees a shopper's feed and their pick re-rendered in their style (labelled), adjusts it, likes the
+style and sees products in it, says "not for me" and sees them go, opens a feed card in the shopper view, uploads a
+photo to shop its style and sees it beside the results; the header fits a phone's screen."""
 
 from __future__ import annotations
 
@@ -87,12 +88,44 @@ def test_page_feed_and_upload(server, demo_shop, tmp_path):
         assert page.locator("#liked-items .card .reason").first.inner_text() == "in the style you liked"
         style = page.locator("#style-choices button.current").inner_text()
         assert httpx.get(f"{server}/users/{user}/styles").json()[0]["name"] == style
+        page.wait_for_selector("#like.pressed", timeout=30_000)  # the state shows on the button
+        if os.environ.get("STYLEREC_SAVE_SCREENSHOT"):  # the loop: the labelled pick, the buttons, the liked block
+            page.locator("#view-shopper").screenshot(path=str(REPO / "docs" / "style_loop.png"))
+        # the original and the restyle are labelled
+        captions = page.locator("#restyle figcaption").all_inner_texts()
+        assert captions[0] == "original" and captions[1].startswith("restyled: ")
+
+        # the latest word wins: "not for me" after the like hides the liked block and ranks the style last
+        page.click("#dislike")
+        page.wait_for_selector("#liked-block", state="hidden", timeout=30_000)
+        page.wait_for_selector("#dislike.pressed, #style-choices button.current", timeout=30_000)
+        ranked = httpx.get(f"{server}/users/{user}/styles", params={"k": 50}).json()
+        assert ranked[-1]["name"] == style and ranked[-1]["state"] == "disliked"
+        assert "noted: not" in page.locator("#loop-status").inner_text()
+
+        # a feed card opens the product in the shopper view, with its same-style products
+        page.locator("#feed .card").first.click()
+        page.wait_for_selector("#product-similar .card", timeout=30_000)
+        assert page.locator("#view-shopper").is_visible() and not page.locator("#view-merch").is_visible()
+        reasons = set(page.locator("#product-similar .card .reason").all_inner_texts())
+        assert reasons and all(r.startswith("same style as") and "photo" not in r for r in reasons)
 
         page.set_input_files("#upload", str(catalog_dir / "images" / "D0012.jpg"))
         page.click("#upload-form button")
         page.wait_for_selector("#upload-results .card", timeout=30_000)
         assert page.locator("#upload-results .card").first.get_attribute("data-item-id") == "D0012"
+        assert page.locator("#upload-preview").is_visible()  # the shopper's photo beside its results
+        assert page.locator("#upload-photo").get_attribute("src").startswith("blob:")
         shot = REPO / "docs" / "web_page.png" if os.environ.get("STYLEREC_SAVE_SCREENSHOT") else tmp_path / "page.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000 and not errors, errors
+
+        # a phone-sized screen: the header fits, nothing scrolls sideways
+        phone = browser.new_page(viewport={"width": 375, "height": 800})
+        phone.goto(server)
+        phone.wait_for_selector("#feed .card", timeout=30_000)
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        header = phone.evaluate("document.querySelector('header').scrollWidth")
+        assert width <= 375 and header <= 375, (width, header)
+        assert httpx.get(f"{server}/favicon.ico").status_code == 200
         browser.close()

@@ -83,7 +83,7 @@ def test_similar_answers_from_the_persisted_index_like_the_service(demo_catalog,
     index = tmp_path / "index"
     assert main(["index", "build", "--store", shop[3], "--out", str(index)]) == 0
     built = json.loads(capsys.readouterr().out)
-    assert built["count"] == 20 and built["spec"] == "Flat" and built["model_id"].startswith("vgg19-gram-16-")
+    assert built["count"] == 20 and built["spec"] == "Flat" and built["model_id"].startswith("vgg19-facets-16-")
     assert main(["index", "info", "--index", str(index)]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 20
 

@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import numpy as np
@@ -77,7 +78,7 @@ def test_a_store_from_another_encoder_version_is_kept_but_never_mixed(images, tm
 def test_random_projection_needs_no_fit(images, tmp_path):
     config = EncoderConfig(image_size=64, dim=16, projection="random")
     store, _ = embed_folder(images, tmp_path / "store", config, progress=False, num_workers=0)
-    assert len(store) == 12 and store.model_id.startswith("vgg19-gram-16-")
+    assert len(store) == 12 and store.model_id.startswith("vgg19-facets-16-")
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):
@@ -142,8 +143,11 @@ def test_an_interrupted_run_resumes_where_it_stopped(images, tmp_path, monkeypat
 
 
 def test_a_v1_store_keeps_working_until_refit_moves_it(images, tmp_path, demo_catalog):
-    v1 = EncoderConfig(image_size=64, dim=16, layers=STYLE_LAYERS_V1)
+    v1 = EncoderConfig(image_size=64, dim=16, layers=STYLE_LAYERS_V1, facets=False)
     first, _ = embed_folder(images, tmp_path / "store", v1, progress=False, num_workers=0)
+    described = json.loads((tmp_path / "store" / "encoder.json").read_text())
+    del described["config"]["facets"]  # as a store written before facets existed
+    (tmp_path / "store" / "encoder.json").write_text(json.dumps(described))
     shutil.copy(demo_catalog / "images" / "D0201.jpg", images)
     again, report = embed_folder(images, tmp_path / "store", progress=False, num_workers=0)  # no config given
     assert again.model_id == first.model_id and report.added == 1 and report.unchanged == 12
@@ -153,3 +157,4 @@ def test_a_v1_store_keeps_working_until_refit_moves_it(images, tmp_path, demo_ca
     )
     assert moved.model_id != first.model_id and report.added == 13
     assert EncoderConfig.model_validate(moved.encoder["config"]).layers == STYLE_LAYERS
+    assert moved.model_id.startswith("vgg19-facets-16-") and first.model_id.startswith("vgg19-gram-16-")

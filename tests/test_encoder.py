@@ -44,7 +44,7 @@ def test_embeddings_are_unit_vectors_and_need_a_projection(encoder):
     pixels = torch.stack([p.pixels for p in prepared])
     masks = torch.stack([p.mask for p in prepared])
     raw = encoder.raw_descriptors(pixels, masks)
-    assert raw.shape == (4, 303_808)  # v2: relu2_1, relu3_1, relu4_1, relu5_1
+    assert raw.shape == (4, 303_808 + 512)  # pattern: relu2_1, relu3_1, relu4_1, relu5_1; colour: 8^3 histogram
     fresh = StyleEncoder(EncoderConfig(image_size=64, dim=16), device="cpu")
     with pytest.raises(RuntimeError, match="no projection"):
         fresh.embed(pixels, masks)
@@ -97,14 +97,18 @@ def test_a_v1_config_keeps_its_model_id_and_v2_is_another():
     """A store written before v2 names its five layers: the same config still means the same vectors and id."""
     stored = {"image_size": 64, "layers": list(STYLE_LAYERS_V1), "layer_weights": None, "use_mask": True, "dim": 16,
               "projection": "random", "fit_samples": 1024, "seed": 0}  # fmt: skip
-    v1 = StyleEncoder(EncoderConfig.model_validate(stored), device="cpu")
+    v1 = StyleEncoder(EncoderConfig.stored(stored), device="cpu")  # a stored config without `facets`: none
     v1.fit_projection()
     assert v1.config.roots() == (0, 0, 0, 0, 0)
     assert v1.model_id == "vgg19-gram-16-c14e71c56d57"  # as computed by the v1 code
-    v2 = StyleEncoder(EncoderConfig(image_size=64, dim=16, projection="random"), device="cpu")
+    v2 = StyleEncoder(EncoderConfig(image_size=64, dim=16, projection="random", facets=False), device="cpu")
     v2.fit_projection()
     assert v2.config.weights() == (0.25, 1.0, 2.0, 0.75) and v2.model_id != v1.model_id
-    deep = EncoderConfig(layers=("relu4_1", "relu5_4"), matrix_root_layers=("relu5_4",))
+    assert v2.model_id == "vgg19-gram-16-" + v2.model_id.split("-")[-1]
+    faceted = StyleEncoder(EncoderConfig(image_size=64, dim=16, projection="random"), device="cpu")
+    faceted.fit_projection()
+    assert faceted.model_id.startswith("vgg19-facets-16-") and faceted.config.pattern_dim == 12
+    deep = EncoderConfig(layers=("relu4_1", "relu5_4"), matrix_root_layers=("relu5_4",), facets=False)
     assert deep.roots() == (0, 5) and deep.raw_dim == 2 * 131_328
     with pytest.raises(ValueError, match="not all in layers"):
         EncoderConfig(layers=STYLE_LAYERS_V1, matrix_root_layers=("relu5_4",))
@@ -142,7 +146,8 @@ def test_mask_makes_products_of_different_sizes_match_on_pattern():
     The v1 layers (relu1_1..relu5_1): at 96 px the relu5_x maps are 6 x 6 and a 44 px product covers about
     3 x 3 of them, too few positions for the deep layers' roots to describe it; the mask itself is the same code.
     """
-    encoder = StyleEncoder(EncoderConfig(image_size=64, dim=16, layers=STYLE_LAYERS_V1), device="cpu")
+    config = EncoderConfig(image_size=64, dim=16, layers=STYLE_LAYERS_V1, facets=False)
+    encoder = StyleEncoder(config, device="cpu")
     patterns = ["stripes", "dots", "checks"]
     images = [LoadedImage(_product(p, side)) for p in patterns for side in (44, 112)]
     accuracy = {}
@@ -172,3 +177,46 @@ def _to_png(rgba: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgba).save(buf, "PNG")
     return buf.getvalue()
+
+
+def test_facets_pattern_ignores_orientation_and_colour_and_colour_ignores_the_pattern():
+    """Stripes turned by 90 degrees in other colours are the same pattern; the same colours in dots are the same
+    colour; each facet is a unit vector scaled by 1/sqrt(2)."""
+    encoder = StyleEncoder(EncoderConfig(image_size=96, dim=16), device="cpu")
+    flat = _product("stripes", 112)
+    images = {
+        "stripes": flat,
+        "stripes turned, other colours": np.ascontiguousarray(np.rot90(flat[..., ::-1])),
+        "dots": _product("dots", 112),
+        "checks": _product("checks", 112),
+    }
+    prepared = [prepare_image(LoadedImage(image), 96) for image in images.values()]
+    pixels, masks = torch.stack([p.pixels for p in prepared]), torch.stack([p.mask for p in prepared])
+    raw = encoder.raw_descriptors(pixels, masks)
+    encoder.fit_projection(np.concatenate([raw.numpy()] * 2))
+    vectors = encoder.embed(pixels, masks)
+    split = encoder.config.pattern_dim
+    pattern, colour = vectors[:, :split] * 2**0.5, vectors[:, split:] * 2**0.5
+    torch.testing.assert_close(pattern.norm(dim=1), torch.ones(4))
+    torch.testing.assert_close(colour.norm(dim=1), torch.ones(4))
+    same_pattern = float(pattern[0] @ pattern[1])
+    assert same_pattern > 0.95 and same_pattern > max(float(pattern[0] @ pattern[2]), float(pattern[0] @ pattern[3]))
+    assert float(colour[0] @ colour[1]) < float(colour[0] @ colour[0]) - 0.1  # other colours differ
+
+
+def test_a_query_weighs_its_facets():
+    from transfer.facets import facet_weights, pattern_dim_of, weigh_query
+
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(size=(2, n)) for n in (12, 4)]
+    a, b = (np.concatenate([p[i] / np.linalg.norm(p[i]) for p in parts]) / 2**0.5 for i in range(2))
+    cos_pattern, cos_colour = (float(p[0] @ p[1] / np.linalg.norm(p[0]) / np.linalg.norm(p[1])) for p in parts)
+    assert pattern_dim_of("vgg19-facets-16-abc") == 12 and pattern_dim_of("vgg19-gram-16-abc") is None
+    both = 0.75 * cos_pattern + 0.25 * cos_colour  # the pattern leads 3:1
+    for facet, expected in (("pattern", cos_pattern), ("colour", cos_colour), ("both", both)):
+        assert abs(float(weigh_query(a, 12, facet_weights(facet)) @ b) - expected) < 1e-5
+    weighted = float(weigh_query(a, 12, facet_weights(pattern=0.8)) @ b)
+    assert abs(weighted - (0.8 * cos_pattern + 0.2 * cos_colour)) < 1e-5
+    assert np.array_equal(weigh_query(a, None, facet_weights("pattern")), a.astype(np.float32))
+    with pytest.raises(ValueError, match="unknown facet"):
+        facet_weights("texture")

@@ -135,7 +135,7 @@ class Progress:
         """The interrupted run's config, projection and model id."""
         meta = json.loads((self.folder / "run.json").read_text())
         return (
-            EncoderConfig.model_validate(meta["config"]),
+            EncoderConfig.stored(meta["config"]),
             LinearProjection.load(self.folder / PROJECTION_FILE),
             meta["model_id"],
         )
@@ -261,7 +261,7 @@ def embed_folder(
             old = stored if stored.model_id == resumed[2] else None  # else the interrupted run was a refit
     elif not refit and (out / PROJECTION_FILE).exists():
         old = EmbeddingStore.load(out)
-        stored_config = EncoderConfig.model_validate(old.encoder["config"])
+        stored_config = EncoderConfig.stored(old.encoder["config"])
         if config is not None and config != stored_config:
             raise StoreError(f"{out} holds embeddings made with another encoder config; pass refit=True (--refit)")
         config = stored_config

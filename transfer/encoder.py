@@ -15,10 +15,11 @@ from PIL import Image
 from pydantic import BaseModel, Field, field_validator, model_validator
 from torchvision.models.feature_extraction import create_feature_extractor
 
+from transfer.facets import PATTERN_VIEWS, colour_dim, colour_histogram, luminance, view
 from transfer.gram import descriptor_size, gram_descriptor, masked_gram, masked_gram_root
 from transfer.head import HeadError, load_head
 from transfer.images import DEFAULT_MAX_PIXELS, LoadedImage, foreground_mask, load_image
-from transfer.projection import LinearProjection, fit_pca, random_projection
+from transfer.projection import LinearProjection, block_diagonal, fit_pca, random_projection
 from transfer.vgg import LAYER_CHANNELS, LAYER_NODES, caffe_preprocess, load_vgg19_features, weights_sha256
 
 STYLE_LAYERS_V1 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -40,6 +41,9 @@ DEFAULT_LAYER_WEIGHTS = LAYER_DEFAULTS[STYLE_LAYERS][0]
 # (The v2 embedding of issue 16 is a new layer set, so it has a new model id without a bump here; v1 stores
 # keep theirs and stay usable, incremental runs included.)
 PREPROCESSING_VERSION = 2
+# The faceted embedding (issue 22, `transfer.facets`): bumped when the views, the grey conversion or the colour
+# statistic change. Part of the model id of faceted stores only.
+FACETS_VERSION = 1
 
 
 class EncoderConfig(BaseModel):
@@ -72,6 +76,12 @@ class EncoderConfig(BaseModel):
         "channel-reduced Grams with the directions that tell products apart within a style removed; "
         "its layers and weights replace `layers` and `layer_weights`",
     )
+    facets: bool = Field(
+        True,
+        description="two L2-normalised parts, pattern (grey Grams of `layers` pooled over turned and shrunk "
+        "views) and colour (a colour histogram), concatenated (`transfer.facets`); False: one part, the Grams "
+        "of the colour image (the embedding before issue 22; a stored config without this field means False)",
+    )
     use_mask: bool = Field(True, description="Gram over the product's pixels only (plain-background detection)")
     dim: int = Field(256, ge=8, le=4096, description="dimension of the compact embedding")
     projection: Literal["pca", "random"] = "pca"
@@ -94,11 +104,22 @@ class EncoderConfig(BaseModel):
             except HeadError as e:
                 raise ValueError(str(e)) from e
             self.layers, self.layer_weights, self.matrix_root_layers = head.layers, head.layer_weights, ()
+            self.facets = False  # a learned head describes the colour image as a whole
         if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
             raise ValueError(f"{len(self.layer_weights)} layer weights for {len(self.layers)} layers")
         if self.matrix_root_layers is not None and not set(self.matrix_root_layers) <= set(self.layers):
             raise ValueError(f"matrix_root_layers {self.matrix_root_layers} are not all in layers {self.layers}")
         return self
+
+    @classmethod
+    def stored(cls, data: dict) -> EncoderConfig:
+        """The config a store (or an interrupted run) recorded: one written before facets existed has none."""
+        return cls.model_validate({"facets": False, **data})
+
+    @property
+    def pattern_dim(self) -> int | None:
+        """How many leading values of a vector are the pattern facet; None when the vectors have no facets."""
+        return self.dim - colour_dim(self.dim) if self.facets else None
 
     def weights(self) -> tuple[float, ...]:
         if self.layer_weights is not None:
@@ -121,7 +142,15 @@ class EncoderConfig(BaseModel):
     def raw_dim(self) -> int:
         if self.head is not None:
             return load_head(self.head).raw_dim
-        return descriptor_size([LAYER_CHANNELS[name] for name in self.layers])
+        size = descriptor_size([LAYER_CHANNELS[name] for name in self.layers])
+        return size + colour_histogram_size() if self.facets else size
+
+
+def colour_histogram_size() -> int:
+    """Length of the colour facet's raw descriptor."""
+    from transfer.facets import HISTOGRAM_BINS
+
+    return HISTOGRAM_BINS**3
 
 
 @dataclass
@@ -215,12 +244,38 @@ class StyleEncoder:
         return self.extractor(x)
 
     def raw_descriptors(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(N, raw_dim) float32: per layer the masked Gram's descriptor, scaled by sqrt(layer weight), concatenated."""
+        """(N, raw_dim) float32: per layer the masked Gram's descriptor, scaled by sqrt(layer weight), concatenated
+        (with facets: those of the grey views' mean Grams, then the colour histogram)."""
+        if self.config.facets:
+            return torch.cat(
+                [self.pattern_descriptors(pixels, mask), colour_histogram(pixels, mask).to(self.device)], 1
+            )
         return self.descriptors_from_features(self.features(pixels), mask)
 
     @torch.inference_mode()
+    def pattern_descriptors(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The pattern facet's raw descriptor: per layer, the mean masked Gram of the grey image over
+        `PATTERN_VIEWS` (turned and shrunk), element-wise signed square root, scaled by sqrt(layer weight)."""
+        grey, mask = luminance(pixels.to(torch.float32)), mask.to(torch.float32)
+        sums: dict[str, torch.Tensor] = {}
+        for degrees, scale in PATTERN_VIEWS:
+            view_pixels, view_mask = view(grey, mask, degrees, scale)
+            feats = self.features(view_pixels)
+            for name in self.config.layers:
+                gram = masked_gram(feats[name], view_mask.to(self.device))
+                sums[name] = gram if name not in sums else sums[name] + gram
+        parts = [
+            gram_descriptor(sums[name] / len(PATTERN_VIEWS)) * (weight**0.5)
+            for name, weight in zip(self.config.layers, self.config.weights(), strict=True)
+        ]
+        return torch.cat(parts, dim=1)
+
+    @torch.inference_mode()
     def descriptors_from_features(self, feats: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        """`raw_descriptors` from already computed `features` (to share one forward pass)."""
+        """`raw_descriptors` from already computed `features` (to share one forward pass); not for faceted
+        configs, whose pattern facet needs its own views of the image."""
+        if self.config.facets:
+            raise ValueError("a faceted encoder describes images with raw_descriptors, not from one pass's features")
         mask = mask.to(self.device)
         if self.config.head is not None:
             return load_head(self.config.head).descriptors(feats, mask)
@@ -246,12 +301,22 @@ class StyleEncoder:
     # -- projection -------------------------------------------------------------------------------------
     def fit_projection(self, raw: np.ndarray | None = None) -> LinearProjection:
         """Fit (PCA on `raw`) or draw (random) the compact projection and keep it."""
-        if self.config.projection == "random":
-            self.projection = random_projection(self.config.raw_dim, self.config.dim, self.config.seed)
-        else:
-            if raw is None:
-                raise ValueError("PCA projection needs raw descriptors to fit on")
-            self.projection = fit_pca(raw, self.config.dim, self.config.seed, self.config.spectral_power())
+        c = self.config
+        if c.projection == "pca" and raw is None:
+            raise ValueError("PCA projection needs raw descriptors to fit on")
+
+        def fit(part: np.ndarray | None, in_dim: int, dim: int, power: float) -> LinearProjection:
+            if c.projection == "random":
+                return random_projection(in_dim, dim, c.seed)
+            return fit_pca(part, dim, c.seed, power)
+
+        if not c.facets:
+            self.projection = fit(raw, c.raw_dim, c.dim, c.spectral_power())
+        else:  # one projection per facet, as one block-diagonal projection
+            split = c.raw_dim - colour_histogram_size()
+            pattern = fit(None if raw is None else raw[:, :split], split, c.pattern_dim, c.spectral_power())
+            colour = fit(None if raw is None else raw[:, split:], c.raw_dim - split, c.dim - c.pattern_dim, 0.0)
+            self.projection = block_diagonal(pattern, colour)
         return self.projection
 
     @torch.inference_mode()
@@ -259,7 +324,12 @@ class StyleEncoder:
         """Compact, L2-normalised style vectors (N, dim) from raw descriptors."""
         if self.projection is None:
             raise RuntimeError("the encoder has no projection yet: call fit_projection first")
-        return F.normalize(self.projection.transform(raw.to(self.device, torch.float32)), dim=1).to(torch.float32)
+        projected = self.projection.transform(raw.to(self.device, torch.float32))
+        split = self.config.pattern_dim
+        if split is None:
+            return F.normalize(projected, dim=1).to(torch.float32)
+        parts = (F.normalize(projected[:, :split], dim=1), F.normalize(projected[:, split:], dim=1))
+        return (torch.cat(parts, dim=1) / 2**0.5).to(torch.float32)
 
     def embed(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Final style vectors for a prepared batch."""
@@ -277,6 +347,8 @@ class StyleEncoder:
             inert |= {"matrix_root_layers", "root_iterations"}
         if self.config.head is None:
             inert |= {"head"}
+        if not self.config.facets:
+            inert |= {"facets"}
         return inert
 
     @property
@@ -292,5 +364,8 @@ class StyleEncoder:
         }
         if self.config.head is not None:
             payload["head"] = load_head(self.config.head).sha256
+        if self.config.facets:
+            payload["facets"] = FACETS_VERSION
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
-        return f"vgg19-gram-{self.config.dim}-{digest}"
+        kind = "vgg19-facets" if self.config.facets else "vgg19-gram"
+        return f"{kind}-{self.config.dim}-{digest}"

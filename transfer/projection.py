@@ -151,3 +151,18 @@ def random_projection(in_dim: int, dim: int, seed: int = 0) -> LinearProjection:
     rp = SparseRandomProjection(n_components=dim, random_state=seed, dense_output=True)
     rp.fit(scipy.sparse.csr_matrix((1, in_dim), dtype=np.float32))
     return LinearProjection("random", np.zeros(in_dim, dtype=np.float32), rp.components_.tocsr())
+
+
+def block_diagonal(first: LinearProjection, second: LinearProjection) -> LinearProjection:
+    """One projection applying `first` to the leading `first.in_dim` inputs and `second` to the rest, outputs
+    concatenated (the faceted embedding's pattern and colour projections, saved and applied as one)."""
+    if first.kind != second.kind:
+        raise ValueError(f"cannot join a {first.kind} and a {second.kind} projection")
+    mean = np.concatenate([first.mean, second.mean]).astype(np.float32)
+    if scipy.sparse.issparse(first.matrix):
+        matrix = scipy.sparse.block_diag([first.matrix, second.matrix], format="csr", dtype=first.matrix.dtype)
+    else:
+        matrix = np.zeros((first.out_dim + second.out_dim, first.in_dim + second.in_dim), dtype=np.float16)
+        matrix[: first.out_dim, : first.in_dim] = first.matrix
+        matrix[first.out_dim :, first.in_dim :] = second.matrix
+    return LinearProjection(first.kind, mean, matrix)

@@ -2,7 +2,9 @@
 
 Methods: `gram` (the compact style embedding, projection fitted on the folder itself: unsupervised),
 `gram-raw` (the uncompressed Gram descriptor), `gram-v1` (the v1 embedding: five layers, element-wise square
-roots, same image size and dimension, from the same network pass), and the baselines a style embedding must beat,
+roots, same image size and dimension, from the same network pass), `gram-v2` (the one-part embedding before facets:
+colour Grams of relu2_1..relu5_1), `pattern` and `colour` (the two facets of a faceted config, `transfer.facets`;
+`gram` is then both), and the baselines a style embedding must beat,
 `content` (masked global-average-pooled relu5_1) and `colour-hist` (8x8x8 RGB histogram of the masked
 pixels, square-rooted).
 """
@@ -17,11 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from transfer.embed import iter_batches
-from transfer.encoder import STYLE_LAYERS_V1, EncoderConfig, StyleEncoder
+from transfer.encoder import STYLE_LAYERS, STYLE_LAYERS_V1, EncoderConfig, StyleEncoder
+from transfer.facets import colour_histogram
 from transfer.head import DEFAULT_HEAD, load_head
 from transfer.images import IMAGE_SUFFIXES
 
-METHODS = ("gram", "gram-raw", "gram-v1", "gram-head", "content", "colour-hist")
+METHODS = ("gram", "gram-raw", "gram-v1", "gram-v2", "gram-head", "pattern", "colour", "content", "colour-hist")
 
 
 def labelled_images(root: str | os.PathLike) -> tuple[list[Path], list[str]]:
@@ -72,16 +75,6 @@ def retrieval_metrics(
     return results
 
 
-def colour_histogram(pixels: torch.Tensor, mask: torch.Tensor, bins: int = 8) -> torch.Tensor:
-    """(N, bins^3) mask-weighted RGB histograms, square-rooted and L2-normalised."""
-    n = pixels.shape[0]
-    q = (pixels.clamp(0, 1) * (bins - 1e-6)).long()
-    codes = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-    hist = torch.zeros(n, bins**3)
-    hist.scatter_add_(1, codes.reshape(n, -1), mask.reshape(n, -1).to(torch.float32))
-    return F.normalize(hist.sqrt(), dim=1)
-
-
 def style_eval(
     root: str | os.PathLike,
     methods: tuple[str, ...] = ("gram",),
@@ -98,15 +91,24 @@ def style_eval(
         raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
     config = config or EncoderConfig()
     paths, labels = labelled_images(root)
-    needs_network = bool({"gram", "gram-raw", "gram-v1", "content"} & set(methods))
+    if not config.facets and {"pattern", "colour"} & set(methods):
+        raise ValueError("the pattern and colour methods are the facets of a faceted config (facets=True)")
+    needs_network = bool({"gram", "gram-raw", "gram-v1", "gram-v2", "pattern", "colour", "content"} & set(methods))
     extra = (STYLE_LAYERS_V1 if "gram-v1" in methods else ()) + (load_head().layers if "gram-head" in methods else ())
+    extra += STYLE_LAYERS if "gram-v2" in methods else ()
     encoder = StyleEncoder(config, device=device, extra_layers=extra) if needs_network else None
     v1 = None
     if "gram-v1" in methods:
         v1_config = config.model_copy(
-            update={"layers": STYLE_LAYERS_V1, "layer_weights": None, "matrix_root_layers": None}
+            update={"layers": STYLE_LAYERS_V1, "layer_weights": None, "matrix_root_layers": None, "facets": False}
         )
         v1 = StyleEncoder(v1_config, device=device)
+    v2 = None
+    if "gram-v2" in methods:
+        v2_config = config.model_copy(
+            update={"layers": STYLE_LAYERS, "layer_weights": None, "matrix_root_layers": None, "facets": False}
+        )
+        v2 = StyleEncoder(v2_config, device=device)
     head = None
     if "gram-head" in methods:  # the shipped learned head on the same network pass
         head = StyleEncoder(EncoderConfig.model_validate(config.model_dump() | {"head": DEFAULT_HEAD}), device=device)
@@ -116,12 +118,18 @@ def style_eval(
         if not batch.indices:
             continue
         kept.extend(batch.indices)
-        feats = encoder.features(batch.pixels) if encoder else None
-        if "gram" in methods or "gram-raw" in methods:
-            raw = encoder.descriptors_from_features(feats, batch.masks).cpu()
-            for m in ("gram", "gram-raw"):
+        one_pass = {"gram-v1", "gram-v2", "gram-head", "content"} | (set() if config.facets else {"gram", "gram-raw"})
+        feats = encoder.features(batch.pixels) if encoder and one_pass & set(methods) else None
+        if {"gram", "gram-raw", "pattern", "colour"} & set(methods):
+            if config.facets:  # the pattern facet looks at views of its own
+                raw = encoder.raw_descriptors(batch.pixels, batch.masks).cpu()
+            else:
+                raw = encoder.descriptors_from_features(feats, batch.masks).cpu()
+            for m in ("gram", "gram-raw", "pattern", "colour"):
                 if m in methods:
                     parts[m].append(raw)
+        if v2 is not None:
+            parts["gram-v2"].append(v2.descriptors_from_features(feats, batch.masks).cpu())
         if head is not None:
             parts["gram-head"].append(head.descriptors_from_features(feats, batch.masks).cpu())
         if v1 is not None:
@@ -134,12 +142,18 @@ def style_eval(
     stems = [paths[i].stem for i in kept]
     items = stems if len(set(stems)) < len(stems) else None  # the same file name under several labels
     results = {}
+    fitted = False
     for m in methods:
         vectors = torch.cat(parts.pop(m))
-        if m in ("gram", "gram-v1", "gram-head"):
-            model = {"gram": encoder, "gram-v1": v1, "gram-head": head}[m]
-            sample = np.random.default_rng(config.seed).permutation(len(vectors))[: config.fit_samples]
-            model.fit_projection(vectors[np.sort(sample)].numpy())
+        if m in ("gram", "gram-v1", "gram-v2", "gram-head", "pattern", "colour"):
+            model = {"gram-v1": v1, "gram-v2": v2, "gram-head": head}.get(m, encoder)
+            if model is not encoder or not fitted:
+                sample = np.random.default_rng(config.seed).permutation(len(vectors))[: config.fit_samples]
+                model.fit_projection(vectors[np.sort(sample)].numpy())
+                fitted = fitted or model is encoder
             vectors = model.project(vectors)
+            split = config.pattern_dim
+            if m in ("pattern", "colour"):
+                vectors = vectors[:, :split] if m == "pattern" else vectors[:, split:]
         results[m] = retrieval_metrics(vectors.cpu().numpy(), kept_labels, k, items)
     return results

@@ -117,6 +117,10 @@ def create_app(settings: Settings | None = None, freeze_gc: bool = False) -> Fas
     def index():
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     return app
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-STYLE_EVENTS = ("style_like", "style_dislike")
+STYLE_EVENTS = ("style_like", "style_dislike", "style_clear")
 
 MAX_K = 1000  # results asked for at most (the service then caps them at its `max_k` setting)
 MAX_OFFSET = 1_000_000_000  # list offsets at most (SQLite takes 64-bit integers; a bigger one would be a 500)
@@ -72,7 +72,9 @@ class EventIn(BaseModel):
     user_id: str = Field(min_length=1, max_length=200)
     item_id: str | None = Field(None, min_length=1, max_length=200)
     style: str | None = Field(None, min_length=1, max_length=64, description="a palette style name (style events)")
-    event: Literal["view", "click", "like", "add_to_cart", "purchase", "style_like", "style_dislike"] = "click"
+    event: Literal["view", "click", "like", "add_to_cart", "purchase", "style_like", "style_dislike", "style_clear"] = (
+        "click"
+    )
     timestamp: float | None = Field(None, ge=0, le=4e9, description="epoch seconds (default: now)")
     event_id: str | None = Field(
         None, min_length=1, max_length=200, description="the client's id for this event: a retry is stored once"
@@ -103,6 +105,9 @@ class StyleScore(BaseModel):
     score: float = Field(description="history score plus feedback")
     history: float | None = Field(None, description="cosine with the shopper's style profile (None: no history)")
     feedback: float = Field(0.0, description="the shift from the shopper's likes and dislikes of renders")
+    state: Literal["liked", "disliked"] | None = Field(
+        None, description="the shopper's latest word on the style (`style_clear` takes it back): None when none"
+    )
 
 
 class RenderSettings(BaseModel):

@@ -82,6 +82,26 @@ class Embedder:
         else:
             self._pool = ThreadPoolExecutor(settings.embed_workers, "embed", initializer=_lower_priority)
         self._slots = threading.BoundedSemaphore(settings.embed_workers + settings.embed_queue)
+        self.warm = self._warm_up(settings.embed_workers) if catalog.style is not None else []
+
+    def _warm_up(self, workers: int) -> list[Future]:
+        """Start every embedding worker and load its encoder now, in the background (a photo each), so that the
+        first shopper's upload is as fast as the next; an upload that comes first waits behind a warm-up."""
+        from io import BytesIO
+
+        from PIL import Image
+
+        photo = BytesIO()
+        Image.new("RGB", (64, 64), (200, 60, 60)).save(photo, "PNG")
+
+        def report(future: Future) -> None:
+            if future.exception() is not None:
+                log.warning("warming the photo encoder failed: %s", future.exception())
+
+        futures = [self.submit(photo.getvalue(), wait_for_slot=True) for _ in range(workers)]
+        for future in futures:
+            future.add_done_callback(report)
+        return futures
 
     def _embed(self, image: bytes | str, max_pixels: int) -> np.ndarray:
         return self.catalog.embed_image(image, max_pixels)

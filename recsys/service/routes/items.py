@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
@@ -17,8 +18,29 @@ from recsys.store import NotFound
 router = APIRouter(tags=["items"])
 
 
-def categories_of(category: str | None) -> set[str] | None:
-    return {c for c in category.split(",") if c} if category else None
+FacetName = Literal["pattern", "colour", "both"]
+FACET_HELP = (
+    "what 'same style' matches: the pattern/texture, the colours, or both (the default: the pattern leads 3:1, the "
+    "colours break ties)"
+)
+WEIGHT_HELP = "instead of `facet`: the pattern's weight in [0, 1], the colours get the rest"
+
+
+def categories_of(category: str | None, catalog: Catalog | None = None) -> set[str] | None:
+    """The comma-separated categories of a `category` parameter; with the catalog, 404 for one it does not have
+    (an empty answer would not tell a typo from a sold-out category)."""
+    categories = {c for c in category.split(",") if c} if category else None
+    for name in sorted(categories or ()) if catalog is not None else ():
+        if not catalog.items(name, limit=1):
+            raise NotFound(f"unknown category {name!r}")
+    return categories
+
+
+def facet_of(facet: str | None, pattern_weight: float | None) -> str | float | None:
+    """A facet name or a pattern weight for the recommender (422 when both are given)."""
+    if facet is not None and pattern_weight is not None:
+        raise HTTPException(422, "give either facet or pattern_weight, not both")
+    return pattern_weight if pattern_weight is not None else facet
 
 
 @router.get("/items", response_model=ItemList)
@@ -52,10 +74,15 @@ async def similar(
     k: int = Query(10, ge=1, le=MAX_K),
     category: str | None = Query(None, max_length=200),
     user_id: str | None = Query(None, max_length=200),
+    facet: FacetName | None = Query(None, description=FACET_HELP),
+    pattern_weight: float | None = Query(None, ge=0, le=1, description=WEIGHT_HELP),
     catalog: Catalog = Depends(get_catalog),
     settings: Settings = Depends(get_settings),
 ):
-    results = catalog.similar(item_id, min(k, settings.max_k), user_id or None, categories_of(category))
+    """Items in the style of an item, reason "same style as <its title>"; with `user_id`, re-ordered for the
+    shopper within the style's nearest (never other styles), without what they already have."""
+    style = facet_of(facet, pattern_weight)
+    results = catalog.similar(item_id, min(k, settings.max_k), user_id or None, categories_of(category, catalog), style)
     return recommendations_out(catalog, results, user_id)
 
 
@@ -66,6 +93,8 @@ async def shop_this_style(
     k: int = Form(10, ge=1, le=MAX_K),
     category: str | None = Form(None, max_length=200),
     user_id: str | None = Form(None, max_length=200),
+    facet: FacetName | None = Form(None, description=FACET_HELP),
+    pattern_weight: float | None = Form(None, ge=0, le=1, description=WEIGHT_HELP),
     catalog: Catalog = Depends(get_catalog),
     embedder: Embedder = Depends(get_embedder),
     settings: Settings = Depends(get_settings),
@@ -74,13 +103,13 @@ async def shop_this_style(
     full) or of an item. The search itself is an index lookup: on the loop, like `similar`."""
     if (image is None) == (item_id is None):
         raise HTTPException(422, "send either an image upload (field 'image') or an item_id")
-    k, categories = min(k, settings.max_k), categories_of(category)
+    k, categories, style = min(k, settings.max_k), categories_of(category, catalog), facet_of(facet, pattern_weight)
     if item_id is not None:
-        results = catalog.similar(item_id, k, user_id or None, categories)
+        results = catalog.similar(item_id, k, user_id or None, categories, style)
     else:
         data = await read_upload(image, settings.max_upload_bytes)
         vector = await embedder.embed(data)
-        results = catalog.shop_this_style(vector, k, user_id or None, categories)
+        results = catalog.shop_this_style(vector, k, user_id or None, categories, style)
     return recommendations_out(catalog, results, user_id)
 
 

@@ -12,11 +12,12 @@ from fastapi.responses import Response
 
 from recsys.catalog import Catalog
 from recsys.service.deps import get_catalog, get_settings, recommendations_out
-from recsys.service.routes.items import categories_of
+from recsys.service.routes.items import WEIGHT_HELP, FacetName, categories_of, facet_of
 from recsys.service.schemas import MAX_K, Recommendations, RenderSettings, StyleScore
 from recsys.service.settings import Settings
 
 router = APIRouter(tags=["shoppers"])
+LIKED_FACET_HELP = "what 'in this style' matches: the pattern/texture (the default), the colours, or both"
 
 
 @router.get("/users", response_model=list[str])
@@ -34,13 +35,14 @@ async def feed(
     catalog: Catalog = Depends(get_catalog),
     settings: Settings = Depends(get_settings),
 ):
-    """The shopper's feed, each item with its reason. Answers are kept (as response bodies) until the shopper's
-    events or the models change: a repeat costs a lookup."""
+    """The shopper's feed, each item with its reason; a shopper never seen gets the cold-start feed (what sells
+    now), not a 404: a shop's new visitor is the usual case; an unknown `category` is a 404. Answers are kept
+    (as response bodies) until the shopper's events or the models change: a repeat costs a lookup."""
 
     def body(results: list) -> bytes:
         return Recommendations.model_validate(recommendations_out(catalog, results, user_id)).model_dump_json().encode()
 
-    found = catalog.cached_feed(user_id, min(k, settings.max_k), categories_of(category), alpha, body)
+    found = catalog.cached_feed(user_id, min(k, settings.max_k), categories_of(category, catalog), alpha, body)
     return Response(found, media_type="application/json")
 
 
@@ -55,11 +57,14 @@ async def in_liked_style(
     user_id: str,
     name: str,
     k: int = Query(10, ge=1, le=MAX_K),
+    facet: FacetName | None = Query(None, description=LIKED_FACET_HELP),
+    pattern_weight: float | None = Query(None, ge=0, le=1, description=WEIGHT_HELP),
     catalog: Catalog = Depends(get_catalog),
     settings: Settings = Depends(get_settings),
 ):
-    """Catalog products near a palette style, without what the shopper already has, re-ranked for them."""
-    results = catalog.in_style(name, user_id, min(k, settings.max_k))
+    """Catalog products near a palette style (its pattern unless `facet` says otherwise), without what the
+    shopper already has, re-ordered for them within the style's nearest; reason "in the style you liked"."""
+    results = catalog.in_style(name, user_id, min(k, settings.max_k), facet_of(facet, pattern_weight))
     return recommendations_out(catalog, results, user_id)
 
 

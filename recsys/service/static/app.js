@@ -21,8 +21,21 @@ function card(rec) {
   div.querySelector("img").src = item.image_url || "";
   div.querySelector(".title").textContent = item.title || item.id;
   div.querySelector(".reason").textContent = rec.reason || "";
-  div.addEventListener("click", () => showItem(item.id));
+  div.addEventListener("click", () => showItem(item.id, div.closest("#view-merch") ? "merch" : "shopper"));
   return div;
+}
+
+function figure(img, caption) {
+  const box = document.createElement("figure");
+  const label = document.createElement("figcaption");
+  label.textContent = caption;
+  box.replaceChildren(img, label);
+  return box;
+}
+
+// "match pattern / colours / both": the facet of a same-style query, from the select next to its results.
+function facetOf(select) {
+  return $(select).value;
 }
 
 function fill(container, recs) {
@@ -50,7 +63,8 @@ async function renderInto(container, itemId, style, query = {}) {
       const original = document.createElement("img");
       original.src = `/items/${encodeURIComponent(itemId)}/image`;
       original.alt = itemId;
-      if (!stale()) container.replaceChildren(original, img);
+      original.className = "original";
+      if (!stale()) container.replaceChildren(figure(original, "original"), figure(img, `restyled: ${style}`));
       return;
     }
     if (response.status === 429) {
@@ -81,7 +95,7 @@ function renderPick() {
 
 function showStylesLine(styles) {
   $("styles-line").textContent = styles.length
-    ? "preferred styles: " + styles.map((s) => `${s.name} (${s.score.toFixed(2)})`).join(", ")
+    ? "preferred styles: " + styles.map((s) => `${s.name} (${s.score.toFixed(2)}${s.state ? `, ${s.state}` : ""})`).join(", ")
     : "no palette styles yet";
 }
 
@@ -93,13 +107,29 @@ async function startLoop(user, itemId, style) {
     const button = document.createElement("button");
     button.textContent = s.name;
     button.dataset.style = s.name;
-    button.addEventListener("click", () => { pick.style = s.name; $("loop-status").textContent = ""; renderPick(); });
+    button.addEventListener("click", () => { pick.style = s.name; $("loop-status").textContent = ""; renderPick(); showState(); });
     return button;
   }));
   $("loop").classList.remove("hidden");
   $("liked-block").classList.add("hidden");
   $("loop-status").textContent = "";
   renderPick();
+  await showState();
+}
+
+// The shopper's latest word on the current style, on the buttons: "Liked" / "Not for me" pressed, "Undo" to take
+// it back; the liked block shows only while the style is liked.
+async function showState() {
+  const styles = (await api(`/users/${encodeURIComponent(pick.user)}/styles?k=50`)).body;
+  pick.states = Object.fromEntries(styles.map((s) => [s.name, s.state]));
+  const state = pick.states[pick.style] || null;
+  $("like").classList.toggle("pressed", state === "liked");
+  $("like").textContent = state === "liked" ? "Liked ✓" : "Like this style";
+  $("dislike").classList.toggle("pressed", state === "disliked");
+  $("dislike").textContent = state === "disliked" ? "Not for me ✓" : "Not for me";
+  $("undo").classList.toggle("hidden", !state);
+  if (state !== "liked") $("liked-block").classList.add("hidden");
+  return styles;
 }
 
 async function saveAdjustments() {
@@ -117,19 +147,29 @@ async function styleFeedback(event) {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ user_id: user, style, event }),
   });
-  const styles = (await api(`/users/${encodeURIComponent(user)}/styles?k=50`)).body;
+  const styles = await showState();
   showStylesLine(styles.slice(0, 3));
   if (event === "style_like") {
     $("loop-status").textContent = `you like ${style}: more in this style below`;
-    $("liked-title").textContent = `In the style you liked: ${style}`;
-    const found = (await api(`/users/${encodeURIComponent(user)}/styles/${encodeURIComponent(style)}/items?k=12`)).body;
-    fill($("liked-items"), found.items);
-    $("liked-block").classList.remove("hidden");
-  } else {
-    const next = styles.find((s) => s.name !== style && s.feedback >= 0) || pick.palette.find((s) => s.name !== style);
+    await showLiked();
+  } else if (event === "style_dislike") {
+    $("liked-block").classList.add("hidden");
+    const next = styles.find((s) => s.name !== style && s.state !== "disliked");
     $("loop-status").textContent = `noted: not ${style}` + (next ? `; trying ${next.name}` : "");
-    if (next) { pick.style = next.name; renderPick(); }
+    if (next) { pick.style = next.name; renderPick(); await showState(); }
+  } else {
+    $("liked-block").classList.add("hidden");
+    $("loop-status").textContent = `taken back: ${style} is neither liked nor disliked`;
   }
+}
+
+async function showLiked() {
+  const { user, style } = pick;
+  $("liked-title").textContent = `In the style you liked: ${style}`;
+  const params = new URLSearchParams({ k: "12", facet: facetOf("liked-facet") });
+  const found = (await api(`/users/${encodeURIComponent(user)}/styles/${encodeURIComponent(style)}/items?${params}`)).body;
+  fill($("liked-items"), found.items);
+  $("liked-block").classList.remove("hidden");
 }
 
 async function loadShopper() {
@@ -140,24 +180,37 @@ async function loadShopper() {
   fill($("feed"), feed.items);
   const styles = (await api(`/users/${encodeURIComponent(user)}/styles`)).body;
   showStylesLine(styles);
-  // The pick in the shopper's style renders at once: a fast render is answered inline (no queued job).
-  if (styles.length && feed.items.length) {
-    await startLoop(user, feed.items[0].item.id, styles[0].name);
+  // The pick in the shopper's style renders at once: a fast render is answered inline (no queued job). It is a
+  // product they do not have yet: the nearest to their style, which leaves out what they bought.
+  if (styles.length) {
+    const mine = (await api(`/users/${encodeURIComponent(user)}/styles/${encodeURIComponent(styles[0].name)}/items?k=1`)).body;
+    const pickItem = mine.items[0]?.item.id;
+    if (pickItem) await startLoop(user, pickItem, styles[0].name);
   }
 }
 
-async function showItem(itemId) {
-  selectView("merch");
+async function showItem(itemId, view = "merch") {
+  const where = view === "shopper" ? "product" : "item";
+  selectView(view);
   const item = (await api(`/items/${encodeURIComponent(itemId)}`)).body;
-  $("item-detail").classList.remove("hidden");
-  $("item-title").textContent = `${item.title} (${item.id})`;
-  $("item-image").src = item.image_url || "";
-  $("item-detail").dataset.itemId = item.id;
-  $("try-result").replaceChildren();
+  $(`${where}-detail`).classList.remove("hidden");
+  $(`${where}-title`).textContent = view === "shopper" ? item.title : `${item.title} (${item.id})`;
+  $(`${where}-image`).src = item.image_url || "";
+  $(`${where}-detail`).dataset.itemId = item.id;
+  if (view === "merch") $("try-result").replaceChildren();
+  await showSimilar(where);
+  if (view === "shopper") $("product-detail").scrollIntoView({ behavior: "smooth" });
+}
+
+async function showSimilar(where) {
+  const itemId = $(`${where}-detail`).dataset.itemId;
+  const target = $(where === "product" ? "product-similar" : "similar");
+  const params = new URLSearchParams({ k: "12", facet: facetOf(`${where}-facet`) });
+  if (where === "product" && $("shopper").value) params.set("user_id", $("shopper").value);
   try {
-    fill($("similar"), (await api(`/items/${encodeURIComponent(itemId)}/similar?k=12`)).body.items);
+    fill(target, (await api(`/items/${encodeURIComponent(itemId)}/similar?${params}`)).body.items);
   } catch (error) {
-    $("similar").textContent = error.message;
+    target.textContent = error.message;
   }
 }
 
@@ -178,6 +231,11 @@ async function init() {
   document.querySelectorAll("#adjustments input").forEach((input) => input.addEventListener("change", saveAdjustments));
   $("like").addEventListener("click", () => styleFeedback("style_like"));
   $("dislike").addEventListener("click", () => styleFeedback("style_dislike"));
+  $("undo").addEventListener("click", () => styleFeedback("style_clear"));
+  $("liked-facet").addEventListener("change", showLiked);
+  $("item-facet").addEventListener("change", () => showSimilar("item"));
+  $("product-facet").addEventListener("change", () => showSimilar("product"));
+  $("upload-facet").addEventListener("change", () => $("upload-form").requestSubmit());
   $("shopper").addEventListener("change", loadShopper);
   $("feed-category").addEventListener("change", loadShopper);
   $("try-button").addEventListener("click", () =>
@@ -194,7 +252,12 @@ async function init() {
     const form = new FormData();
     form.append("image", file);
     form.append("k", "12");
+    form.append("facet", facetOf("upload-facet"));
     if ($("shopper").value) form.append("user_id", $("shopper").value);
+    const shown = $("upload-photo");
+    if (shown.src) URL.revokeObjectURL(shown.src);
+    shown.src = URL.createObjectURL(file);
+    $("upload-preview").classList.remove("hidden");
     $("upload-status").textContent = "searching…";
     try {
       fill($("upload-results"), (await api("/shop-this-style", { method: "POST", body: form })).body.items);
