@@ -132,7 +132,7 @@ def _convert(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
             }
         )
         if "price" in raw:  # what was paid: the feed's ranker compares it with a shopper's usual price
-            frame["price"] = pd.to_numeric(raw["price"], errors="coerce")
+            frame["price"] = _numbers_or_nan(raw["price"])
         return frame
     if fmt in ("recbole", "generic"):
         _require(raw, ("user_id", "item_id"), path)
@@ -185,11 +185,20 @@ def _standard(raw: pd.DataFrame, path: Path, default_event: str) -> pd.DataFrame
     )
 
 
+def _numbers_or_nan(values: pd.Series) -> pd.Series:
+    """Numbers from strings, NaN where a value is not one (a fast cast first: the usual case is all numbers)."""
+    try:
+        return values.astype(float)
+    except (TypeError, ValueError, pa.ArrowException):
+        return pd.to_numeric(values, errors="coerce")
+
+
 def _parse_time(values: pd.Series, path: Path) -> pd.Series:
     """Epoch seconds from numbers or date strings; `DataError` naming the first value that is neither."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.notna().all():
-        return numbers.astype(float)
+    if len(values) and pd.notna(pd.to_numeric(values.iloc[:1], errors="coerce").iloc[0]):  # else: not all numbers
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.notna().all():
+            return numbers.astype(float)
     dates = pd.to_datetime(values, errors="coerce", utc=True)
     bad = dates.isna()
     if bad.any():
