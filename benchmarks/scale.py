@@ -55,14 +55,14 @@ class Sampler(threading.Thread):
         self.pid, self.cap, self.interval = pid, cap_bytes, interval
         self.peak = 0
         self.killed = False
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         try:
             root = psutil.Process(self.pid)
         except psutil.NoSuchProcess:
             return
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 procs = [root, *root.children(recursive=True)]
                 rss = sum(_rss(p) for p in procs)
@@ -75,10 +75,10 @@ class Sampler(threading.Thread):
                     with contextlib.suppress(psutil.NoSuchProcess):
                         p.kill()
                 break
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-timeout", type=float, default=600.0, help="seconds for the service to be ready")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--train-args", default="", help="extra arguments for `stylerec train` (when it exists)")
+    parser.add_argument("--out", default="scale.json", help="results file name in WORK")
     parser.add_argument("--compare", nargs=2, metavar="JSON", help="growth exponents between two runs' results")
     args = parser.parse_args(argv)
     if args.compare:
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             steps[name] = {"skipped": True}
             return
         steps[name] = run_step(name, command, args.memory_cap_gb, args.step_timeout, log)
-        (work / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+        (work / args.out).write_text(json.dumps(results, indent=2) + "\n")
 
     db = ["--db", str(paths["db"])]
     step("import", cli("import", *db, "--catalog", str(shop), "--interactions", str(shop / "transactions.csv")))
@@ -300,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     if "serve" not in skip:
         results["serve"] = serve(args, paths, users, log)
     results["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    (work / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"results: {work / 'scale.json'}")
+    (work / args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {work / args.out}")
     return 0
 
 
