@@ -231,7 +231,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Load a catalog and/or interaction files into the SQLite store (idempotent, all or nothing per file)."""
-    from recsys.data_io import read_catalog, read_interactions
+    from recsys.data_io import file_digest, iter_interactions, read_catalog
     from recsys.store import Store
 
     if not args.catalog and not args.interactions:
@@ -242,11 +242,25 @@ def cmd_import(args: argparse.Namespace) -> int:
             written = store.import_items(read_catalog(args.catalog), str(Path(args.catalog).resolve()))
             print(f"items from {args.catalog}: {written} written ({store.count_items()} in the store)")
         for path in args.interactions or []:
-            written = store.import_interactions(read_interactions(path, args.format), str(Path(path).resolve()))
+            written = store.import_interactions(
+                _rows_progress(iter_interactions(path, args.format), f"importing {Path(path).name}"),
+                str(Path(path).resolve()),
+                content_digest=file_digest(path, args.format),
+            )
             print(f"interactions from {path}: {written} written" + ("" if written else " (already imported)"))
     finally:
         store.close()
     return 0
+
+
+def _rows_progress(chunks, desc: str):
+    """The chunks of a streamed file, counted on a progress bar (rows, rows/s)."""
+    from tqdm import tqdm
+
+    with tqdm(desc=desc, unit=" rows", unit_scale=True, mininterval=2, file=sys.stderr) as bar:
+        for chunk in chunks:
+            yield chunk
+            bar.update(len(chunk))
 
 
 def _catalog_paths(args: argparse.Namespace):

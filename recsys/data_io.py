@@ -11,12 +11,18 @@ Catalogs become one table of `CATALOG_COLUMNS` (+ an `attributes` dict per item)
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "weight", "event")
 CATALOG_COLUMNS = ("item_id", "title", "category", "image", "attributes")
@@ -46,14 +52,75 @@ def detect_format(path: str | os.PathLike) -> str:
     return "generic"
 
 
+CHUNK_ROWS = 250_000  # rows per chunk when a file is read in chunks (a few tens of MB of Python objects)
+
+
 def read_interactions(path: str | os.PathLike, fmt: str | None = None) -> pd.DataFrame:
     """Read one interaction file into the standard table (see module docstring); `DataError` when invalid."""
+    chunks = list(iter_interactions(path, fmt))
+    if not chunks:
+        return pd.DataFrame({c: pd.Series(dtype=float if c in ("timestamp", "weight") else object)
+                             for c in INTERACTION_COLUMNS})  # fmt: skip
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+
+
+def iter_interactions(
+    path: str | os.PathLike, fmt: str | None = None, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Read one interaction file as a stream of standard tables of about `chunk_rows` rows each (pyarrow's
+    streaming CSV reader, Parquet record batches): memory is bounded by a chunk, not by the file. A bad row
+    raises `DataError` with the file and its line when its chunk is reached (earlier chunks have been yielded:
+    consume them inside one transaction, as `Store.import_interactions` does)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no interaction file at {path}")
     fmt = fmt or detect_format(path)
+    if fmt not in INTERACTION_FORMATS:
+        raise DataError(f"unknown interaction format {fmt!r} (one of {', '.join(INTERACTION_FORMATS)})")
+    # each chunk's index is its rows' line numbers in the file - 2 (what `_line` and `_standard` expect)
+    row = -1 if fmt == "movielens" else 0  # u.data has no header: its first row is line 1
+    for raw in _raw_chunks(path, fmt, chunk_rows):
+        raw.index = pd.RangeIndex(row, row + len(raw))
+        row += len(raw)
+        yield _convert(raw, fmt, path).reset_index(drop=True)
+
+
+def _raw_chunks(path: Path, fmt: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The file's rows as string columns, chunk by chunk (Parquet: its own column types)."""
+    if fmt == "generic" and path.suffix == ".parquet":
+        try:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{path}: cannot be read as a table: {exc}") from None
+        return
+    sep = "\t" if fmt in ("recbole", "movielens") else ","
+    if fmt == "movielens":
+        names = ["user_id", "item_id", "rating", "timestamp"]
+    else:
+        names = next(csv.reader([_first_line(path)], delimiter=sep), [])
+    read = pacsv.ReadOptions(
+        column_names=names, skip_rows=0 if fmt == "movielens" else 1, block_size=max(1 << 20, chunk_rows * 64)
+    )
+    convert = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in names}, strings_can_be_null=True, null_values=[""]
+    )
+    try:
+        reader = pacsv.open_csv(path, read_options=read, parse_options=pacsv.ParseOptions(delimiter=sep),
+                                convert_options=convert)  # fmt: skip
+        for batch in reader:
+            for start in range(0, batch.num_rows, chunk_rows):
+                frame = batch.slice(start, chunk_rows).to_pandas()
+                if fmt == "recbole":
+                    frame.columns = [c.split(":")[0] for c in frame.columns]
+                yield frame
+    except (pa.ArrowException, UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"{path}: cannot be read as a table: {exc}") from None
+
+
+def _convert(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
+    """One chunk of a file's rows -> the standard table, validated."""
     if fmt == "hm":
-        raw = _read_csv(path, dtype={"customer_id": str, "article_id": str, "t_dat": str})
         _require(raw, ("t_dat", "customer_id", "article_id"), path)
         frame = pd.DataFrame(
             {
@@ -65,22 +132,25 @@ def read_interactions(path: str | os.PathLike, fmt: str | None = None) -> pd.Dat
             }
         )
         if "price" in raw:  # what was paid: the feed's ranker compares it with a shopper's usual price
-            frame["price"] = pd.to_numeric(raw["price"], errors="coerce")
-    elif fmt == "recbole":
-        raw = _read_csv(path, sep="\t", dtype=str)
-        raw.columns = [c.split(":")[0] for c in raw.columns]
+            frame["price"] = _numbers_or_nan(raw["price"])
+        return frame
+    if fmt in ("recbole", "generic"):
         _require(raw, ("user_id", "item_id"), path)
-        frame = _standard(raw, path, default_event="rating")
-    elif fmt == "movielens":
-        raw = _read_csv(path, sep="\t", header=None, names=["user_id", "item_id", "rating", "timestamp"], dtype=str)
-        frame = _standard(raw, path, default_event="rating")
-    elif fmt == "generic":
-        raw = pd.read_parquet(path) if path.suffix == ".parquet" else _read_csv(path, dtype=str)
-        _require(raw, ("user_id", "item_id"), path)
-        frame = _standard(raw.astype({c: str for c in ("user_id", "item_id")}), path, default_event="purchase")
-    else:
-        raise DataError(f"unknown interaction format {fmt!r} (one of {', '.join(INTERACTION_FORMATS)})")
-    return frame.reset_index(drop=True)
+        if fmt == "generic":
+            raw = raw.astype({c: str for c in ("user_id", "item_id")})
+        return _standard(raw, path, default_event="rating" if fmt == "recbole" else "purchase")
+    return _standard(raw, path, default_event="rating")  # movielens
+
+
+def file_digest(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """sha256 of a file's bytes and the format it is read as: what an import of it is known by (streamed)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no interaction file at {path}")
+    h = hashlib.sha256(f"{fmt or detect_format(path)}\n".encode())
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _standard(raw: pd.DataFrame, path: Path, default_event: str) -> pd.DataFrame:
@@ -91,8 +161,8 @@ def _standard(raw: pd.DataFrame, path: Path, default_event: str) -> pd.DataFrame
         if bad.any():
             raise DataError(f"{path}, line {_line(raw, bad)}: {column} is empty")
         raw[column] = values
-    timestamp = (
-        _parse_time(raw["timestamp"], path) if "timestamp" in raw else pd.Series(np.arange(len(raw), dtype=float))
+    timestamp = (  # no timestamps: the row order (row numbers run on across the chunks of a file)
+        _parse_time(raw["timestamp"], path) if "timestamp" in raw else pd.Series(raw.index.to_numpy(float), raw.index)
     )
     weight_column = "weight" if "weight" in raw else "rating" if "rating" in raw else None
     if weight_column:
@@ -115,11 +185,20 @@ def _standard(raw: pd.DataFrame, path: Path, default_event: str) -> pd.DataFrame
     )
 
 
+def _numbers_or_nan(values: pd.Series) -> pd.Series:
+    """Numbers from strings, NaN where a value is not one (a fast cast first: the usual case is all numbers)."""
+    try:
+        return values.astype(float)
+    except (TypeError, ValueError, pa.ArrowException):
+        return pd.to_numeric(values, errors="coerce")
+
+
 def _parse_time(values: pd.Series, path: Path) -> pd.Series:
     """Epoch seconds from numbers or date strings; `DataError` naming the first value that is neither."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.notna().all():
-        return numbers.astype(float)
+    if len(values) and pd.notna(pd.to_numeric(values.iloc[:1], errors="coerce").iloc[0]):  # else: not all numbers
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.notna().all():
+            return numbers.astype(float)
     dates = pd.to_datetime(values, errors="coerce", utc=True)
     bad = dates.isna()
     if bad.any():
@@ -142,8 +221,9 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], path: Path) -> None:
 
 
 def _line(frame: pd.DataFrame, bad: pd.Series) -> int:
-    """1-based line number in the file (header = line 1) of the first flagged row."""
-    return int(np.flatnonzero(bad.to_numpy())[0]) + 2
+    """1-based line number in the file (header = line 1) of the first flagged row (the frame's index counts
+    rows from the first after the header)."""
+    return int(frame.index[np.flatnonzero(bad.to_numpy())[0]]) + 2
 
 
 def _first_line(path: Path) -> str:

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -50,6 +50,7 @@ CREATE INDEX IF NOT EXISTS style_events_user ON style_events (user_id, ts);
 CREATE TABLE IF NOT EXISTS render_settings (user_id TEXT PRIMARY KEY, settings TEXT NOT NULL, updated REAL NOT NULL);
 """
 STYLE_EVENTS = ("style_like", "style_dislike", "style_clear")  # clear: take back a like or a dislike
+IMPORT_CACHE_MIB = 512  # SQLite page cache while a file of events is imported (memory bounded by it, not the file)
 # Columns added after the first release: (table, column, declaration). Added to older stores when opened.
 MIGRATIONS = (
     ("interactions", "client_event_id", "TEXT"),
@@ -281,27 +282,42 @@ class Store:
         return self._query("SELECT COUNT(*) FROM interactions")[0][0]
 
     # -- interactions ---------------------------------------------------------------------------------------
-    def import_interactions(self, interactions: pd.DataFrame, source: str) -> int:
-        """Add an interaction table (`recsys.data_io.read_interactions`) from `source`; re-importing the same
-        content is a no-op, changed content replaces that source's earlier rows. Returns rows written."""
-        missing = {"user_id", "item_id", "timestamp"} - set(interactions.columns)
-        if missing:
-            raise DataError(f"{source}: missing column(s) {', '.join(sorted(missing))}")
-        frame = interactions.assign(
-            weight=interactions.get("weight", 1.0), event=interactions.get("event", "purchase")
-        )[["user_id", "item_id", "timestamp", "event", "weight"]]
-        rows = list(frame.astype({"user_id": str, "item_id": str}).itertuples(index=False, name=None))
-        digest = _digest(rows)
-        with self.transaction() as db:
+    def import_interactions(
+        self,
+        interactions: pd.DataFrame | Iterable[pd.DataFrame],
+        source: str,
+        content_digest: str | None = None,
+    ) -> int:
+        """Add interactions (`recsys.data_io.read_interactions`'s table, or a stream of such tables from
+        `recsys.data_io.iter_interactions`) from `source`; re-importing the same content is a no-op, changed
+        content replaces that source's earlier rows. Returns rows written.
+
+        A stream is written chunk by chunk inside one transaction (memory bounded by a chunk; a bad row in any
+        chunk rolls the whole import back) and needs `content_digest`, what its content is known by (the file's
+        `recsys.data_io.file_digest`): the same digest again is skipped before any row is read. A table without
+        one is known by the digest of its rows."""
+        if isinstance(interactions, pd.DataFrame):
+            rows = list(_interaction_rows(interactions, source))
+            digest = content_digest or _digest(rows)
+            chunks: Iterable[list[tuple]] = [rows]
+        elif content_digest is None:
+            raise ValueError("a stream of interaction tables needs its content_digest")
+        else:
+            digest = content_digest
+            chunks = (list(_interaction_rows(chunk, source)) for chunk in interactions)
+        with self.transaction() as db, _big_cache(db):
             if self._already_imported(db, source, digest):
                 return 0
             db.execute("DELETE FROM interactions WHERE source = ?", (source,))
-            db.executemany(
-                "INSERT INTO interactions (user_id, item_id, ts, event, weight, source) VALUES (?, ?, ?, ?, ?, ?)",
-                [(*row, source) for row in rows],
-            )
-            self._record_import(db, source, "interactions", digest, len(rows))
-        return len(rows)
+            written = 0
+            for chunk in chunks:
+                db.executemany(
+                    "INSERT INTO interactions (user_id, item_id, ts, event, weight, source) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(*row, source) for row in chunk],
+                )
+                written += len(chunk)
+            self._record_import(db, source, "interactions", digest, written)
+        return written
 
     def add_event(
         self,
@@ -631,6 +647,35 @@ class Store:
             "INSERT OR REPLACE INTO imports (source, kind, sha256, rows, imported) VALUES (?, ?, ?, ?, ?)",
             (source, kind, digest, rows, time.time()),
         )
+
+
+@contextmanager
+def _big_cache(db: sqlite3.Connection, mib: int = IMPORT_CACHE_MIB) -> Iterator[None]:
+    """A bigger page cache for a bulk write (the events' indexes are updated in random order), then the default."""
+    before = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute(f"PRAGMA cache_size=-{mib * 1024}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA cache_size={before}")
+
+
+def _interaction_rows(interactions: pd.DataFrame, source: str) -> Iterator[tuple]:
+    """(user_id, item_id, timestamp, event, weight) tuples of an interaction table; `DataError` without the
+    needed columns."""
+    missing = {"user_id", "item_id", "timestamp"} - set(interactions.columns)
+    if missing:
+        raise DataError(f"{source}: missing column(s) {', '.join(sorted(missing))}")
+    weight = interactions["weight"] if "weight" in interactions else pd.Series(1.0, index=interactions.index)
+    event = interactions["event"] if "event" in interactions else pd.Series("purchase", index=interactions.index)
+    return zip(
+        interactions["user_id"].astype(str).tolist(),
+        interactions["item_id"].astype(str).tolist(),
+        interactions["timestamp"].astype(float).tolist(),
+        event.astype(str).tolist(),
+        weight.astype(float).tolist(),
+        strict=True,
+    )
 
 
 def _digest(rows: list[tuple]) -> str:

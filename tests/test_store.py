@@ -123,3 +123,39 @@ def test_events_survive_a_reopen_and_concurrent_writers(tmp_path, demo_catalog):
     assert reopened.users() == ["u0", "u1", "u2", "u3"]
     reopened.put_style("stripes", "x.jpg", np.ones(4, np.float32), "m1")
     assert reopened.styles()[0]["vector"].tolist() == [1.0] * 4
+
+
+def test_big_files_stream_in_chunks_all_or_nothing(tmp_path):
+    """A file read in chunks gives the table read whole; its import is one transaction: the same file again
+    writes nothing, a bad row in a later chunk names its line and leaves the store as it was."""
+    from recsys.data_io import file_digest, iter_interactions
+
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,item_id,weight\n" + "".join(f"u{n % 4},i{n % 9},{1 + n % 3}\n" for n in range(10)))
+    chunks = list(iter_interactions(path, chunk_rows=3))
+    assert len(chunks) > 1 and max(len(c) for c in chunks) <= 4
+    whole = read_interactions(path)
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole)
+    assert whole["timestamp"].tolist() == list(range(10))  # no timestamps: the row order, across chunks
+
+    store = Store(tmp_path / "stylerec.db")
+    source = str(path)
+    assert store.import_interactions(iter_interactions(path, chunk_rows=3), source, file_digest(path)) == 10
+    assert store.import_interactions(iter_interactions(path, chunk_rows=3), source, file_digest(path)) == 0
+    with pytest.raises(ValueError, match="content_digest"):
+        store.import_interactions(iter_interactions(path), source)
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(path.read_text() + "u9,i1,-1\n")  # line 12, in the last chunk
+    with pytest.raises(DataError, match=r"bad\.csv, line 12: weight must be a number > 0"):
+        store.import_interactions(iter_interactions(bad, chunk_rows=3), str(bad), file_digest(bad))
+    broken = tmp_path / "broken.csv"
+    broken.write_text(path.read_text() + "u9,i1,1,surplus\n")
+    with pytest.raises(DataError, match=r"broken\.csv: cannot be read as a table"):
+        store.import_interactions(iter_interactions(broken, chunk_rows=3), str(broken), file_digest(broken))
+    assert len(store.interactions()) == 10  # nothing of either half-imported
+
+    path.write_text(path.read_text() + "u9,i1,2\n")  # changed: replaces that file's rows
+    assert store.import_interactions(iter_interactions(path, chunk_rows=3), source, file_digest(path)) == 11
+    assert len(store.interactions()) == 11
+    store.close()
