@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -435,9 +435,9 @@ class Feed:
         k: int = 10,
         history: pd.DataFrame | None = None,
         exclude: set[str] | None = None,
-        allow: set[str] | None = None,
+        allow: Container[str] | None = None,
     ) -> list[Recommendation]:
-        """The top-k for a shopper, each with the reason of the source that found it."""
+        """The top-k for a shopper, each with the reason of the source that found it (only items `in` allow)."""
         shopper, pool = self.pool(user_id, history, exclude)
         if allow is not None:
             pool = _restrict(pool, allow)
@@ -490,7 +490,7 @@ class Feed:
         return out
 
 
-def _restrict(pool: Pool, allow: set[str]) -> Pool:
+def _restrict(pool: Pool, allow: Container[str]) -> Pool:
     kept = Pool()
     for item in pool.items:
         if item in allow:

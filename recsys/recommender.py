@@ -153,7 +153,8 @@ class Recommender:
             if self.pipeline is None or alpha is not None:
                 return self.ranker.rank(user_id, k, history=history, categories=categories, alpha=alpha)
             catalog = self.ranker.categories  # the service drops deleted items here
-            allow = {i for i, c in catalog.items() if c in categories} if categories else set(catalog)
+            # the catalog mapping itself answers `in` when no category narrows it: no per-request copy of it
+            allow = {i for i, c in catalog.items() if c in categories} if categories else catalog
             feed = self.pipeline.recommend(user_id, k, history=history, allow=allow)
             if len(feed) < k:  # a narrow category: the blend fills the rest
                 shown = {r.item_id for r in feed}

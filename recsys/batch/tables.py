@@ -1,0 +1,75 @@
+"""Item tables computed by DuckDB over an events relation (a pandas frame or Parquet files), out of core.
+
+Every function takes `source`, SQL naming the events (`SELECT user_id, item_id, timestamp FROM ...`): a
+registered frame's name or `read_parquet('folder/*.parquet')`; each returns a small result (bounded by the items,
+not the events).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from recsys.batch.engine import connect
+
+DAY = 86400.0
+
+
+def co_purchase_table(
+    con: duckdb.DuckDBPyConnection, source: str, days: float, keep: int = 30, max_per_shopper: int = 500
+) -> pd.DataFrame:
+    """(item_id, other, n) sorted by item, most often first: for each item, the `keep` items bought by the most
+    shoppers within `days` of it (a shopper counts once per pair); only each shopper's latest `max_per_shopper`
+    distinct (item, time) events count, ties kept in row order (`source` must have a `rid` column, the row's
+    position). One grouped count in DuckDB, which spills to disk rather than hold the pairs in memory."""
+    query = f"""
+        WITH ev AS (
+            SELECT user_id, item_id, timestamp, min(rid) AS rid FROM ({source}) GROUP BY user_id, item_id, timestamp
+        ), kept AS (
+            SELECT user_id, item_id, timestamp FROM ev
+            QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY timestamp DESC, rid) <= {int(max_per_shopper)}
+        ), pairs AS (
+            SELECT DISTINCT a.user_id, a.item_id AS item_id, b.item_id AS other
+            FROM kept a JOIN kept b
+              ON a.user_id = b.user_id AND a.item_id <> b.item_id
+             AND abs(a.timestamp - b.timestamp) <= {float(days) * DAY!r}
+        ), counts AS (
+            SELECT item_id, other, count(*) AS n FROM pairs GROUP BY item_id, other
+        )
+        SELECT item_id, other, n FROM counts
+        QUALIFY row_number() OVER (PARTITION BY item_id ORDER BY n DESC, other) <= {int(keep)}
+        ORDER BY item_id, n DESC, other
+    """
+    return con.execute(query).df()
+
+
+def co_purchases(
+    events: pd.DataFrame, days: float, keep: int = 30, max_per_shopper: int = 500
+) -> dict[str, list[tuple[str, float]]]:
+    """`co_purchase_table` over a frame of events (user_id, item_id, timestamp), as item -> [(other, count)]."""
+    if len(events) == 0:
+        return {}
+    frame = pd.DataFrame(
+        {
+            "user_id": events["user_id"].to_numpy(),
+            "item_id": events["item_id"].to_numpy(),
+            "timestamp": events["timestamp"].to_numpy(float),
+            "rid": np.arange(len(events), dtype=np.int64),
+        }
+    )
+    con = connect()
+    try:
+        con.register("events_frame", frame)
+        table = co_purchase_table(con, "SELECT * FROM events_frame", days, keep, max_per_shopper)
+    finally:
+        con.close()
+    return table_to_lists(table)
+
+
+def table_to_lists(table: pd.DataFrame) -> dict[str, list[tuple[str, float]]]:
+    """A sorted (item_id, other, n) table as item -> [(other, n)], keeping the table's order."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for item, other, n in zip(table["item_id"], table["other"], table["n"].to_numpy(float), strict=True):
+        out.setdefault(item, []).append((other, float(n)))
+    return out
