@@ -82,3 +82,89 @@ def test_top_k_is_the_head_of_a_stable_sort():
     for k in (1, 7, 200, 500, 900):
         assert top_k(scores, k).tolist() == full[:k].tolist()
     assert top_k(scores, 0).tolist() == [] and top_k(np.zeros(0), 3).tolist() == []
+
+
+def _shop_events() -> pd.DataFrame:
+    rows = [
+        ("u1", "tee", 0), ("u1", "jeans", 2), ("u1", "tee", 25),  # u1 bought the tee twice
+        ("u2", "tee", 28), ("u2", "jeans", 29),
+        ("u3", "hat", 1),
+    ]  # fmt: skip
+    events = pd.DataFrame(rows, columns=["user_id", "item_id", "day"])
+    return events.assign(timestamp=events["day"] * DAY, weight=1.0).drop(columns="day")
+
+
+def test_item_table_on_a_hand_computed_shop():
+    from recsys.batch.engine import connect
+    from recsys.batch.tables import item_table
+
+    con = connect()
+    con.register("ev", _shop_events())
+    table = item_table(con, "SELECT * FROM ev", now=30 * DAY).set_index("item_id")
+    assert table.index.tolist() == ["hat", "jeans", "tee"]
+    assert table["pop_7d"].to_dict() == {"hat": 0, "jeans": 1, "tee": 2}  # days 23..30: tee 25, 28; jeans 29
+    assert table["pop_30d"].to_dict() == {"hat": 1, "jeans": 2, "tee": 3}  # day 0 is exactly 30 days back
+    assert table["pop_all"].to_dict() == {"hat": 1, "jeans": 2, "tee": 3}
+    assert table["first_sale"].to_dict() == {"hat": 1 * DAY, "jeans": 2 * DAY, "tee": 0.0}
+    assert table["last_sale"].to_dict() == {"hat": 1 * DAY, "jeans": 29 * DAY, "tee": 28 * DAY}
+    assert table["repeat_rate"].to_dict() == {"hat": 0.0, "jeans": 0.0, "tee": 0.5}  # u1 of {u1, u2}
+    early = item_table(con, "SELECT * FROM ev", now=2 * DAY).set_index("item_id")  # only what sold before
+    assert early.index.tolist() == ["hat", "tee"] and early["pop_all"].tolist() == [1, 1]
+
+
+def test_train_publishes_every_model_as_a_version_the_catalog_opens(demo_catalog, tmp_path, capsys):
+    """`stylerec train` on the demo shop: tables equal the in-memory snapshot's, CF and the ranker are new
+    versions, the store's generation moves (running workers reload), and a catalog opens what it wrote."""
+    import json
+
+    from index.persistence import current_version
+    from recsys.candidates import ItemInfo, Snapshot
+    from recsys.catalog import GENERATION, CatalogPaths, open_catalog
+    from recsys.cli import main
+    from recsys.data_io import read_catalog, read_interactions
+    from recsys.shoppers import make_demo_shoppers
+    from recsys.store import Store
+
+    if not (demo_catalog / "interactions.csv").exists():
+        make_demo_shoppers(demo_catalog)
+    db, models = tmp_path / "shop.db", tmp_path / "models"
+    store = Store(db)
+    store.import_items(read_catalog(demo_catalog), "demo")
+    store.import_interactions(read_interactions(demo_catalog / "interactions.csv"), "interactions.csv")
+    before = store.meta(GENERATION)
+    events = store.interactions()
+    store.close()
+    args = ["train", "--db", str(db), "--models", str(models), "--embeddings", str(tmp_path / "none")]
+    assert main([*args, "--windows", "2", "--sample-shoppers", "150"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["events"] == len(events) and built["last_event_id"] == int(events["id"].max())
+    assert current_version(models / "cf") == built["cf"] and current_version(models / "tables") == built["tables"]
+    assert built["ranker"]["learned"] and current_version(models / "ranker") == built["ranker"]["version"]
+    assert built["ranker"]["training"]["folds"] == 2
+    store = Store(db)
+    assert store.meta(GENERATION) != before
+    store.close()
+
+    snapshot = Snapshot.build(events, ItemInfo(None), cf=object())  # the live shop's tables, in memory
+    folder = models / "tables" / built["tables"]
+    items = pd.read_parquet(folder / "items.parquet").set_index("item_id")
+    assert items["pop_7d"][items["pop_7d"] > 0].to_dict() == snapshot.popularity["7d"]
+    assert items["pop_all"].to_dict() == snapshot.popularity["all"]
+    assert items["first_sale"].to_dict() == snapshot.first_sale
+    assert items["repeat_rate"].to_dict() == pytest.approx(snapshot.repeat_rate)
+    pairs = pd.read_parquet(folder / "co_purchases.parquet")
+    from recsys.batch.tables import table_to_lists
+
+    assert table_to_lists(pairs) == snapshot.co_bought
+
+    catalog = open_catalog(
+        CatalogPaths(db=db, embeddings=tmp_path / "none", index=tmp_path / "index", models=models),
+        build_missing=False,
+    )
+    try:
+        assert catalog.versions.cf == built["cf"] and catalog.versions.ranker == built["ranker"]["version"]
+        assert catalog.recommender.feed_model == "learned"
+        shopper = events["user_id"].iloc[0]
+        assert len(catalog.feed(shopper, k=5)) == 5
+    finally:
+        catalog.close()

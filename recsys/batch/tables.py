@@ -73,3 +73,24 @@ def table_to_lists(table: pd.DataFrame) -> dict[str, list[tuple[str, float]]]:
     for item, other, n in zip(table["item_id"], table["other"], table["n"].to_numpy(float), strict=True):
         out.setdefault(item, []).append((other, float(n)))
     return out
+
+
+def item_table(con: duckdb.DuckDBPyConnection, source: str, now: float) -> pd.DataFrame:
+    """One row per item sold before `now`: purchases in the 7 and 30 days before it and in all, first and last
+    sale, and the repeat rate (the share of its buyers who bought it more than once); by item id."""
+    query = f"""
+        WITH past AS (SELECT user_id, item_id, timestamp FROM ({source}) WHERE timestamp < {float(now)!r}),
+        per_buyer AS (SELECT item_id, count(*) AS n FROM past GROUP BY item_id, user_id)
+        SELECT p.item_id,
+               count(*) FILTER (WHERE timestamp >= {float(now) - 7 * DAY!r}) AS pop_7d,
+               count(*) FILTER (WHERE timestamp >= {float(now) - 30 * DAY!r}) AS pop_30d,
+               count(*) AS pop_all,
+               min(timestamp) AS first_sale,
+               max(timestamp) AS last_sale,
+               any_value(r.repeat_rate) AS repeat_rate
+        FROM past p JOIN (
+            SELECT item_id, avg(CASE WHEN n > 1 THEN 1.0 ELSE 0.0 END) AS repeat_rate FROM per_buyer GROUP BY item_id
+        ) r USING (item_id)
+        GROUP BY p.item_id ORDER BY p.item_id
+    """
+    return con.execute(query).df()

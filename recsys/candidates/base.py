@@ -146,9 +146,11 @@ class Snapshot:
         cf_config: CFConfig | None = None,
         allowed: Iterable[str] | None = None,
         together_days: float = 7.0,
+        shoppers: Iterable[str] | None = None,
     ) -> Snapshot:
         """The shop as of `now` (default: the latest event) from `interactions` before it; `cf` is trained on
-        them unless given; `allowed` (default: the catalog's and every bought item) limits what may be proposed."""
+        them unless given; `allowed` (default: the catalog's and every bought item) limits what may be proposed;
+        `shoppers`: keep only these shoppers' histories (default: everyone's)."""
         if now is None:
             now = float(interactions["timestamp"].max()) + 1.0 if len(interactions) else 0.0
         past = interactions[interactions["timestamp"] < now]
@@ -167,7 +169,7 @@ class Snapshot:
             style=style,
             cf=cf,
             allowed=allowed,
-            histories={u: f for u, f in past.sort_values("timestamp", kind="stable").groupby("user_id", sort=False)},
+            histories=_histories(past, shoppers),
             popularity=popularity,
             first_sale=past.groupby("item_id")["timestamp"].min().to_dict(),
             last_sale=past.groupby("item_id")["timestamp"].max().to_dict(),
@@ -212,6 +214,13 @@ class Snapshot:
     def cf_col(self) -> dict[str, int]:
         """CF's column of each item it knows."""
         return {} if self.cf is None else {item: j for j, item in enumerate(self.cf.item_ids)}
+
+
+def _histories(past: pd.DataFrame, shoppers: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Each shopper's events in time order (only `shoppers`' when given)."""
+    if shoppers is not None:
+        past = past[past["user_id"].isin(set(shoppers))]
+    return {u: f for u, f in past.sort_values("timestamp", kind="stable").groupby("user_id", sort=False)}
 
 
 def _co_purchases(
