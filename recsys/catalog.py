@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from index.persistence import current_version, save_version
+from recsys.batch.bundle import tables_for
 from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.data_io import read_catalog
 from recsys.hybrid import StyleSpace
@@ -149,10 +150,11 @@ class Catalog:
         self._unfolded: set[str] = set()  # shoppers with events not folded into CF yet (`_refresh_users`)
         self._unfolded_lock = threading.Lock()
         style, cf, self.versions = self._load_models()
-        self.recommender = Recommender(store, style, cf, embed_image=self.embed_image)
+        tables = tables_for(self.paths.models, self._trained_through)  # `stylerec train`'s, when of this CF
+        self.recommender = Recommender(store, style, cf, embed_image=self.embed_image, tables=tables)
         # Popularity is part of the model version: counted over the events CF was trained on, so every process
         # opening this version ranks alike.
-        self.recommender.use_models(style, cf, self._trained_through)
+        self.recommender.use_models(style, cf, self._trained_through, tables)
         self._fold_in_since(self._trained_through)
         self._load_ranker()
 
@@ -310,7 +312,8 @@ class Catalog:
                 self._stale = False
                 return  # another thread has just reloaded
             style, cf, versions = self._load_models()
-            self.recommender.use_models(style, cf, self._trained_through)
+            tables = tables_for(self.paths.models, self._trained_through)
+            self.recommender.use_models(style, cf, self._trained_through, tables)
             self.versions = versions
             self._stale = False
             self._fold_in_since(self._trained_through)

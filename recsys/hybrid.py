@@ -121,6 +121,14 @@ class Popularity:
             self.scores = totals.to_dict()
         self.ranked = sorted(self.scores, key=self.scores.get, reverse=True)
 
+    @classmethod
+    def from_scores(cls, scores: dict[str, float]) -> Popularity:
+        """Popularity from counted scores (a batch tables version's), ranked like counting them here."""
+        popularity = cls(pd.DataFrame({"item_id": [], "timestamp": []}))
+        popularity.scores = dict(scores)
+        popularity.ranked = sorted(popularity.scores, key=popularity.scores.get, reverse=True)
+        return popularity
+
     def top(self, n: int) -> list[str]:
         return self.ranked[:n]
 

@@ -164,6 +164,18 @@ def test_train_publishes_every_model_as_a_version_the_catalog_opens(demo_catalog
     try:
         assert catalog.versions.cf == built["cf"] and catalog.versions.ranker == built["ranker"]["version"]
         assert catalog.recommender.feed_model == "learned"
+        served = catalog.recommender.snapshot  # from the tables version: no events read, no histories kept
+        assert catalog.recommender.tables == folder and served.histories == {}
+        assert served.popularity == snapshot.popularity and list(served.popularity["7d"]) == sorted(
+            snapshot.popularity["7d"], key=lambda i: (-snapshot.popularity["7d"][i], i)
+        )
+        assert served.first_sale == snapshot.first_sale and served.last_sale == snapshot.last_sale
+        assert served.co_bought == snapshot.co_bought and served.now == snapshot.now
+        assert served.repeat_rate == pytest.approx(snapshot.repeat_rate)
+        from recsys.hybrid import Popularity
+
+        counted = Popularity(events)
+        assert catalog.recommender.popularity.scores == pytest.approx(counted.scores)
         shopper = events["user_id"].iloc[0]
         assert len(catalog.feed(shopper, k=5)) == 5
     finally:

@@ -14,6 +14,7 @@ import pandas as pd
 from recsys.batch.engine import connect
 
 DAY = 86400.0
+POPULARITY_HALF_LIFE_DAYS = 30.0  # HybridConfig.popularity_half_life_days' default
 
 
 def co_purchase_table(
@@ -77,9 +78,14 @@ def table_to_lists(table: pd.DataFrame) -> dict[str, list[tuple[str, float]]]:
 
 def item_table(con: duckdb.DuckDBPyConnection, source: str, now: float) -> pd.DataFrame:
     """One row per item sold before `now`: purchases in the 7 and 30 days before it and in all, first and last
-    sale, and the repeat rate (the share of its buyers who bought it more than once); by item id."""
+    sale, the repeat rate (the share of its buyers who bought it more than once) and `pop_decayed`, the blend's
+    popularity (`recsys.hybrid.Popularity`: weights halving every 30 days before the latest event); by item id.
+    `source` has user_id, item_id, timestamp and weight."""
     query = f"""
-        WITH past AS (SELECT user_id, item_id, timestamp FROM ({source}) WHERE timestamp < {float(now)!r}),
+        WITH past AS (
+            SELECT user_id, item_id, timestamp, coalesce(weight, 1.0) AS weight FROM ({source})
+            WHERE timestamp < {float(now)!r}
+        ),
         per_buyer AS (SELECT item_id, count(*) AS n FROM past GROUP BY item_id, user_id)
         SELECT p.item_id,
                count(*) FILTER (WHERE timestamp >= {float(now) - 7 * DAY!r}) AS pop_7d,
@@ -87,8 +93,9 @@ def item_table(con: duckdb.DuckDBPyConnection, source: str, now: float) -> pd.Da
                count(*) AS pop_all,
                min(timestamp) AS first_sale,
                max(timestamp) AS last_sale,
-               any_value(r.repeat_rate) AS repeat_rate
-        FROM past p JOIN (
+               any_value(r.repeat_rate) AS repeat_rate,
+               sum(p.weight * pow(2, -(m.latest - timestamp) / {POPULARITY_HALF_LIFE_DAYS * DAY!r})) AS pop_decayed
+        FROM past p CROSS JOIN (SELECT max(timestamp) AS latest FROM past) m JOIN (
             SELECT item_id, avg(CASE WHEN n > 1 THEN 1.0 ELSE 0.0 END) AS repeat_rate FROM per_buyer GROUP BY item_id
         ) r USING (item_id)
         GROUP BY p.item_id ORDER BY p.item_id

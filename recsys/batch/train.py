@@ -23,14 +23,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from recsys.batch.bundle import CO_PURCHASES_FILE, ITEMS_FILE, MANIFEST_FILE, STYLE_FILE, TABLES_DIR
 from recsys.batch.engine import connect
 from recsys.batch.export import export_events
 from recsys.batch.tables import co_purchase_table, item_table
+from recsys.candidates.base import _style_neighbour_popularity
 
 log = logging.getLogger(__name__)
-
-TABLES_DIR = "tables"  # <models>/tables/vNNNNNN: items.parquet, co_purchases.parquet, manifest.json
-ITEMS_FILE, CO_PURCHASES_FILE, MANIFEST_FILE = "items.parquet", "co_purchases.parquet", "manifest.json"
 
 
 @dataclass
@@ -84,6 +83,7 @@ def train_shop(
             out["events"], out["last_event_id"] = int(count), last_event_id
 
             started = time.perf_counter()
+            style = _open_style(db, embeddings, index)
             items = item_table(con, events, now)
             pairs = f"SELECT user_id, item_id, timestamp, id AS rid FROM ({events})"
             co_bought = co_purchase_table(con, pairs, o.together_days)
@@ -91,6 +91,11 @@ def train_shop(
             def write_tables(folder: Path) -> None:
                 items.to_parquet(folder / ITEMS_FILE, index=False)
                 co_bought.to_parquet(folder / CO_PURCHASES_FILE, index=False)
+                if style is not None:  # from the style index's k nearest, never all pairs
+                    sold = dict(zip(items["item_id"], items["pop_30d"].astype(float), strict=True))
+                    stats = _style_neighbour_popularity(style, sold)
+                    frame = pd.DataFrame({"item_id": list(stats), "style_neighbour_popularity": list(stats.values())})
+                    frame.to_parquet(folder / STYLE_FILE, index=False)
                 manifest = {"last_event_id": last_event_id, "events": int(count), "now": now, "built": time.time()}
                 (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
 
@@ -119,7 +124,7 @@ def train_shop(
 
             if o.ranker:
                 started = time.perf_counter()
-                out["ranker"] = _train_ranker(con, events, db, models / RANKER_DIR, embeddings, index, cf_config, o)
+                out["ranker"] = _train_ranker(con, events, db, models / RANKER_DIR, style, cf_config, o)
                 done("ranker", started)
         finally:
             con.close()
@@ -146,7 +151,7 @@ def _served_cf_config(folder: Path):
         return None
 
 
-def _train_ranker(con, events: str, db, folder: Path, embeddings, index, cf_config, o: TrainOptions) -> dict:
+def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: TrainOptions) -> dict:
     """Train the feed's ranker (windows one at a time) and publish it when it could learn; else keep the served
     one (the answer says why)."""
     from index.persistence import CURRENT, save_version
@@ -163,7 +168,6 @@ def _train_ranker(con, events: str, db, folder: Path, embeddings, index, cf_conf
     store = Store(db)
     try:
         catalog = store.items()
-        style = load_style(store, embeddings, index)
     finally:
         store.close()
     info = ItemInfo(pd.DataFrame(catalog, columns=["item_id", "title", "category", "attributes"]))
@@ -179,6 +183,16 @@ def _train_ranker(con, events: str, db, folder: Path, embeddings, index, cf_conf
         return {"learned": False, "training": ranker.training}
     version = save_version(folder, ranker.save, keep=MODEL_VERSIONS_KEPT)
     return {"learned": True, "version": version, "training": ranker.training}
+
+
+def _open_style(db, embeddings, index):
+    from recsys.store import Store
+
+    store = Store(db)
+    try:
+        return load_style(store, embeddings, index)
+    finally:
+        store.close()
 
 
 def load_style(store, embeddings, index=None):
