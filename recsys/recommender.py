@@ -25,6 +25,7 @@ from recsys.ranker import Feed, LearnedRanker, RankerConfig
 from recsys.store import NotFound, Store
 
 ImageEmbedder = Callable[[bytes | str | os.PathLike], np.ndarray]
+KEEP = object()  # `use_models`: keep the ranker being served
 
 
 class Recommender:
@@ -113,14 +114,18 @@ class Recommender:
         cf: CollaborativeFilter | None,
         events_through: int | None = None,
         tables: Path | None = None,
+        ranker: LearnedRanker | object | None = KEEP,
     ) -> None:
         """Swap in other style vectors and CF model (loaded or retrained elsewhere); popularity is recounted
         over the events up to id `events_through` (those the model was trained on; None: all), or read from the
-        `tables` version `stylerec train` wrote with that model (`recsys.batch.bundle`)."""
+        `tables` version `stylerec train` wrote with that model (`recsys.batch.bundle`); `ranker`: the feed's
+        learned ranker to serve with them (default: keep the current one), swapped in with them at once."""
         tables = self._usable(tables)
         popularity = read_popularity(tables) if tables is not None else self.count_popularity(events_through)
         with self.lock:
             self.style, self.cf, self.popularity, self.tables = style, cf, popularity, tables
+            if ranker is not KEEP:
+                self.learned = ranker if isinstance(ranker, LearnedRanker) and ranker.trained else None
             self.snapshot = None  # the feed's snapshot is rebuilt over the new models
             self.refresh_catalog()
 

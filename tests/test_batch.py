@@ -180,3 +180,65 @@ def test_train_publishes_every_model_as_a_version_the_catalog_opens(demo_catalog
         assert len(catalog.feed(shopper, k=5)) == 5
     finally:
         catalog.close()
+
+
+def test_a_feed_during_a_swap_comes_from_one_version_or_the_other(tmp_path):
+    """Readers keep asking for feeds while a writer swaps two model versions in and out: every answer is the
+    answer of version A or of version B, never one mixed from both."""
+    import threading
+
+    from recsys.cf import CFConfig, CollaborativeFilter
+    from recsys.recommender import Recommender
+    from recsys.store import Store
+
+    rng = np.random.default_rng(0)
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{n:02d}" for n in range(40)],
+            "title": "",
+            "category": "c",
+            "attributes": [{}] * 40,
+            "image": None,
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "user_id": [f"u{u:02d}" for u in rng.integers(0, 30, 600)],
+            "item_id": [f"i{i:02d}" for i in rng.zipf(1.5, 600) % 40],
+            "timestamp": np.sort(rng.uniform(0, 60 * DAY, 600)),
+        }
+    )
+    store = Store(tmp_path / "shop.db")
+    store.import_items(items, "items")
+    store.import_interactions(events, "events")
+    interactions = store.interactions()
+    halves = (interactions[interactions["timestamp"] < 30 * DAY], interactions[interactions["timestamp"] >= 30 * DAY])
+    versions = [CollaborativeFilter(CFConfig(factors=8)).fit(half) for half in halves]  # two retrains, unlike
+    recommender = Recommender(store, None, versions[0])
+    users = [f"u{u:02d}" for u in range(30)]
+    expected = []
+    for cf in versions:
+        recommender.use_models(None, cf, ranker=None)
+        expected.append({u: [r.item_id for r in recommender.feed(u, k=8)] for u in users})
+    assert expected[0] != expected[1]  # the versions answer differently
+
+    stop, mixed, answered = threading.Event(), [], [0]
+
+    def read() -> None:
+        while not stop.is_set():
+            for u in users:
+                got = [r.item_id for r in recommender.feed(u, k=8)]
+                if got not in (expected[0][u], expected[1][u]):
+                    mixed.append((u, got))
+                answered[0] += 1
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    for n in range(40):
+        recommender.use_models(None, versions[n % 2], ranker=None)
+    stop.set()
+    for t in readers:
+        t.join(timeout=120)
+    store.close()
+    assert answered[0] > 0 and not mixed
