@@ -21,6 +21,7 @@ from recsys.batch.tables import table_to_lists
 log = logging.getLogger(__name__)
 
 TABLES_DIR = "tables"
+TABLES_FORMAT = 1  # bumped when the files' columns change: a worker ignores tables of another format
 ITEMS_FILE, CO_PURCHASES_FILE, STYLE_FILE, MANIFEST_FILE = (
     "items.parquet",
     "co_purchases.parquet",
@@ -42,6 +43,11 @@ def tables_for(models: str | Path, last_event_id: int) -> Path | None:
         manifest = json.loads((folder / version / MANIFEST_FILE).read_text())
     except (OSError, ValueError) as exc:
         log.warning("not using the tables in %s: %s", folder / version, exc)
+        return None
+    if manifest.get("format") != TABLES_FORMAT:
+        log.warning(
+            "not using the tables in %s: format %s, not %s", folder / version, manifest.get("format"), TABLES_FORMAT
+        )
         return None
     return folder / version if manifest.get("last_event_id") == last_event_id else None
 

@@ -23,7 +23,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from recsys.batch.bundle import CO_PURCHASES_FILE, ITEMS_FILE, MANIFEST_FILE, STYLE_FILE, TABLES_DIR
+from recsys.batch.bundle import (
+    CO_PURCHASES_FILE,
+    ITEMS_FILE,
+    MANIFEST_FILE,
+    STYLE_FILE,
+    TABLES_DIR,
+    TABLES_FORMAT,
+)
 from recsys.batch.engine import connect
 from recsys.batch.export import export_events
 from recsys.batch.tables import co_purchase_table, item_table
@@ -96,7 +103,8 @@ def train_shop(
                     stats = _style_neighbour_popularity(style, sold)
                     frame = pd.DataFrame({"item_id": list(stats), "style_neighbour_popularity": list(stats.values())})
                     frame.to_parquet(folder / STYLE_FILE, index=False)
-                manifest = {"last_event_id": last_event_id, "events": int(count), "now": now, "built": time.time()}
+                manifest = {"format": TABLES_FORMAT, "last_event_id": last_event_id, "events": int(count), "now": now}
+                manifest["built"] = time.time()
                 (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
 
             out["tables"] = save_version(models / TABLES_DIR, write_tables, keep=MODEL_VERSIONS_KEPT)
