@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from index.persistence import current_version, save_version
+from recsys.batch.bundle import tables_for
 from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.data_io import read_catalog
 from recsys.hybrid import StyleSpace
@@ -149,25 +150,22 @@ class Catalog:
         self._unfolded: set[str] = set()  # shoppers with events not folded into CF yet (`_refresh_users`)
         self._unfolded_lock = threading.Lock()
         style, cf, self.versions = self._load_models()
-        self.recommender = Recommender(store, style, cf, embed_image=self.embed_image)
+        tables = tables_for(self.paths.models, self._trained_through)  # `stylerec train`'s, when of this CF
+        self.recommender = Recommender(store, style, cf, embed_image=self.embed_image, tables=tables)
         # Popularity is part of the model version: counted over the events CF was trained on, so every process
         # opening this version ranks alike.
-        self.recommender.use_models(style, cf, self._trained_through)
+        ranker, self.versions.ranker = self._read_ranker()
+        self.recommender.use_models(style, cf, self._trained_through, tables, ranker=ranker)
         self._fold_in_since(self._trained_through)
-        self._load_ranker()
 
-    def _load_ranker(self) -> None:
-        """The feed's learned ranker (`recsys.ranker`): the current version in <models>/ranker; else the blend."""
+    def _read_ranker(self):
+        """(the feed's learned ranker (`recsys.ranker`): the current version in <models>/ranker, its version);
+        (None, None) without one: the blend."""
         from recsys.ranker import RANKER_DIR, LearnedRanker
 
         folder = Path(self.paths.models) / RANKER_DIR
         version = current_version(folder)
-        if version is None:
-            self.versions.ranker = None
-            self.recommender.use_ranker(None)
-            return
-        self.recommender.use_ranker(LearnedRanker.load(folder / version))
-        self.versions.ranker = version
+        return (None, None) if version is None else (LearnedRanker.load(folder / version), version)
 
     # -- opening ---------------------------------------------------------------------------------------
     @property
@@ -310,11 +308,13 @@ class Catalog:
                 self._stale = False
                 return  # another thread has just reloaded
             style, cf, versions = self._load_models()
-            self.recommender.use_models(style, cf, self._trained_through)
+            tables = tables_for(self.paths.models, self._trained_through)
+            ranker, versions.ranker = self._read_ranker()
+            # one swap: a request is answered by the old models or the new ones, never a mix of them
+            self.recommender.use_models(style, cf, self._trained_through, tables, ranker=ranker)
             self.versions = versions
             self._stale = False
             self._fold_in_since(self._trained_through)
-            self._load_ranker()
 
     def _changed(self) -> None:
         """Tell other processes to reload (they check the generation in `sync`), and note we are current."""

@@ -271,6 +271,17 @@ def _catalog_paths(args: argparse.Namespace):
     return CatalogPaths(**{k: Path(v) for k, v in _given(given).items()}, device=getattr(args, "device", None))
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Build every model of a shop (CF, item tables, co-purchases, the feed's ranker) as new versions."""
+    from recsys.batch.train import TrainOptions, train_shop
+
+    paths = _catalog_paths(args)
+    options = TrainOptions(sample_shoppers=args.sample_shoppers, windows=args.windows, ranker=not args.no_ranker)
+    result = train_shop(paths.db, paths.models, paths.embeddings, paths.index, options)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
 def cmd_feed(args: argparse.Namespace) -> int:
     """A shopper's feed, from the same catalog and models the service serves: the learned pipeline when
     <models>/ranker holds a ranker version (--retrain trains one on the store's events and saves it there as a new
@@ -774,6 +785,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train_decoder)
+
+    p = sub.add_parser("train", help="build every model of the shop as a new version (batch, out of core)")
+    p.add_argument("--db", help="SQLite store (default var/stylerec.db or $STYLEREC_DB)")
+    p.add_argument("--models", help="saved models folder (default var/models or $STYLEREC_MODELS)")
+    p.add_argument("--embeddings", "--store", dest="store", help="embedding store: style features (default var/store)")
+    p.add_argument("--index", help="persisted style index (default var/index or $STYLEREC_INDEX)")
+    p.add_argument("--sample-shoppers", type=int, help="shoppers learned from per ranker window (default 1000)")
+    p.add_argument("--windows", type=int, help="ranker training windows (default: the served ranker's, else 30)")
+    p.add_argument("--no-ranker", action="store_true", help="leave the feed's ranker as it is")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("serve", help="run the web service (API + web page)")
     p.add_argument("--db", help="SQLite store (default var/stylerec.db or $STYLEREC_DB)")

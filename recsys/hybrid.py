@@ -25,6 +25,21 @@ from recsys.cf import CollaborativeFilter
 DAY = 86400.0
 
 
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the `k` highest scores, best first (ties by position): an `argpartition`, then a sort of
+    the k, never a sort of every score."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    if k < len(scores):
+        threshold = -np.partition(-scores, k - 1)[k - 1]  # the k-th highest score
+        above = np.flatnonzero(scores > threshold)
+        head = np.sort(np.concatenate([above, np.flatnonzero(scores == threshold)[: k - len(above)]]))
+    else:
+        head = np.arange(len(scores))
+    return head[np.argsort(-scores[head], kind="stable")]
+
+
 class HybridConfig(BaseModel):
     """How the hybrid ranker blends and filters."""
 
@@ -119,6 +134,14 @@ class Popularity:
             totals = pd.Series(weight, index=interactions["item_id"].to_numpy()).groupby(level=0).sum()
             self.scores = totals.to_dict()
         self.ranked = sorted(self.scores, key=self.scores.get, reverse=True)
+
+    @classmethod
+    def from_scores(cls, scores: dict[str, float]) -> Popularity:
+        """Popularity from counted scores (a batch tables version's), ranked like counting them here."""
+        popularity = cls(pd.DataFrame({"item_id": [], "timestamp": []}))
+        popularity.scores = dict(scores)
+        popularity.ranked = sorted(popularity.scores, key=popularity.scores.get, reverse=True)
+        return popularity
 
     def top(self, n: int) -> list[str]:
         return self.ranked[:n]
@@ -231,8 +254,7 @@ class HybridRanker:
             vector = self.cf.user_vector(user_id if known else None, extra)
             if vector is not None:
                 cf_scores = self.cf.scores(vector)
-                order = np.argsort(-cf_scores)
-                admit(self.cf.item_ids[j] for j in order[: c.candidates + len(exclude)])
+                admit(self.cf.item_ids[j] for j in top_k(cf_scores, c.candidates + len(exclude)))
 
         profile, bought, bought_vectors = None, [], None
         if self.style is not None:
@@ -246,8 +268,11 @@ class HybridRanker:
                     vectors, rows["timestamp"].to_numpy(float), c.profile_half_life_days, c.centroids
                 )
             if profile is not None:
-                allow_list = None if allow is None else [i for i in allow if i in self.style]
-                ids, _ = self.style.index.search(profile, c.candidates + len(exclude), allow=allow_list)
+                want = c.candidates + len(exclude)
+                if allow is not None and len(allow) <= len(self.style.ids) // 2:  # a narrow filter: FAISS applies it
+                    ids, _ = self.style.index.search(profile, want, allow=[i for i in allow if i in self.style])
+                else:  # most of the catalog allowed: search wider and let `admit` filter (no catalog-sized list)
+                    ids, _ = self.style.index.search(profile, 2 * want if allow is not None else want)
                 for row in ids:
                     admit(row)
             if bought:

@@ -16,13 +16,14 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
 
 from recsys.candidates import (
     SOURCES,
@@ -245,7 +246,22 @@ def training_folds(
 ) -> list[tuple[Snapshot, pd.DataFrame]]:
     """(the shop as of a window's start, the purchases inside the window) for each training window carved from
     `interactions` (`training_windows`); for random splits, where time means nothing, one random hold-out."""
-    folds = []
+    return list(iter_training_folds(interactions, items, style, config, cf_config, allowed, split))
+
+
+def iter_training_folds(
+    interactions: pd.DataFrame,
+    items: ItemInfo,
+    style: StyleSpace | None,
+    config: RankerConfig,
+    cf_config: CFConfig | None = None,
+    allowed: set[str] | None = None,
+    split: str = "temporal",
+    sampled_histories: bool = False,
+) -> Iterator[tuple[Snapshot, pd.DataFrame]]:
+    """`training_folds` one window at a time (a window's snapshot is built when the previous one was used);
+    `sampled_histories`: a window's snapshot keeps the histories of the shoppers the ranker learns from only
+    (`window_shoppers`), not every shopper's."""
     if split == "temporal":
         first_sale = interactions.groupby("item_id")["timestamp"].min()
         pool = set(allowed) if allowed is not None else None
@@ -261,13 +277,17 @@ def training_folds(
                 kept = rng.choice(new, round(len(new) * config.window_new_share), replace=False) if new else []
                 later = set(first_sale.index[first_sale >= start]) - set(kept)
                 window_allowed = (pool if pool is not None else set(items.title) | set(first_sale.index)) - later
-                snapshot = Snapshot.build(past, items, style, now=start, cf_config=cf_config, allowed=window_allowed)
-                folds.append((snapshot, labels))
+                shoppers = window_shoppers(labels["user_id"].unique(), config) if sampled_histories else None
+                yield (
+                    Snapshot.build(
+                        past, items, style, now=start, cf_config=cf_config, allowed=window_allowed, shoppers=shoppers
+                    ),
+                    labels,
+                )
     else:
         past, held_out = random_split(interactions, 0.25, config.seed + 1)
         if len(past) and len(held_out):
-            folds.append((Snapshot.build(past, items, style, cf_config=cf_config, allowed=allowed), held_out))
-    return folds
+            yield Snapshot.build(past, items, style, cf_config=cf_config, allowed=allowed), held_out
 
 
 def train_booster(x: np.ndarray, y: np.ndarray, groups: list[int], names: list[str], config: RankerConfig):
@@ -329,21 +349,29 @@ class LearnedRanker:
         cf_config: CFConfig | None = None,
         allowed: set[str] | None = None,
         split: str = "temporal",
-        folds: list[tuple[Snapshot, pd.DataFrame]] | None = None,
+        folds: Iterable[tuple[Snapshot, pd.DataFrame]] | None = None,
+        progress: bool = False,
     ) -> LearnedRanker:
-        """Train on windows carved from `interactions` (see `training_folds`; pass `folds` to reuse them);
-        leaves the ranker untrained when there is too little data."""
+        """Train on windows carved from `interactions` (see `training_folds`; pass `folds` to reuse them), built
+        one at a time; leaves the ranker untrained when there is too little data. `progress`: a bar per window."""
         c = self.config
-        if folds is None:
-            folds = training_folds(interactions, items, style, c, cf_config, allowed, split)
-        self.windows = [(f[0].now, float(f[1]["timestamp"].max()) + 1.0) for f in folds if split == "temporal"]
+        if folds is None:  # one window at a time: only the current window's snapshot is alive
+            folds = iter_training_folds(interactions, items, style, c, cf_config, allowed, split, True)
+        self.windows = []
         matrices, labels, groups = [], [], []
-        for snapshot, bought in folds:
+        n_folds = 0
+        bar = tqdm(folds, desc="ranker windows", unit="window", total=c.windows if split == "temporal" else 1,
+                   disable=not progress)  # fmt: skip
+        for snapshot, bought in bar:
+            if split == "temporal":
+                self.windows.append((snapshot.now, float(bought["timestamp"].max()) + 1.0))
             x, y, g = self._examples(snapshot, bought)
             matrices.append(x)
             labels.append(y)
             groups += g
-        self.training = {"shoppers": len(groups), "rows": int(sum(groups)), "folds": len(folds)}
+            n_folds += 1
+            del snapshot, bought
+        self.training = {"shoppers": len(groups), "rows": int(sum(groups)), "folds": n_folds}
         if len(groups) < c.min_shoppers:
             log.warning("only %d shoppers to learn from (< %d): no learned ranker", len(groups), c.min_shoppers)
             self.booster = None
@@ -435,9 +463,9 @@ class Feed:
         k: int = 10,
         history: pd.DataFrame | None = None,
         exclude: set[str] | None = None,
-        allow: set[str] | None = None,
+        allow: Container[str] | None = None,
     ) -> list[Recommendation]:
-        """The top-k for a shopper, each with the reason of the source that found it."""
+        """The top-k for a shopper, each with the reason of the source that found it (only items `in` allow)."""
         shopper, pool = self.pool(user_id, history, exclude)
         if allow is not None:
             pool = _restrict(pool, allow)
@@ -490,7 +518,7 @@ class Feed:
         return out
 
 
-def _restrict(pool: Pool, allow: set[str]) -> Pool:
+def _restrict(pool: Pool, allow: Container[str]) -> Pool:
     kept = Pool()
     for item in pool.items:
         if item in allow:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from recsys.batch.bundle import read_popularity, read_snapshot
+from recsys.batch.tables import POPULARITY_HALF_LIFE_DAYS
 from recsys.candidates import ItemInfo, Snapshot
 from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation, StyleSpace, style_profile
@@ -21,6 +24,7 @@ from recsys.ranker import Feed, LearnedRanker, RankerConfig
 from recsys.store import NotFound, Store
 
 ImageEmbedder = Callable[[bytes | str | os.PathLike], np.ndarray]
+KEEP = object()  # `use_models`: keep the ranker being served
 Facet = str | float | None  # "pattern", "colour", "both" or a pattern weight in [0, 1] (`transfer.facets`)
 
 
@@ -43,14 +47,19 @@ class Recommender:
         config: HybridConfig | None = None,
         embed_image: ImageEmbedder | None = None,
         ranker: LearnedRanker | None = None,
+        tables: Path | None = None,
     ) -> None:
         self.store, self.style, self.config = store, style, config or HybridConfig()
         self.embed_image = embed_image
         self.lock = threading.RLock()  # the service holds it while it swaps models or vectors
-        interactions = store.interactions()
-        self.popularity = Popularity(interactions, self.config.popularity_half_life_days)
-        if cf is None and len(interactions):
-            cf = CollaborativeFilter(CFConfig()).fit(interactions)
+        self.tables = self._usable(tables)
+        if self.tables is not None:  # a `stylerec train` tables version: no events read
+            self.popularity = read_popularity(self.tables)
+        else:
+            interactions = store.interactions()
+            self.popularity = Popularity(interactions, self.config.popularity_half_life_days)
+            if cf is None and len(interactions):
+                cf = CollaborativeFilter(CFConfig()).fit(interactions)
         self.cf = cf
         self.learned = ranker if ranker is not None and ranker.trained else None
         self.snapshot: Snapshot | None = None
@@ -70,8 +79,11 @@ class Recommender:
         if self.learned is None:
             return
         info = ItemInfo(pd.DataFrame(items, columns=["item_id", "title", "category", "attributes"]))
-        if self.snapshot is None:
-            self.snapshot = Snapshot.build(self.store.interactions(), info, self.style, cf=self.cf, allowed=categories)
+        if self.snapshot is None and self.tables is not None:
+            self.snapshot = read_snapshot(self.tables, info, self.style, self.cf, categories)
+        elif self.snapshot is None:  # no shopper histories kept: the feed reads them from the store per request
+            interactions = self.store.interactions()
+            self.snapshot = Snapshot.build(interactions, info, self.style, cf=self.cf, allowed=categories, shoppers=())
         else:
             self.snapshot = self.snapshot.with_catalog(info, categories)
         self.pipeline = Feed(self.snapshot, self.learned)
@@ -102,15 +114,31 @@ class Recommender:
             self.train_ranker(self.learned.config)
 
     def use_models(
-        self, style: StyleSpace | None, cf: CollaborativeFilter | None, events_through: int | None = None
+        self,
+        style: StyleSpace | None,
+        cf: CollaborativeFilter | None,
+        events_through: int | None = None,
+        tables: Path | None = None,
+        ranker: LearnedRanker | object | None = KEEP,
     ) -> None:
         """Swap in other style vectors and CF model (loaded or retrained elsewhere); popularity is recounted
-        over the events up to id `events_through` (those the model was trained on; None: all)."""
-        popularity = self.count_popularity(events_through)
+        over the events up to id `events_through` (those the model was trained on; None: all), or read from the
+        `tables` version `stylerec train` wrote with that model (`recsys.batch.bundle`); `ranker`: the feed's
+        learned ranker to serve with them (default: keep the current one), swapped in with them at once."""
+        tables = self._usable(tables)
+        popularity = read_popularity(tables) if tables is not None else self.count_popularity(events_through)
         with self.lock:
-            self.style, self.cf, self.popularity = style, cf, popularity
+            self.style, self.cf, self.popularity, self.tables = style, cf, popularity, tables
+            if ranker is not KEEP:
+                self.learned = ranker if isinstance(ranker, LearnedRanker) and ranker.trained else None
             self.snapshot = None  # the feed's snapshot is rebuilt over the new models
             self.refresh_catalog()
+
+    def _usable(self, tables: Path | None) -> Path | None:
+        """`tables` when its counts are the ones this recommender's popularity setting asks for."""
+        if tables is None or self.config.popularity_half_life_days != POPULARITY_HALF_LIFE_DAYS:
+            return None
+        return tables
 
     def count_popularity(self, events_through: int | None = None) -> Popularity:
         interactions = self.store.interactions()
@@ -158,7 +186,8 @@ class Recommender:
             if self.pipeline is None or alpha is not None:
                 return self.ranker.rank(user_id, k, history=history, categories=categories, alpha=alpha)
             catalog = self.ranker.categories  # the service drops deleted items here
-            allow = {i for i, c in catalog.items() if c in categories} if categories else set(catalog)
+            # the catalog mapping itself answers `in` when no category narrows it: no per-request copy of it
+            allow = {i for i, c in catalog.items() if c in categories} if categories else catalog
             feed = self.pipeline.recommend(user_id, k, history=history, allow=allow)
             if len(feed) < k:  # a narrow category: the blend fills the rest
                 shown = {r.item_id for r in feed}

@@ -17,6 +17,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from recsys.batch.tables import co_purchases
 from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.hybrid import DAY, StyleSpace, style_profile
 
@@ -145,9 +146,11 @@ class Snapshot:
         cf_config: CFConfig | None = None,
         allowed: Iterable[str] | None = None,
         together_days: float = 7.0,
+        shoppers: Iterable[str] | None = None,
     ) -> Snapshot:
         """The shop as of `now` (default: the latest event) from `interactions` before it; `cf` is trained on
-        them unless given; `allowed` (default: the catalog's and every bought item) limits what may be proposed."""
+        them unless given; `allowed` (default: the catalog's and every bought item) limits what may be proposed;
+        `shoppers`: keep only these shoppers' histories (default: everyone's)."""
         if now is None:
             now = float(interactions["timestamp"].max()) + 1.0 if len(interactions) else 0.0
         past = interactions[interactions["timestamp"] < now]
@@ -166,7 +169,7 @@ class Snapshot:
             style=style,
             cf=cf,
             allowed=allowed,
-            histories={u: f for u, f in past.sort_values("timestamp", kind="stable").groupby("user_id", sort=False)},
+            histories=_histories(past, shoppers),
             popularity=popularity,
             first_sale=past.groupby("item_id")["timestamp"].min().to_dict(),
             last_sale=past.groupby("item_id")["timestamp"].max().to_dict(),
@@ -213,30 +216,23 @@ class Snapshot:
         return {} if self.cf is None else {item: j for j, item in enumerate(self.cf.item_ids)}
 
 
+def _histories(past: pd.DataFrame, shoppers: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Each shopper's events in time order (only `shoppers`' when given)."""
+    if shoppers is not None:
+        past = past[past["user_id"].isin(set(shoppers))]
+    return {u: f for u, f in past.sort_values("timestamp", kind="stable").groupby("user_id", sort=False)}
+
+
 def _co_purchases(
     past: pd.DataFrame, days: float, keep: int = 30, max_per_shopper: int = 500
 ) -> dict[str, list[tuple[str, float]]]:
     """For each item, the items the same shoppers bought within `days` of it, most often first.
 
-    Only each shopper's latest `max_per_shopper` purchases count: the pairing is quadratic per shopper, and one
-    bot-like shopper with thousands of events would otherwise cost gigabytes (H&M's busiest has 344)."""
-    events = past[["user_id", "item_id", "timestamp"]].drop_duplicates()
-    if len(events) == 0:
-        return {}
-    events = events.sort_values("timestamp", ascending=False, kind="stable")
-    events = events[events.groupby("user_id").cumcount() < max_per_shopper]
-    pairs = events.merge(events, on="user_id", suffixes=("", "_other"))
-    close = (pairs["item_id"] != pairs["item_id_other"]) & (
-        (pairs["timestamp"] - pairs["timestamp_other"]).abs() <= days * DAY
-    )
-    pairs = pairs.loc[close, ["user_id", "item_id", "item_id_other"]].drop_duplicates()
-    counts = pairs.groupby(["item_id", "item_id_other"]).size().rename("n").reset_index()
-    counts = counts.sort_values(["item_id", "n", "item_id_other"], ascending=[True, False, True], kind="stable")
-    counts = counts[counts.groupby("item_id").cumcount() < keep]
-    out: dict[str, list[tuple[str, float]]] = {}
-    for item, other, n in zip(counts["item_id"], counts["item_id_other"], counts["n"], strict=False):
-        out.setdefault(item, []).append((other, float(n)))
-    return out
+    A grouped count in DuckDB (`recsys.batch.tables.co_purchases`), which spills to disk rather than hold every
+    shopper's pairs in memory. Only each shopper's latest `max_per_shopper` purchases count: the pairing is
+    quadratic per shopper, and one bot-like shopper with thousands of events would otherwise dominate the cost
+    (H&M's busiest has 344)."""
+    return co_purchases(past, days, keep, max_per_shopper)
 
 
 def _repeat_rates(past: pd.DataFrame) -> dict[str, float]:
@@ -247,20 +243,21 @@ def _repeat_rates(past: pd.DataFrame) -> dict[str, float]:
     return (per_buyer > 1).groupby(level="item_id").mean().to_dict()
 
 
-def _style_neighbour_popularity(style: StyleSpace | None, popularity: dict[str, float], k: int = 10) -> dict:
-    """Each item's mean recent popularity of its `k` nearest style neighbours (how well its look sells)."""
+def _style_neighbour_popularity(
+    style: StyleSpace | None, popularity: dict[str, float], k: int = 10, batch: int = 4096
+) -> dict[str, float]:
+    """Each item's mean recent popularity of its `k` nearest style neighbours (how well its look sells), from the
+    style index's k nearest (approximate for an IVF index), a batch of items at a time: never all pairs."""
     if style is None or len(style.ids) < 2:
         return {}
     k = min(k, len(style.ids) - 1)
-    sold = np.array([popularity.get(i, 0.0) for i in style.ids])
-    out = {}
-    for start in range(0, len(style.ids), 2048):
-        block = style.vectors[start : start + 2048] @ style.vectors.T
-        for row in range(block.shape[0]):
-            block[row, start + row] = -np.inf
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        for row, neighbours in enumerate(top):
-            out[style.ids[start + row]] = float(sold[neighbours].mean())
+    out: dict[str, float] = {}
+    for start in range(0, len(style.ids), batch):
+        ids = style.ids[start : start + batch]
+        found, _ = style.index.search(style.vectors[start : start + batch], k + 1)
+        for item, row in zip(ids, found, strict=True):
+            neighbours = [i for i in row if i != item][:k]
+            out[item] = sum(popularity.get(i, 0.0) for i in neighbours) / k
     return out
 
 

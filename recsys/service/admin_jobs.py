@@ -179,6 +179,8 @@ def run_task(task: str, paths: dict) -> dict:
     """Do an admin task on the catalog at `paths` (what the job process runs); returns its result."""
     from recsys.catalog import CatalogPaths, open_catalog
 
+    if task == "cf":  # the batch step of `stylerec train`: no catalog opened, the workers swap the versions in
+        return _train(paths)
     catalog = open_catalog(
         CatalogPaths(
             Path(paths["db"]), Path(paths["embeddings"]), Path(paths["index"]), Path(paths["models"]), paths["device"]
@@ -188,13 +190,24 @@ def run_task(task: str, paths: dict) -> dict:
     try:
         if task == "index":
             return catalog.rebuild_index()
-        if task == "cf":
-            return {**catalog.retrain_cf(), "ranker": catalog.retrain_ranker()}
         if task == "ranker":
             return catalog.retrain_ranker()
         raise ValueError(f"unknown admin task {task!r}")
     finally:
         catalog.close()
+
+
+def _train(paths: dict) -> dict:
+    """Retrain CF, the item tables and the feed's ranker as `stylerec train` does; the answer names the versions."""
+    from recsys.batch.train import TrainOptions, train_shop
+
+    try:
+        built = train_shop(
+            paths["db"], paths["models"], paths["embeddings"], paths["index"], TrainOptions(progress=False)
+        )
+    except ValueError as exc:  # no events
+        raise NotFound(str(exc)) from exc
+    return {"users": built["shoppers"], "items": built["cf_items"], "version": built["cf"], **built}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,101 @@
+"""The served side of the batch step: a web worker's snapshot and popularity from a `stylerec train` tables
+version, without reading the events table.
+
+A tables version (<models>/tables/vNNNNNN, written by `recsys.batch.train`) holds the item table (popularity
+windows, first and last sale, repeat rate, the blend's decayed popularity), the co-purchase lists and, when the
+shop has style vectors, each item's style-neighbour popularity. It is used when it was built over exactly the
+events the served CF version was trained on (`tables_for`), so every model a worker serves is of one batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from recsys.batch.tables import table_to_lists
+
+log = logging.getLogger(__name__)
+
+TABLES_DIR = "tables"
+TABLES_FORMAT = 1  # bumped when the files' columns change: a worker ignores tables of another format
+ITEMS_FILE, CO_PURCHASES_FILE, STYLE_FILE, MANIFEST_FILE = (
+    "items.parquet",
+    "co_purchases.parquet",
+    "style.parquet",
+    "manifest.json",
+)
+
+
+def tables_for(models: str | Path, last_event_id: int) -> Path | None:
+    """The current tables version under `models` when it was built over the events up to `last_event_id` (those
+    the served CF was trained on), else None (the worker then counts from the events, as before)."""
+    from index.persistence import current_version
+
+    folder = Path(models) / TABLES_DIR
+    version = current_version(folder)
+    if version is None:
+        return None
+    try:
+        manifest = json.loads((folder / version / MANIFEST_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        log.warning("not using the tables in %s: %s", folder / version, exc)
+        return None
+    if manifest.get("format") != TABLES_FORMAT:
+        log.warning(
+            "not using the tables in %s: format %s, not %s", folder / version, manifest.get("format"), TABLES_FORMAT
+        )
+        return None
+    return folder / version if manifest.get("last_event_id") == last_event_id else None
+
+
+def read_popularity(folder: Path):
+    """The blend's time-decayed popularity (`recsys.hybrid.Popularity`, 30-day half-life) from a tables version."""
+    from recsys.hybrid import Popularity
+
+    items = pd.read_parquet(folder / ITEMS_FILE, columns=["item_id", "pop_decayed"])
+    return Popularity.from_scores(dict(zip(items["item_id"], items["pop_decayed"].astype(float), strict=True)))
+
+
+def read_snapshot(folder: Path, items, style, cf, allowed: Iterable[str]):
+    """The feed's `Snapshot` of the shop from a tables version (no shopper histories: a worker reads a shopper's
+    history from the store per request)."""
+    from recsys.candidates.base import Snapshot, _style_neighbour_popularity
+
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    table = pd.read_parquet(folder / ITEMS_FILE)
+
+    def counts(column: str) -> dict[str, float]:
+        sold = table[table[column] > 0].sort_values([column, "item_id"], ascending=[False, True], kind="stable")
+        return dict(zip(sold["item_id"], sold[column].astype(float), strict=True))  # most sold first
+
+    popularity = {"7d": counts("pop_7d"), "30d": counts("pop_30d"), "all": counts("pop_all")}
+    ids = table["item_id"].tolist()
+    snapshot = Snapshot(
+        now=float(manifest["now"]),
+        items=items,
+        style=style,
+        cf=cf,
+        allowed=set(),
+        histories={},
+        popularity=popularity,
+        first_sale=dict(zip(ids, table["first_sale"].astype(float), strict=True)),
+        last_sale=dict(zip(ids, table["last_sale"].astype(float), strict=True)),
+        repeat_rate=dict(zip(ids, table["repeat_rate"].astype(float), strict=True)),
+        trending=[],
+        trending_by_kind={},
+        group_members={},
+        co_bought=table_to_lists(pd.read_parquet(folder / CO_PURCHASES_FILE)),
+    )
+    style_file = folder / STYLE_FILE
+    if style is not None and style_file.exists():
+        stats = pd.read_parquet(style_file)
+        snapshot.style_neighbour_popularity = dict(
+            zip(stats["item_id"], stats["style_neighbour_popularity"].astype(float), strict=True)
+        )
+    else:
+        snapshot.style_neighbour_popularity = _style_neighbour_popularity(style, popularity["30d"])
+    return snapshot.with_catalog(items, allowed)

@@ -1,0 +1,246 @@
+"""`stylerec train`: every model of a shop, built from its events out of core and published as new versions.
+
+Stages (a progress bar each): export the events to Parquet in chunks (`recsys.batch.export`); item tables and
+co-purchase lists as DuckDB grouped counts over that file (`recsys.batch.tables`); collaborative filtering on the
+(shopper, item, summed weight) table DuckDB aggregates; the feed's ranker on training windows built one at a
+time over a sample of shoppers (`recsys.ranker.iter_training_folds`). Each model is written as a new immutable
+version (a version folder, then one atomic rename of CURRENT: `index.persistence.save_version`) under
+<models>/cf, <models>/ranker and <models>/tables, and the store's catalog generation is bumped so that running
+web workers swap them in. The service's admin retrain jobs call `train_shop` too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from recsys.batch.bundle import (
+    CO_PURCHASES_FILE,
+    ITEMS_FILE,
+    MANIFEST_FILE,
+    STYLE_FILE,
+    TABLES_DIR,
+    TABLES_FORMAT,
+)
+from recsys.batch.engine import connect
+from recsys.batch.export import export_events
+from recsys.batch.tables import co_purchase_table, item_table
+from recsys.candidates.base import _style_neighbour_popularity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    """What `train_shop` builds: `sample_shoppers` per ranker window (None: the ranker config's), `windows` (None:
+    the config's), `ranker`: False to leave the served ranker as it is."""
+
+    sample_shoppers: int | None = None
+    windows: int | None = None
+    ranker: bool = True
+    together_days: float = 7.0
+    progress: bool = True
+
+
+def train_shop(
+    db: str | os.PathLike,
+    models: str | os.PathLike,
+    embeddings: str | os.PathLike | None = None,
+    index: str | os.PathLike | None = None,
+    options: TrainOptions | None = None,
+) -> dict:
+    """Build every model of the shop in the store `db` as new versions under `models`; returns what was built
+    (versions, sizes, seconds per stage). `embeddings` (an embedding store) turns the style features on."""
+    from index.persistence import save_version
+    from recsys.catalog import CF_DIR, GENERATION, MODEL_VERSIONS_KEPT, TRAINED_FILE
+    from recsys.cf import CFConfig, CollaborativeFilter
+    from recsys.ranker import RANKER_DIR
+
+    o = options or TrainOptions()
+    models = Path(models)
+    seconds: dict[str, float] = {}
+    out: dict = {}
+    stages = tqdm(total=5 if o.ranker else 4, desc="stylerec train", unit="stage", disable=not o.progress)
+
+    def done(stage: str, started: float) -> None:
+        seconds[stage] = round(time.perf_counter() - started, 2)
+        stages.update(1)
+        log.info("train: %s in %.1f s", stage, seconds[stage])
+
+    with tempfile.TemporaryDirectory(prefix="stylerec-train-") as tmp:
+        started = time.perf_counter()
+        events_file, last_event_id = export_events(db, Path(tmp) / "events.parquet", progress=o.progress)
+        done("export", started)
+        con = connect()
+        try:
+            events = f"SELECT * FROM read_parquet('{events_file}')"
+            count, latest = con.execute(f"SELECT count(*), max(timestamp) FROM ({events})").fetchone()
+            if not count:
+                raise ValueError(f"no events in {db} to train on")
+            now = float(latest) + 1.0
+            out["events"], out["last_event_id"] = int(count), last_event_id
+
+            started = time.perf_counter()
+            style = _open_style(db, embeddings, index)
+            items = item_table(con, events, now)
+            pairs = f"SELECT user_id, item_id, timestamp, id AS rid FROM ({events})"
+            co_bought = co_purchase_table(con, pairs, o.together_days)
+
+            def write_tables(folder: Path) -> None:
+                items.to_parquet(folder / ITEMS_FILE, index=False)
+                co_bought.to_parquet(folder / CO_PURCHASES_FILE, index=False)
+                if style is not None:  # from the style index's k nearest, never all pairs
+                    sold = dict(zip(items["item_id"], items["pop_30d"].astype(float), strict=True))
+                    stats = _style_neighbour_popularity(style, sold)
+                    frame = pd.DataFrame({"item_id": list(stats), "style_neighbour_popularity": list(stats.values())})
+                    frame.to_parquet(folder / STYLE_FILE, index=False)
+                manifest = {"format": TABLES_FORMAT, "last_event_id": last_event_id, "events": int(count), "now": now}
+                manifest["built"] = time.time()
+                (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+            out["tables"] = save_version(models / TABLES_DIR, write_tables, keep=MODEL_VERSIONS_KEPT)
+            out["items"], out["co_purchase_pairs"] = len(items), len(co_bought)
+            items = co_bought = None  # free them before CF (the closure above is done with them)
+            done("tables", started)
+
+            started = time.perf_counter()
+            matrix = con.execute(
+                f"SELECT user_id, item_id, sum(weight) AS weight FROM ({events}) GROUP BY user_id, item_id"
+            ).df()
+            cf_config = _served_cf_config(models / CF_DIR) or CFConfig()
+            cf = CollaborativeFilter(cf_config).fit(matrix, show_progress=o.progress)
+            del matrix
+
+            def write_cf(folder: Path) -> None:
+                cf.save(folder)
+                trained = {"last_event_id": last_event_id, "events": int(count), "trained": time.time()}
+                (folder / TRAINED_FILE).write_text(json.dumps(trained))
+
+            out["cf"] = save_version(models / CF_DIR, write_cf, keep=MODEL_VERSIONS_KEPT)
+            out["shoppers"], out["cf_items"] = cf.user_count, len(cf.item_ids)
+            cf = None
+            done("cf", started)
+
+            if o.ranker:
+                started = time.perf_counter()
+                out["ranker"] = _train_ranker(con, events, db, models / RANKER_DIR, style, cf_config, o)
+                done("ranker", started)
+        finally:
+            con.close()
+
+    started = time.perf_counter()
+    _bump_generation(db, GENERATION)
+    done("publish", started)
+    stages.close()
+    out["seconds"] = seconds
+    return out
+
+
+def _served_cf_config(folder: Path):
+    """The config of the CF version being served (retraining keeps it), or None."""
+    from index.persistence import CURRENT
+    from recsys.cf import CollaborativeFilter
+
+    if not (folder / CURRENT).exists():
+        return None
+    try:
+        return CollaborativeFilter.load(folder / (folder / CURRENT).read_text().strip()).config
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("not reusing the served CF's config: %s", exc)
+        return None
+
+
+def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: TrainOptions) -> dict:
+    """Train the feed's ranker (windows one at a time) and publish it when it could learn; else keep the served
+    one (the answer says why)."""
+    from index.persistence import CURRENT, save_version
+    from recsys.candidates import ItemInfo
+    from recsys.catalog import MODEL_VERSIONS_KEPT
+    from recsys.ranker import LearnedRanker, RankerConfig
+    from recsys.store import Store
+
+    config = RankerConfig()
+    if (folder / CURRENT).exists():
+        config = LearnedRanker.load(folder / (folder / CURRENT).read_text().strip()).config
+    update = {"windows": o.windows, "max_users_per_window": o.sample_shoppers}
+    config = config.model_copy(update={k: v for k, v in update.items() if v is not None})
+    store = Store(db)
+    try:
+        catalog = store.items()
+    finally:
+        store.close()
+    info = ItemInfo(pd.DataFrame(catalog, columns=["item_id", "title", "category", "attributes"]))
+    allowed = {item["item_id"] for item in catalog}
+    del catalog
+    interactions = con.execute(
+        f"SELECT user_id, item_id, timestamp, weight FROM ({events}) ORDER BY timestamp, id"
+    ).df()
+    ranker = LearnedRanker(config).fit(
+        interactions, info, style, cf_config=cf_config, allowed=allowed, progress=o.progress
+    )
+    if not ranker.trained:
+        return {"learned": False, "training": ranker.training}
+    version = save_version(folder, ranker.save, keep=MODEL_VERSIONS_KEPT)
+    return {"learned": True, "version": version, "training": ranker.training}
+
+
+def _open_style(db, embeddings, index):
+    from recsys.store import Store
+
+    store = Store(db)
+    try:
+        return load_style(store, embeddings, index)
+    finally:
+        store.close()
+
+
+def load_style(store, embeddings, index=None):
+    """The catalog's style vectors (an embedding store's, plus vectors of items added through the API) over the
+    persisted index at `index` when it is there (else an index built in memory); None without vectors."""
+    if embeddings is None or not (Path(embeddings) / "encoder.json").exists():
+        return None
+    from index.persistence import CURRENT, IndexFileError
+    from index.style_index import StyleIndex
+    from recsys.catalog import _reconcile
+    from recsys.hybrid import StyleSpace
+    from transfer.store import EmbeddingStore
+
+    vectors = EmbeddingStore.load(embeddings)
+    known = set(store.item_ids())
+    by_id = {item: vectors.vectors[r] for r, item in enumerate(vectors.ids) if item in known}
+    added = {k: v for k, v in store.item_vectors(vectors.model_id).items() if k in known}
+    by_id.update(added)
+    if not by_id:
+        return None
+    ids = sorted(by_id)
+    matrix = np.stack([by_id[i] for i in ids])
+    built = None
+    if index is not None and (Path(index) / CURRENT).exists():
+        try:
+            built = StyleIndex.load(index, model_id=vectors.model_id)
+        except IndexFileError as exc:
+            log.warning("not using the index in %s: %s", index, exc)
+    if built is None:
+        built = StyleIndex.build(matrix, ids, model_id=vectors.model_id, spec="auto")
+    _reconcile(built, ids, matrix, added)
+    return StyleSpace(ids, matrix, vectors.model_id, index=built)
+
+
+def _bump_generation(db, key: str) -> None:
+    """Tell the running web workers to swap in the new versions (they compare the generation in `sync`)."""
+    from recsys.store import Store
+
+    store = Store(db)
+    try:
+        store.set_meta(key, f"{time.time():.6f}-{os.getpid()}-train")
+    finally:
+        store.close()
