@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data_io import EVENT_WEIGHTS, DataError, attributes_json
+from recsys.schema import migrate_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -90,12 +91,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._writing():
-            self._db.executescript(SCHEMA)
-            for table, column, declaration in MIGRATIONS:
-                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if column not in columns:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            self._db.executescript(INDEXES)
+            migrate_sqlite(self._db, str(self.path))  # numbered schema versions (`recsys.schema`)
         self._read_lock = threading.Lock()
         self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._checkpointer: sqlite3.Connection | None = None
