@@ -248,6 +248,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_copy_store(args: argparse.Namespace) -> int:
+    """Copy every row of one store into a new, empty one (ids kept), in one transaction of the target."""
+    from recsys.store_copy import copy_store
+    from recsys.stores import check_url, store_exists
+
+    check_url(args.target)
+    if not store_exists(args.source):
+        raise FileNotFoundError(f"no store at {args.source}")
+    copied = copy_store(args.source, args.target)
+    print(", ".join(f"{table}: {rows}" for table, rows in copied.items() if rows) + f" rows copied to {args.target}")
+    return 0
+
+
 def _catalog_paths(args: argparse.Namespace):
     """Where the shop's data and models are, from the flags the user gave (the rest: the defaults)."""
     from recsys.catalog import CatalogPaths
@@ -687,6 +700,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interactions", nargs="*", help="interaction files (H&M, MovieLens, generic CSV/Parquet)")
     p.add_argument("--format", choices=["hm", "recbole", "movielens", "generic"], help="default: detected")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("copy-store", help="copy a whole store into a new one (e.g. SQLite to PostgreSQL)")
+    p.add_argument("source", help=DB_HELP)
+    p.add_argument("target", help="a new or empty store: " + DB_HELP)
+    p.set_defaults(func=cmd_copy_store)
 
     p = sub.add_parser("feed", help="a shopper's personalised feed with reasons")
     p.add_argument("user_id")

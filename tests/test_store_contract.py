@@ -242,3 +242,25 @@ def test_an_unreachable_postgres_is_a_clear_error():
 
     with pytest.raises(ConnectionError, match="cannot connect to the PostgreSQL store"):
         open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/shop")
+
+
+def test_a_store_is_copied_between_engines(tmp_path, postgres):
+    from recsys.cli import main
+
+    source = tmp_path / "shop.db"
+    store = Store(source)
+    store.upsert_item("A1", "red mug")
+    first = store.add_event("u1", "A1", client_event_id="c-1")
+    store.put_style("dots", "d.jpg", np.ones(2, np.float32), "m1")
+    store.close()
+    url = postgres.create_database("copied")
+    assert main(["copy-store", str(source), url]) == 0
+    copied = open_store(url)
+    assert copied.add_event("u1", "A1", client_event_id="c-1") == first  # ids kept: the retry finds it
+    assert copied.add_event("u2", "A1") == first + 1  # new ids continue after the copied ones
+    assert copied.styles()[0]["vector"].tolist() == [1.0, 1.0]
+    copied.close()
+    assert main(["copy-store", str(source), url]) == 2  # not empty: refused, nothing written
+    assert main(["copy-store", url, str(tmp_path / "back.db")]) == 0
+    assert Store(tmp_path / "back.db").count_events() == 2
+    assert main(["copy-store", str(source), "mysql://x@y/z"]) == 2
