@@ -204,7 +204,7 @@ def measure(args: argparse.Namespace, engine: str) -> dict:
     # The service runs on a copy of the shop: the events posted here never pile up in it (every run starts from
     # the same data), and the shop stays the demo's.
     shop = copy_shop(args.db, args.store, args.index, args.models, work)
-    cluster = LocalPostgres(work / "pg").start() if engine == "postgresql" else None
+    cluster = LocalPostgres().start() if engine == "postgresql" else None
     if cluster is not None:
         shop["STYLEREC_DB"] = cluster.create_database("shop")
         copy_store(work / "shop.db", shop["STYLEREC_DB"])
