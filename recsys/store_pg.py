@@ -67,6 +67,7 @@ class PostgresStore(Store):
         self._host = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._alive: threading.Thread | None = None  # says this host is alive while it has claimed jobs
         self._closed = threading.Event()
+        self._local = threading.local()  # `writes_events`: this thread's transaction adds events
         try:
             with psycopg.connect(url, connect_timeout=10) as probe:  # a clear error now, not a pool timing out
                 probe.execute("SELECT 1")
@@ -124,6 +125,8 @@ class PostgresStore(Store):
         """One atomic unit of work on a pooled connection: committed when the block ends, rolled back on error."""
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(f"SET LOCAL synchronous_commit = {self._synchronous}")
+            if getattr(self._local, "writes_events", False):  # ids in commit order (see the module docstring)
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_EVENTS_LOCK,))
             yield _Connection(conn)
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
@@ -182,6 +185,14 @@ class PostgresStore(Store):
         """The shop's own shoppers: users of imported interaction files, never a user only seen through the API."""
         sql = "SELECT DISTINCT user_id FROM interactions WHERE source != 'api' ORDER BY user_id LIMIT ?"
         return [r[0] for r in self._query(sql, (limit,))]
+
+    def import_interactions(self, interactions, source: str) -> int:
+        """As `Store.import_interactions`, its transaction ordered with the other hosts' event commits."""
+        self._local.writes_events = True
+        try:
+            return super().import_interactions(interactions, source)
+        finally:
+            self._local.writes_events = False
 
     def insert_events(self, events: list[tuple]) -> list[int]:
         """Write checked events (see `Store.insert_events`) in one transaction, after every other host's events
