@@ -97,10 +97,12 @@ def main() -> None:
             result["purchase_on_A_counted_by_B_s"] = round(seen, 4)
             # 3. A new model version published through A (an admin retrain), loaded by B.
             served = http.get(f"{b_url}/health").json().get("cf_version")
-            job = http.post(f"{a_url}/admin/cf/retrain", headers={"X-API-Key": KEY}).json()
+            admin = {"X-API-Key": KEY}
+            job = http.post(f"{a_url}/admin/cf/retrain", headers=admin).json()
             status_url = f"{a_url}/admin/jobs/{job['id']}"
-            until(lambda: http.get(status_url).json()["status"] not in ("queued", "running"), ceiling=600, every=0.5)
-            result["retrain_on_A"] = http.get(status_url).json()["status"]
+            until(lambda: http.get(status_url, headers=admin).json()["status"] not in ("queued", "running"), 600, 0.5)
+            finished = http.get(status_url, headers=admin).json()
+            result["retrain_on_A"] = finished["status"] if finished["status"] == "done" else finished
             reloaded = until(lambda: http.get(f"{b_url}/health").json().get("cf_version") != served, ceiling=10)
             result["new_cf_version_served_by_B_s"] = round(reloaded, 4)
         # 4. A killed with SIGKILL during a burst of events; B knows every event A acknowledged.

@@ -43,7 +43,8 @@ class _Connection:
         self.conn = conn
 
     def execute(self, sql: str, params: tuple = ()):
-        return self.conn.execute(sql.replace("?", "%s"), params)
+        # Without parameters the SQL goes as written (a literal % needs no escaping, as in SQLite).
+        return self.conn.execute(sql.replace("?", "%s"), params or None)
 
     def executemany(self, sql: str, rows: list[tuple]):
         cursor = self.conn.cursor()
@@ -131,7 +132,7 @@ class PostgresStore(Store):
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._pool.connection() as conn:
-            return conn.execute(sql.replace("?", "%s"), params).fetchall()
+            return conn.execute(sql.replace("?", "%s"), params or None).fetchall()
 
     def data_version(self) -> int:
         """A number that changes whenever a write transaction starts or ends anywhere on the server (a hash of

@@ -184,7 +184,7 @@ def run_task(task: str, paths: dict) -> dict:
 
     catalog = open_catalog(
         CatalogPaths(
-            Path(paths["db"]), Path(paths["embeddings"]), Path(paths["index"]), Path(paths["models"]), paths["device"]
+            paths["db"], Path(paths["embeddings"]), Path(paths["index"]), Path(paths["models"]), paths["device"]
         ),
         build_missing=False,
     )
