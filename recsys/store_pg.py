@@ -32,6 +32,7 @@ log = logging.getLogger("stylerec.store")
 _MIGRATE_LOCK = 0x5354594C45520001
 _EVENTS_LOCK = 0x5354594C45520002
 _QUEUE_LOCK = 0x5354594C45520003
+_CHANNEL = "stylerec_commits"  # NOTIFY channel: every write transaction says it committed
 # A host that has not said it is alive for this long is dead: its running jobs are recovered by another host.
 HOST_TIMEOUT = 30.0
 
@@ -68,6 +69,9 @@ class PostgresStore(Store):
         self._host = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._alive: threading.Thread | None = None  # says this host is alive while it has claimed jobs
         self._closed = threading.Event()
+        self._listener: threading.Thread | None = None  # counts commit notifications (`data_version`)
+        self._listening = False
+        self._notified = 0
         self._local = threading.local()  # `writes_events`: this thread's transaction adds events
         try:
             with psycopg.connect(url, connect_timeout=10) as probe:  # a clear error now, not a pool timing out
@@ -99,8 +103,9 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._closed.set()
-        if self._alive is not None:
-            self._alive.join(timeout=10)
+        for thread in (self._alive, self._listener):
+            if thread is not None:
+                thread.join(timeout=10)
         self._pool.close()
 
     # -- connections, durability, change detection ------------------------------------------------------------
@@ -125,7 +130,8 @@ class PostgresStore(Store):
     def transaction(self) -> Iterator[_Connection]:  # type: ignore[override]
         """One atomic unit of work on a pooled connection: committed when the block ends, rolled back on error."""
         with self._pool.connection() as conn, conn.transaction():
-            conn.execute(f"SET LOCAL synchronous_commit = {self._synchronous}")
+            # Listeners (`data_version`) are told at commit; nothing is sent on a rollback.
+            conn.execute(f"SET LOCAL synchronous_commit = {self._synchronous}; NOTIFY {_CHANNEL}")
             if getattr(self._local, "writes_events", False):  # ids in commit order (see the module docstring)
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_EVENTS_LOCK,))
             yield _Connection(conn)
@@ -135,10 +141,39 @@ class PostgresStore(Store):
             return conn.execute(sql.replace("?", "%s"), params or None).fetchall()
 
     def data_version(self) -> int:
-        """A number that changes whenever a write transaction starts or ends anywhere on the server (a hash of
-        the current snapshot: its xmin, xmax and in-progress list). One round trip, no table read; it may change
-        for another database's writes too (then the caller looks and finds nothing new)."""
+        """A number that changes whenever a transaction is committed to the store, by any host: a count of the
+        notifications that every write transaction sends at its commit (`LISTEN/NOTIFY`, received by a thread
+        of this object, started by the first call), so asking costs no round trip. While that thread is not
+        connected, a hash of the server's current snapshot (xmin, xmax, transactions in progress: it changes
+        whenever a write transaction starts or ends; one round trip, no table read)."""
+        if self._listener is None:
+            ready = threading.Event()
+            self._listener = threading.Thread(target=self._listen, args=(ready,), name="store-listen", daemon=True)
+            self._listener.start()
+            ready.wait(10)
+        if self._listening:
+            return self._notified
         return hash(self._query("SELECT pg_current_snapshot()::text")[0][0])
+
+    def _listen(self, ready: threading.Event) -> None:
+        import psycopg
+
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute(f"LISTEN {_CHANNEL}")
+                    self._notified += 1  # (re)connected: whatever was sent meanwhile, look once
+                    self._listening = True
+                    ready.set()
+                    while not self._closed.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            self._notified += 1
+            except Exception:  # the server went away: ask it (snapshot) until listening again
+                log.warning("store notifications lost; polling until reconnected", exc_info=True)
+            finally:
+                self._listening = False
+                ready.set()
+            self._closed.wait(1.0)
 
     # -- what PostgreSQL spells differently --------------------------------------------------------------------
     def upsert_item(

@@ -4,6 +4,8 @@ shared, and a dead host's jobs are recovered by another."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -43,14 +45,31 @@ def test_hosts_see_each_others_events_and_style_feedback(hosts):
     bought = a.post("/events", json={"user_id": "two-hosts", "item_id": "D0005", "event": "purchase"})
     assert bought.status_code == 201
     assert b.get("/health").json()["events"] == bought.json()["id"]  # the other host's next answer counts it
-    feed = [r["item"]["id"] for r in b.get("/users/two-hosts/feed", params={"k": 10}).json()["items"]]
-    assert "D0005" not in feed  # the other host ranks with the purchase folded in (bought items are left out)
+    # B hears of A's commit by a notification (LISTEN/NOTIFY): waited for, with a generous ceiling.
+    assert wait_for(lambda: "D0005" not in feed_of(b, "two-hosts"))  # folded in on B: a bought item is left out
 
     styles = {s["name"]: s for s in b.get("/users/two-hosts/styles").json()}
     like = {"user_id": "two-hosts", "style": "dots", "event": "style_like", "event_id": "style-1"}
     assert a.post("/events", json=like).status_code == 201
-    after = {s["name"]: s for s in b.get("/users/two-hosts/styles").json()}
-    assert after["dots"]["score"] > styles["dots"]["score"]
+    assert wait_for(lambda: style_score(b, "two-hosts", "dots") > styles["dots"]["score"])
+
+
+def wait_for(check, ceiling: float = 30.0) -> bool:
+    """Whether `check()` becomes true within `ceiling` seconds (a generous bound, not a deadline)."""
+    end = time.monotonic() + ceiling
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def feed_of(client, user: str) -> list[str]:
+    return [r["item"]["id"] for r in client.get(f"/users/{user}/feed", params={"k": 10}).json()["items"]]
+
+
+def style_score(client, user: str, name: str) -> float:
+    return {s["name"]: s["score"] for s in client.get(f"/users/{user}/styles").json()}[name]
 
 
 def test_an_event_id_acknowledged_by_one_host_is_known_to_the_other(hosts):

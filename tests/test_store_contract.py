@@ -92,11 +92,25 @@ def test_imports_replace_a_changed_source(store):
 
 
 def test_data_version_sees_another_connections_commit(store_url, store):
+    """SQLite: at once; PostgreSQL: once the commit's notification has arrived (waited for, up to 30 s)."""
     other = open_store(store_url)
     before = store.data_version()
     other.add_event("u1", "A1")
-    assert store.data_version() != before
+    assert wait_for(lambda: store.data_version() != before)
+    seen = store.data_version()
+    time.sleep(0.2)
+    assert store.data_version() == seen  # nothing committed: no change
     other.close()
+
+
+def wait_for(check, ceiling: float = 30.0) -> bool:
+    """Whether `check()` becomes true within `ceiling` seconds (a generous bound, not a deadline)."""
+    end = time.monotonic() + ceiling
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_the_job_queue(store):
