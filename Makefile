@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: demo test lint browser
+.PHONY: demo test lint browser postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ browser:
 		(DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 && echo "installed chromium") || \
 		echo "no chromium: the browser test will skip"
 
-test: $(STAMP) browser
+# The PostgreSQL tests start a private cluster from Debian's package; they skip when none can be installed.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 && echo "installed postgresql") || \
+		echo "no postgresql: the PostgreSQL tests will skip"
+
+test: $(STAMP) browser postgres
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -q

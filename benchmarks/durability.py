@@ -2,12 +2,13 @@
 after the restart are stored once.
 
     stylerec demo --no-serve          # once: the demo shop in var/
-    python benchmarks/durability.py [--clients 8] [--seconds 6] [--kills 2]
+    python benchmarks/durability.py [--clients 8] [--seconds 6] [--kills 2] [--engine postgresql]
 
 On a copy of the demo store: starts `stylerec serve` (web workers + render worker), posts events with client
 event ids from several clients, kills the whole process group with SIGKILL mid-load, starts it again; `--kills`
 times. Then every acknowledged event must be in the store exactly once, and re-posting acknowledged events (the
 client retrying) must answer with the same event ids and store nothing new. Prints one JSON object.
+`--engine postgresql`: the copy goes into a private PostgreSQL cluster (`recsys.pg_local`, fsync on) instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,7 +27,9 @@ from pathlib import Path
 
 import httpx
 
-from recsys.store import Store
+from recsys.pg_local import LocalPostgres
+from recsys.store_copy import copy_store
+from recsys.stores import open_store
 
 sys.path.insert(0, os.path.dirname(__file__))
 from serving import copy_shop
@@ -70,6 +72,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--kills", type=int, default=2)
     parser.add_argument("--port", type=int, default=8767)
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--db", default="var/stylerec.db")
     parser.add_argument("--store", default="var/store")
     parser.add_argument("--index", default="var/index")
@@ -78,7 +81,11 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="stylerec-durability-"))
     env = copy_shop(args.db, args.store, args.index, args.models, work)
-    store = Store(work / "shop.db")
+    cluster = LocalPostgres().start() if args.engine == "postgresql" else None
+    if cluster is not None:
+        env["STYLEREC_DB"] = cluster.create_database("shop")
+        copy_store(work / "shop.db", env["STYLEREC_DB"])
+    store = open_store(env["STYLEREC_DB"])
     items = store.item_ids()[:50]
     store.close()
     base = f"http://127.0.0.1:{args.port}"
@@ -103,11 +110,12 @@ def main() -> None:
             same = sum(http.post("/events", json=body).json()["id"] == event_id for _, (event_id, body) in retried)
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
-        db = sqlite3.connect(work / "shop.db")
-        stored = dict(db.execute("SELECT client_event_id, COUNT(*) FROM interactions WHERE user_id LIKE 'dur-%' "
-                                 "GROUP BY client_event_id").fetchall())  # fmt: skip
-        db.close()
+        store = open_store(env["STYLEREC_DB"])
+        stored = dict(store._query("SELECT client_event_id, COUNT(*) FROM interactions WHERE user_id LIKE 'dur-%' "
+                                   "GROUP BY client_event_id"))  # fmt: skip
+        store.close()
         result = {
+            "engine": args.engine,
             "kills": args.kills,
             "events_acknowledged": len(acked),
             "acknowledged_missing": sum(event_id not in stored for event_id in acked),
@@ -117,6 +125,8 @@ def main() -> None:
         }
         print(json.dumps(result, indent=2))
     finally:
+        if cluster is not None:
+            cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

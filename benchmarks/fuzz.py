@@ -1,11 +1,12 @@
 """Fuzz the whole OpenAPI schema with schemathesis against a running service: no request may get a 5xx.
 
     stylerec demo --no-serve          # once: the demo catalog, store and vectors in var/
-    python benchmarks/fuzz.py [--max-examples 30] [--port 8766] [--checks conformance]
+    python benchmarks/fuzz.py [--max-examples 30] [--port 8766] [--checks conformance] [--engine postgresql]
 
 Runs on a copy of the demo store, index and models (admin routes included, with a generated API key, so fuzzing
 may add and delete items there), renders made tiny (64 px, 2 steps) so queued jobs do not swamp the machine. Exit
-status is schemathesis's: 0 when every check passed.
+status is schemathesis's: 0 when every check passed. `--engine postgresql`: the store copied into a private
+PostgreSQL cluster (`recsys.pg_local`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from recsys.pg_local import LocalPostgres
+from recsys.store_copy import copy_store
 
 sys.path.insert(0, os.path.dirname(__file__))
 from serving import copy_shop, running_service
@@ -39,6 +43,7 @@ def main() -> int:
     parser.add_argument("--workers", default="1", help="schemathesis's concurrent workers")
     parser.add_argument("--max-time", type=int, help="seconds: fuzzing and stateful tests repeat until spent")
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--db", default="var/stylerec.db")
     parser.add_argument("--store", default="var/store")
     parser.add_argument("--index", default="var/index")
@@ -53,6 +58,10 @@ def main() -> int:
         "STYLEREC_RENDER_SIZE": "64",
         "STYLEREC_RENDER_STEPS": "2",
     }
+    cluster = LocalPostgres().start() if args.engine == "postgresql" else None
+    if cluster is not None:
+        env["STYLEREC_DB"] = cluster.create_database("shop")
+        copy_store(work / "shop.db", env["STYLEREC_DB"])
     try:
         with running_service(args.port, env=env) as base:
             command = [
@@ -64,6 +73,8 @@ def main() -> int:
             ]  # fmt: skip
             return subprocess.run(command, check=False).returncode
     finally:
+        if cluster is not None:
+            cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

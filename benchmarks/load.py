@@ -5,6 +5,7 @@ lists, alternating, plus one POST /events (with a unique event_id) in every 20 r
     stylerec demo --no-serve          # once: the demo shop in var/ (store, vectors, index, CF model)
     apt-get install -y wrk            # Debian's wrk
     python benchmarks/load.py [--clients 50] [--seconds 20] [--workers 2] [--scenarios plain,render,uploads]
+                              [--engines sqlite,postgresql]   # the same run on each store, one after the other
     (a scenario named twice runs twice: plain,render,plain,render gives plain, render, plain#2, render#2)
 
 Scenarios, one after the other against the same service (so their ratios come from one run):
@@ -38,7 +39,9 @@ import httpx
 import numpy as np
 import psutil
 
-from recsys.store import Store
+from recsys.pg_local import LocalPostgres
+from recsys.store_copy import copy_store
+from recsys.stores import open_store
 
 sys.path.insert(0, os.path.dirname(__file__))
 from serving import copy_shop, running_service
@@ -182,18 +185,30 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--scenarios", default="plain,render,uploads")
     parser.add_argument("--events-every", type=int, default=20, help="one POST /events in N requests (0: none)")
+    parser.add_argument("--engines", default="sqlite", help="stores to run on, one after the other: sqlite,postgresql")
     parser.add_argument("--db", default="var/stylerec.db")
     parser.add_argument("--store", default="var/store")
     parser.add_argument("--index", default="var/index")
     parser.add_argument("--models", default="var/models")
     args = parser.parse_args()
+    engines = args.engines.split(",")
+    results = {engine: measure(args, engine) for engine in engines}
+    print(json.dumps(results[engines[0]] if len(engines) == 1 else results, indent=2))
 
+
+def measure(args: argparse.Namespace, engine: str) -> dict:
+    """Every scenario against one service on a copy of the shop in `engine`'s store (`sqlite`, or `postgresql`:
+    a private cluster of `recsys.pg_local`, fsync on)."""
     load_users = ("load-1", "load-2")  # the users of load.lua's events (one per wrk thread)
     work = Path(tempfile.mkdtemp(prefix="stylerec-load-"))
     # The service runs on a copy of the shop: the events posted here never pile up in it (every run starts from
     # the same data), and the shop stays the demo's.
     shop = copy_shop(args.db, args.store, args.index, args.models, work)
-    store = Store(shop["STYLEREC_DB"])
+    cluster = LocalPostgres().start() if engine == "postgresql" else None
+    if cluster is not None:
+        shop["STYLEREC_DB"] = cluster.create_database("shop")
+        copy_store(work / "shop.db", shop["STYLEREC_DB"])
+    store = open_store(shop["STYLEREC_DB"])
     events_before = sum(len(store.interactions(u)) for u in load_users)
     shoppers, items = store.shoppers(), store.item_ids()
     style = store.styles()[0]["name"]
@@ -204,7 +219,7 @@ def main() -> None:
     serve_args = ["--workers", str(args.workers)]
     # Renders start uncached; request logs off (a JSON line per request would be most of this script's output).
     env = {**shop, "STYLEREC_API_KEY": KEY, "STYLEREC_LOG_LEVEL": "warning"}
-    result: dict = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers}
+    result: dict = {"engine": engine, "clients": args.clients, "seconds": args.seconds, "workers": args.workers}
     acknowledged = 0
     with running_service(args.port, serve_args, env) as base, httpx.Client(base_url=base, timeout=30) as http:
         result["served"] = {k: v for k, v in http.get("/health").json().items() if "version" in k or "spec" in k}
@@ -243,13 +258,15 @@ def main() -> None:
             suffix = key[len(scenario) :]
             if scenario in ("render", "retrain") and "plain" + suffix in result:
                 result[key]["vs_plain_rps"] = round(result[key]["rps"] / result["plain" + suffix]["rps"], 3)
-    store = Store(shop["STYLEREC_DB"])
+    store = open_store(shop["STYLEREC_DB"])
     stored = sum(len(store.interactions(u)) for u in load_users) - events_before
     store.close()
-    shutil.rmtree(work)
+    if cluster is not None:
+        cluster.stop()
+    shutil.rmtree(work, ignore_errors=True)
     result["events_acknowledged"] = acknowledged
     result["events_missing_after"] = max(0, acknowledged - stored)
-    print(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

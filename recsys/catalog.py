@@ -44,7 +44,7 @@ GENERATION = "catalog_generation"  # meta key: bumped by every change other proc
 class CatalogPaths:
     """Where a shop's data and models live (the defaults are the CLI's and the service's)."""
 
-    db: Path = Path("var/stylerec.db")
+    db: Path | str = Path("var/stylerec.db")  # a path (SQLite) or a postgresql:// URL (`recsys.stores`)
     embeddings: Path = Path("var/store")
     index: Path = Path("var/index")
     models: Path = Path("var/models")
@@ -588,9 +588,11 @@ def open_catalog(paths: CatalogPaths | None = None, build_missing: bool = True, 
     """Open a shop (see the module docstring). The SQLite store must exist (`stylerec import` or `demo`).
     `feed_cache`: feed answers kept (the service's; see `FeedCache`)."""
     paths = paths or CatalogPaths()
-    if not Path(paths.db).exists():
+    from recsys.stores import open_store, store_exists
+
+    if not store_exists(paths.db):
         raise FileNotFoundError(f"no store at {paths.db} (run `stylerec import` or `stylerec demo` first)")
-    store = Store(paths.db)
+    store = open_store(paths.db)
     try:
         return Catalog(paths, store, build_missing, feed_cache)
     except BaseException:

@@ -14,11 +14,14 @@ from pathlib import Path
 DEFAULT_DEMO_DIR = Path("data/demo")
 DEFAULT_STORE = Path("var/store")
 DEFAULT_INDEX = Path("var/index")
-DEFAULT_DB = Path("var/stylerec.db")
+DEFAULT_DB = os.environ.get("STYLEREC_DB", "var/stylerec.db")  # a path (SQLite) or postgresql://...
 DEFAULT_STYLES = Path("var/styles")
 DEFAULT_RENDERS = Path("var/renders")
 DEFAULT_MODELS = Path("var/models")
 DEFAULT_WORKERS = 2
+
+
+DB_HELP = "the shop's store: a path or sqlite:///path (SQLite), or postgresql://user@host:port/db"
 
 
 def _given(flags: dict) -> dict:
@@ -232,11 +235,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """Load a catalog and/or interaction files into the SQLite store (idempotent, all or nothing per file)."""
     from recsys.data_io import file_digest, iter_interactions, read_catalog
-    from recsys.store import Store
+    from recsys.stores import open_store
 
     if not args.catalog and not args.interactions:
         raise ValueError("nothing to import: give --catalog DIR and/or --interactions FILE")
-    store = Store(args.db)
+    store = open_store(args.db)
     try:
         if args.catalog:
             written = store.import_items(read_catalog(args.catalog), str(Path(args.catalog).resolve()))
@@ -263,12 +266,26 @@ def _rows_progress(chunks, desc: str):
             bar.update(len(chunk))
 
 
+def cmd_copy_store(args: argparse.Namespace) -> int:
+    """Copy every row of one store into a new, empty one (ids kept), in one transaction of the target."""
+    from recsys.store_copy import copy_store
+    from recsys.stores import check_url, store_exists
+
+    check_url(args.target)
+    if not store_exists(args.source):
+        raise FileNotFoundError(f"no store at {args.source}")
+    copied = copy_store(args.source, args.target)
+    print(", ".join(f"{table}: {rows}" for table, rows in copied.items() if rows) + f" rows copied to {args.target}")
+    return 0
+
+
 def _catalog_paths(args: argparse.Namespace):
     """Where the shop's data and models are, from the flags the user gave (the rest: the defaults)."""
     from recsys.catalog import CatalogPaths
 
     given = {"db": args.db, "embeddings": args.store, "index": args.index, "models": args.models}
-    return CatalogPaths(**{k: Path(v) for k, v in _given(given).items()}, device=getattr(args, "device", None))
+    paths = {k: v if k == "db" else Path(v) for k, v in _given(given).items()}  # db: a path or a URL
+    return CatalogPaths(**paths, device=getattr(args, "device", None))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -315,9 +332,9 @@ def cmd_feed(args: argparse.Namespace) -> int:
 def cmd_styles(args: argparse.Namespace) -> int:
     """The style palette: add, list, remove."""
     from recsys.palette import add_style
-    from recsys.store import Store
+    from recsys.stores import open_store
 
-    store = Store(args.db)
+    store = open_store(args.db)
     try:
         if args.styles_command == "add":
             added = add_style(store, args.name, args.image, args.styles_dir, args.store)
@@ -378,13 +395,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     """Re-render products (item ids or image paths) in a palette style, a style image or a blend of styles."""
     from tqdm.auto import tqdm
 
-    from recsys.store import Store
+    from recsys.stores import open_store, store_exists
     from transfer.adain import renderer_for
     from transfer.render import RenderError
     from transfer.render_cache import RenderCache
 
     options = _render_options(args)
-    store = Store(args.db) if Path(args.db).exists() else None
+    store = open_store(args.db) if store_exists(args.db) else None
     blend = _style_blend(args.style, store)
     style = blend[0][0] if len(blend) == 1 else blend
     stem = "+".join(Path(path).stem for path, _ in blend)
@@ -571,7 +588,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from recsys.catalog import CatalogPaths, open_catalog
 
     # Opening the catalog the first time trains and saves the CF model the service and `stylerec feed` load.
-    paths = CatalogPaths(Path(args.db), Path(args.store), Path(args.index), Path(args.models), args.device)
+    paths = CatalogPaths(args.db, Path(args.store), Path(args.index), Path(args.models), args.device)
     shop = open_catalog(paths)
     known_styles = {s["name"] for s in shop.store.styles() if s["model_id"] == store.model_id}
     for path in make_demo_styles(Path(args.catalog) / "styles"):
@@ -607,7 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", default=str(DEFAULT_DEMO_DIR))
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--index", default=str(DEFAULT_INDEX))
-    p.add_argument("--db", default=str(DEFAULT_DB), help="SQLite store")
+    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
     p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
     p.add_argument("--device")
     p.add_argument("--image-size", type=int, help="encoder image size (default 256)")
@@ -642,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--facet", choices=["pattern", "colour", "both"], help="match the pattern, the colours or both (default)"
     )
-    p.add_argument("--db", default=str(DEFAULT_DB), help="the shop's SQLite store (`stylerec import` or `demo`)")
+    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP + " (`stylerec import` or `demo`)")
     p.add_argument("--store", default=str(DEFAULT_STORE), help="embedding store of the catalog's images")
     p.add_argument("--index", default=str(DEFAULT_INDEX), help="the persisted style index (built when missing)")
     p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
@@ -712,15 +729,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("import", help="load a catalog and interactions into the SQLite store")
-    p.add_argument("--db", default=str(DEFAULT_DB))
+    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
     p.add_argument("--catalog", help="catalog folder (H&M layout, or items.csv + images)")
     p.add_argument("--interactions", nargs="*", help="interaction files (H&M, MovieLens, generic CSV/Parquet)")
     p.add_argument("--format", choices=["hm", "recbole", "movielens", "generic"], help="default: detected")
     p.set_defaults(func=cmd_import)
 
+    p = sub.add_parser("copy-store", help="copy a whole store into a new one (e.g. SQLite to PostgreSQL)")
+    p.add_argument("source", help=DB_HELP)
+    p.add_argument("target", help="a new or empty store: " + DB_HELP)
+    p.set_defaults(func=cmd_copy_store)
+
     p = sub.add_parser("feed", help="a shopper's personalised feed with reasons")
     p.add_argument("user_id")
-    p.add_argument("--db", default=str(DEFAULT_DB))
+    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
     p.add_argument("--store", default=str(DEFAULT_STORE), help="embedding store of the catalog's images")
     p.add_argument("--index", default=str(DEFAULT_INDEX), help="the persisted style index")
     p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
@@ -743,7 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("image")
             p.add_argument("--styles-dir", default=str(DEFAULT_STYLES), help="where palette images are kept")
             p.add_argument("--store", default=str(DEFAULT_STORE), help="the catalog's embedding store")
-        p.add_argument("--db", default=str(DEFAULT_DB))
+        p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_styles)
 
@@ -763,7 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--saturation", type=float)
     p.add_argument("--no-preserve-colour", action="store_true", help="take the style's colours too")
     p.add_argument("--no-keep-background", action="store_true", help="style the whole photo")
-    p.add_argument("--db", default=str(DEFAULT_DB))
+    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
     p.add_argument("--cache", default=str(DEFAULT_RENDERS))
     p.add_argument("--device")
     p.add_argument("--threads", type=int, help="fast: onnxruntime threads (default: all cores)")
@@ -797,7 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("serve", help="run the web service (API + web page)")
-    p.add_argument("--db", help="SQLite store (default var/stylerec.db or $STYLEREC_DB)")
+    p.add_argument("--db", help=DB_HELP + " (default var/stylerec.db or $STYLEREC_DB)")
     p.add_argument("--store", help="embedding store (default var/store or $STYLEREC_EMBEDDINGS)")
     p.add_argument("--index", help="persisted style index (default var/index or $STYLEREC_INDEX)")
     p.add_argument("--models", help="saved models folder (default var/models or $STYLEREC_MODELS)")
@@ -812,13 +834,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    from recsys.schema import SchemaError
     from transfer.images import ImageError
     from transfer.render import RenderError
     from transfer.store import StoreError
 
     try:
         return args.func(args)
-    except (ImageError, RenderError, StoreError, FileNotFoundError, PortBusy, ValueError, KeyError) as exc:
+    except (ImageError, RenderError, StoreError, FileNotFoundError, PortBusy, ValueError, KeyError, ConnectionError,
+            SchemaError) as exc:  # fmt: skip
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data_io import EVENT_WEIGHTS, DataError, attributes_json
+from recsys.schema import migrate_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -91,12 +92,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._writing():
-            self._db.executescript(SCHEMA)
-            for table, column, declaration in MIGRATIONS:
-                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if column not in columns:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            self._db.executescript(INDEXES)
+            migrate_sqlite(self._db, str(self.path))  # numbered schema versions (`recsys.schema`)
         self._read_lock = threading.Lock()
         self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._checkpointer: sqlite3.Connection | None = None
@@ -305,7 +301,7 @@ class Store:
         else:
             digest = content_digest
             chunks = (list(_interaction_rows(chunk, source)) for chunk in interactions)
-        with self.transaction() as db, _big_cache(db):
+        with self.transaction() as db, self._bulk_writing(db):
             if self._already_imported(db, source, digest):
                 return 0
             db.execute("DELETE FROM interactions WHERE source = ?", (source,))
@@ -636,6 +632,10 @@ class Store:
         return rows[0][0] if rows else default
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
+    def _bulk_writing(self, db):
+        """What a bulk write of events runs under (SQLite: a bigger page cache while it lasts)."""
+        return _big_cache(db)
+
     @staticmethod
     def _already_imported(db: sqlite3.Connection, source: str, digest: str) -> bool:
         row = db.execute("SELECT sha256 FROM imports WHERE source = ?", (source,)).fetchone()

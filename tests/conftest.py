@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,28 @@ def service_settings(demo_shop, tmp_path_factory):
         max_upload_bytes=2_000_000,
         max_pixels=4_000_000,
     )
+
+
+# -- PostgreSQL: one private cluster per test session (Debian's `postgresql` package), a fresh database per test ---
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL cluster (`recsys.pg_local`), or a skip naming why none can be started here."""
+    from recsys.pg_local import LocalPostgres, NoPostgres
+
+    cluster = LocalPostgres(fsync=False)  # throwaway data: no disk syncs in tests
+    try:
+        cluster.start()
+    except NoPostgres as exc:
+        cluster.stop()
+        pytest.skip(f"no PostgreSQL server can be started here: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """A new, empty store of each engine: an SQLite file path, or the URL of a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shop.db")
+    cluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")

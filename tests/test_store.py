@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys.data_io import DataError, detect_format, read_catalog, read_interactions
-from recsys.store import Store
+from recsys.stores import open_store
 
 
 def test_hm_transactions_and_articles(datasets):
@@ -59,8 +59,8 @@ def test_generic_csv_parquet_and_errors(tmp_path):
         read_interactions(tmp_path / "missing.csv")
 
 
-def test_store_imports_are_idempotent_and_atomic(tmp_path, demo_catalog):
-    store = Store(tmp_path / "stylerec.db")
+def test_store_imports_are_idempotent_and_atomic(store_url, demo_catalog):
+    store = open_store(store_url)
     catalog = read_catalog(demo_catalog)
     assert store.import_items(catalog, "demo") == 288
     assert store.import_items(catalog, "demo") == 0  # same content: nothing to do
@@ -89,8 +89,8 @@ def test_store_imports_are_idempotent_and_atomic(tmp_path, demo_catalog):
     store.close()
 
 
-def test_items_by_id_and_counts_match_the_listing(tmp_path, demo_catalog):
-    store = Store(tmp_path / "stylerec.db")
+def test_items_by_id_and_counts_match_the_listing(store_url, demo_catalog):
+    store = open_store(store_url)
     store.import_items(read_catalog(demo_catalog), "demo")
     ids = [f"D{n:04d}" for n in range(1, 289)]
     found = store.items_by_id([*ids, "NOPE", "D0001"])  # more than one chunk, an unknown id, a repeat
@@ -102,9 +102,8 @@ def test_items_by_id_and_counts_match_the_listing(tmp_path, demo_catalog):
     store.close()
 
 
-def test_events_survive_a_reopen_and_concurrent_writers(tmp_path, demo_catalog):
-    path = tmp_path / "stylerec.db"
-    store = Store(path)
+def test_events_survive_a_reopen_and_concurrent_writers(store_url, demo_catalog):
+    store = open_store(store_url)
     store.import_items(read_catalog(demo_catalog), "demo")
 
     def post(user: str) -> None:
@@ -117,7 +116,7 @@ def test_events_survive_a_reopen_and_concurrent_writers(tmp_path, demo_catalog):
     for thread in threads:
         thread.join()
     store.close()
-    reopened = Store(path)
+    reopened = open_store(store_url)
     events = reopened.interactions()
     assert len(events) == 100 and set(events["weight"]) == {0.5}
     assert reopened.users() == ["u0", "u1", "u2", "u3"]
@@ -125,7 +124,7 @@ def test_events_survive_a_reopen_and_concurrent_writers(tmp_path, demo_catalog):
     assert reopened.styles()[0]["vector"].tolist() == [1.0] * 4
 
 
-def test_big_files_stream_in_chunks_all_or_nothing(tmp_path):
+def test_big_files_stream_in_chunks_all_or_nothing(tmp_path, store_url):
     """A file read in chunks gives the table read whole; its import is one transaction: the same file again
     writes nothing, a bad row in a later chunk names its line and leaves the store as it was."""
     from recsys.data_io import file_digest, iter_interactions
@@ -138,7 +137,7 @@ def test_big_files_stream_in_chunks_all_or_nothing(tmp_path):
     pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole)
     assert whole["timestamp"].tolist() == list(range(10))  # no timestamps: the row order, across chunks
 
-    store = Store(tmp_path / "stylerec.db")
+    store = open_store(store_url)
     source = str(path)
     assert store.import_interactions(iter_interactions(path, chunk_rows=3), source, file_digest(path)) == 10
     assert store.import_interactions(iter_interactions(path, chunk_rows=3), source, file_digest(path)) == 0

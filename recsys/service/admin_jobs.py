@@ -30,6 +30,7 @@ from pathlib import Path
 
 from recsys.service.server import with_parent_pid
 from recsys.store import NotFound, Store
+from recsys.stores import is_postgres, open_store
 
 log = logging.getLogger("stylerec.admin_jobs")
 KIND = "admin"
@@ -58,6 +59,9 @@ class AdminJobs:
         """`paths`: the catalog's db, embeddings, index, models and device, as the job process will open it."""
         self.store, self.paths = store, paths
         self.lock_path = f"{paths['db']}.admin-job.lock"
+        if is_postgres(str(paths["db"])):  # several hosts: the lock lives in the models folder they all share
+            Path(str(paths["models"])).mkdir(parents=True, exist_ok=True)
+            self.lock_path = str(Path(str(paths["models"])) / "admin-job.lock")
         self._processes: dict[str, subprocess.Popen] = {}  # jobs this process started, while they run
 
     def start(self, task: str) -> dict:
@@ -183,7 +187,7 @@ def run_task(task: str, paths: dict) -> dict:
         return _train(paths)
     catalog = open_catalog(
         CatalogPaths(
-            Path(paths["db"]), Path(paths["embeddings"]), Path(paths["index"]), Path(paths["models"]), paths["device"]
+            paths["db"], Path(paths["embeddings"]), Path(paths["index"]), Path(paths["models"]), paths["device"]
         ),
         build_missing=False,
     )
@@ -220,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     db, job_id, lock_fd = argv if argv is not None else sys.argv[1:]
     os.nice(10)  # the web workers' requests go first
     logs.configure()
-    store = Store(db)
+    store = open_store(db)
     try:
         job = store.job(job_id)
         store.finish_job(job_id, "running")

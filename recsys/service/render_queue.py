@@ -14,15 +14,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from recsys.service.settings import Settings
 from recsys.store import NotFound, Store
+from recsys.stores import open_store
 from transfer.render import RenderOptions
 from transfer.render_cache import RenderCache, cache_key
 
 log = logging.getLogger("stylerec.renders")
 KIND = "render"
+RECOVER_EVERY = 10.0  # seconds between looks for a dead host's jobs (PostgreSQL: several hosts share the queue)
 
 
 class RenderQueue:
@@ -127,7 +130,7 @@ class RenderWorker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store(settings.db)
+        self.store = open_store(settings.db)
         self.cache = RenderCache(settings.renders_dir, settings.render_cache_bytes)
         self._renderers: dict[str, object] = {}
 
@@ -163,7 +166,11 @@ class RenderWorker:
     def run(self, stop: threading.Event, poll: float = 0.5) -> None:
         """Recover, then run jobs until `stop` is set (polling the store when the queue is empty)."""
         self.recover()
+        recovered = time.monotonic()
         while not stop.is_set():
+            if getattr(self.store, "shared", False) and time.monotonic() - recovered > RECOVER_EVERY:
+                self.recover()  # a store shared by several hosts: the jobs of a host that died meanwhile
+                recovered = time.monotonic()
             if not self.run_once():
                 stop.wait(poll)
 

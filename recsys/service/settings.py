@@ -16,7 +16,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="STYLEREC_", extra="ignore")
 
-    db: Path = Path("var/stylerec.db")
+    db: Path | str = Field(Path("var/stylerec.db"), description="a path (SQLite) or postgresql://user@host:port/db")
     embeddings: Path = Path("var/store")
     index: Path = Path("var/index")
     models: Path = Path("var/models")

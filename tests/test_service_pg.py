@@ -1,0 +1,96 @@
+"""The service on the PostgreSQL store: two hosts (two apps, as two `stylerec serve` would be) sharing one
+database and one models folder see each other's events, style feedback and event ids at once; the render queue is
+shared, and a dead host's jobs are recovered by another."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from recsys.service.app import create_app
+from recsys.service.render_queue import RenderWorker
+from recsys.stores import open_store
+
+
+@pytest.fixture(scope="module")
+def pg_settings(service_settings, postgres):
+    """The service settings of the shared demo shop, its store copied into a new PostgreSQL database (the index
+    and models folders of its own, shared by both hosts)."""
+    from recsys.store import Store
+
+    url = postgres.create_database("service_shop")
+    source, target = Store(service_settings.db), open_store(url)
+    target.import_items(source.item_table(), "demo")
+    target.import_interactions(source.interactions().drop(columns="id"), "interactions.csv")
+    for style in source.styles():
+        target.put_style(style["name"], style["image"], style["vector"], style["model_id"])
+    source.close()
+    target.close()
+    root = service_settings.models.parent / "pg"
+    return service_settings.model_copy(
+        update={"db": url, "index": root / "index", "models": root / "models", "renders_dir": root / "renders"}
+    )
+
+
+@pytest.fixture(scope="module")
+def hosts(pg_settings):
+    with TestClient(create_app(pg_settings)) as a, TestClient(create_app(pg_settings)) as b:
+        yield a, b
+
+
+def test_hosts_see_each_others_events_and_style_feedback(hosts):
+    a, b = hosts
+    bought = a.post("/events", json={"user_id": "two-hosts", "item_id": "D0005", "event": "purchase"})
+    assert bought.status_code == 201
+    assert b.get("/health").json()["events"] == bought.json()["id"]  # the other host's next answer counts it
+    # B hears of A's commit by a notification (LISTEN/NOTIFY): waited for, with a generous ceiling.
+    assert wait_for(lambda: "D0005" not in feed_of(b, "two-hosts"))  # folded in on B: a bought item is left out
+
+    styles = {s["name"]: s for s in b.get("/users/two-hosts/styles").json()}
+    like = {"user_id": "two-hosts", "style": "dots", "event": "style_like", "event_id": "style-1"}
+    assert a.post("/events", json=like).status_code == 201
+    assert wait_for(lambda: style_score(b, "two-hosts", "dots") > styles["dots"]["score"])
+
+
+def wait_for(check, ceiling: float = 30.0) -> bool:
+    """Whether `check()` becomes true within `ceiling` seconds (a generous bound, not a deadline)."""
+    end = time.monotonic() + ceiling
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def feed_of(client, user: str) -> list[str]:
+    return [r["item"]["id"] for r in client.get(f"/users/{user}/feed", params={"k": 10}).json()["items"]]
+
+
+def style_score(client, user: str, name: str) -> float:
+    return {s["name"]: s["score"] for s in client.get(f"/users/{user}/styles").json()}[name]
+
+
+def test_an_event_id_acknowledged_by_one_host_is_known_to_the_other(hosts):
+    a, b = hosts
+    body = {"user_id": "retrier", "item_id": "D0003", "event": "like", "event_id": "pg-42"}
+    first = a.post("/events", json=body)
+    again = b.post("/events", json={**body, "item_id": "D0004"})  # the retry went to the other host
+    assert first.status_code == again.status_code == 201 and first.json() == again.json()
+
+
+def test_a_dead_hosts_render_jobs_are_recovered(hosts, pg_settings, monkeypatch):
+    from recsys import store_pg
+
+    a, _ = hosts
+    job_url = a.get("/items/D0008/render", params={"style": "dots", "strength": 0.5, "renderer": "gatys"}).json()["url"]
+    dead = open_store(pg_settings.db)
+    assert dead.claim_job("render")["status"] == "running"  # a host took it...
+    worker = RenderWorker(pg_settings)
+    assert worker.recover() == (0, 0)  # ...and is alive: its job is its own
+    dead.close()  # ...then died (its heartbeat stopped)
+    monkeypatch.setattr(store_pg, "HOST_TIMEOUT", 0.0)
+    assert worker.recover() == (1, 0)
+    worker.close()
+    assert a.get(job_url).json()["status"] == "queued"
