@@ -43,7 +43,7 @@ def _jpeg(size=(120, 180), colour=(200, 30, 30)) -> bytes:
 def test_health_items_and_images(client):
     health = client.get("/health").json()
     assert health["ready"] and health["items"] == 288 and health["style_vectors"] == 288
-    assert health["model_id"].startswith("vgg19-gram-64-")
+    assert health["model_id"].startswith("vgg19-facets-64-")
     assert health["feed_model"] == "blend" and health["ranker_version"] is None  # until a ranker is trained
     page = client.get("/items", params={"category": "bag", "limit": 5}).json()
     assert page["total"] == 48 and len(page["items"]) == 5 and page["items"][0]["category"] == "bag"
