@@ -96,11 +96,12 @@ def broken_bodies(base: str) -> Counter:
 def forged(base: str) -> dict:
     answers = []
     with httpx.Client(timeout=60) as client:
-        for i, (style, strength) in enumerate((s, t) for s in ("dots", "stripes") for t in (0.25, 0.5, 0.75, 1.0)):
+        styles = [s["name"] for s in client.get(f"{base}/styles").json()][:2]
+        for i, (style, strength) in enumerate((s, t) for s in styles for t in (0.25, 0.5, 0.75, 1.0)):
             params = {"style": style, "strength": strength, "renderer": "gatys"}
             url = f"{base}/items/D0007/render"
             answers.append(client.get(url, params=params, headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code)
-        params = {"style": "dots", "strength": 0.3, "renderer": "gatys"}
+        params = {"style": styles[0], "strength": 0.3, "renderer": "gatys"}
         admin = client.get(f"{base}/items/D0007/render", params=params, headers={"X-API-Key": KEY}).status_code
     return {"forged_clients": answers, "admin_after": admin}
 

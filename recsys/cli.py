@@ -489,7 +489,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from recsys.catalog import open_catalog
     from recsys.service import logs
-    from recsys.service.server import supervisor, uvicorn_options, with_parent_pid
+    from recsys.service.server import end_resource_tracker, supervisor, uvicorn_options, with_parent_pid
     from recsys.service.settings import Settings
 
     for flag, variable in SERVE_ENV.items():
@@ -526,6 +526,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             renderer.kill()  # its running job is queued again when the next worker starts
         sock.close()
+        end_resource_tracker()
     return 0
 
 

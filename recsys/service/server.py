@@ -118,3 +118,18 @@ def supervisor(config, sockets: list, companions: list, grace: float = 5.0):
                     companion.wait()
 
     return Supervisor(config, sockets=sockets)
+
+
+def end_resource_tracker() -> None:
+    """End this process's multiprocessing resource tracker (started for the spawned web workers), once they are
+    stopped: it would otherwise wait for every process that inherited its pipe (an embedding process still
+    starting up, say) and outlive `stylerec serve`. It ignores SIGTERM, so SIGKILL."""
+    from multiprocessing import resource_tracker
+
+    pid = getattr(resource_tracker._resource_tracker, "_pid", None)  # no public accessor
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
