@@ -249,11 +249,15 @@ def cmd_import(args: argparse.Namespace) -> int:
                 _rows_progress(iter_interactions(path, args.format), f"importing {Path(path).name}"),
                 str(Path(path).resolve()),
                 content_digest=file_digest(path, args.format),
+                bulk=Path(path).stat().st_size > BULK_IMPORT_BYTES,
             )
             print(f"interactions from {path}: {written} written" + ("" if written else " (already imported)"))
     finally:
         store.close()
     return 0
+
+
+BULK_IMPORT_BYTES = 256 << 20  # an interaction file this big is imported with the events' indexes rebuilt after
 
 
 def _rows_progress(chunks, desc: str):

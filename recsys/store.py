@@ -51,6 +51,7 @@ CREATE INDEX IF NOT EXISTS style_events_user ON style_events (user_id, ts);
 CREATE TABLE IF NOT EXISTS render_settings (user_id TEXT PRIMARY KEY, settings TEXT NOT NULL, updated REAL NOT NULL);
 """
 STYLE_EVENTS = ("style_like", "style_dislike", "style_clear")  # clear: take back a like or a dislike
+BULK_INDEXES = ("interactions_user", "interactions_source")  # rebuilt after a bulk import's rows are in
 IMPORT_CACHE_MIB = 512  # SQLite page cache while a file of events is imported (memory bounded by it, not the file)
 # Columns added after the first release: (table, column, declaration). Added to older stores when opened.
 MIGRATIONS = (
@@ -283,6 +284,7 @@ class Store:
         interactions: pd.DataFrame | Iterable[pd.DataFrame],
         source: str,
         content_digest: str | None = None,
+        bulk: bool = False,
     ) -> int:
         """Add interactions (`recsys.data_io.read_interactions`'s table, or a stream of such tables from
         `recsys.data_io.iter_interactions`) from `source`; re-importing the same content is a no-op, changed
@@ -291,7 +293,9 @@ class Store:
         A stream is written chunk by chunk inside one transaction (memory bounded by a chunk; a bad row in any
         chunk rolls the whole import back) and needs `content_digest`, what its content is known by (the file's
         `recsys.data_io.file_digest`): the same digest again is skipped before any row is read. A table without
-        one is known by the digest of its rows."""
+        one is known by the digest of its rows. `bulk` (a big file): the events' indexes are dropped and built
+        again after the rows are in, in the same transaction (one sort instead of millions of random B-tree
+        inserts: measured, inserts fell from 21k to 6k rows/s past 6M rows with them in place)."""
         if isinstance(interactions, pd.DataFrame):
             rows = list(_interaction_rows(interactions, source))
             digest = content_digest or _digest(rows)
@@ -305,6 +309,9 @@ class Store:
             if self._already_imported(db, source, digest):
                 return 0
             db.execute("DELETE FROM interactions WHERE source = ?", (source,))
+            if bulk:
+                for name in BULK_INDEXES:
+                    db.execute(f"DROP INDEX IF EXISTS {name}")
             written = 0
             for chunk in chunks:
                 db.executemany(
@@ -312,6 +319,11 @@ class Store:
                     [(*row, source) for row in chunk],
                 )
                 written += len(chunk)
+            if bulk:
+                # one statement at a time (executescript would commit the transaction first)
+                for statement in SCHEMA.split(";"):
+                    if any(f"INDEX IF NOT EXISTS {name} " in statement for name in BULK_INDEXES):
+                        db.execute(statement)
             self._record_import(db, source, "interactions", digest, written)
         return written
 

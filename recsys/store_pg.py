@@ -222,8 +222,11 @@ class PostgresStore(Store):
         sql = "SELECT DISTINCT user_id FROM interactions WHERE source != 'api' ORDER BY user_id LIMIT ?"
         return [r[0] for r in self._query(sql, (limit,))]
 
-    def import_interactions(self, interactions, source: str, content_digest: str | None = None) -> int:
-        """As `Store.import_interactions`, its transaction ordered with the other hosts' event commits."""
+    def import_interactions(
+        self, interactions, source: str, content_digest: str | None = None, bulk: bool = False
+    ) -> int:
+        """As `Store.import_interactions`, its transaction ordered with the other hosts' event commits. `bulk` is
+        accepted and ignored: PostgreSQL keeps its indexes in place (other hosts read them meanwhile)."""
         self._local.writes_events = True
         try:
             return super().import_interactions(interactions, source, content_digest)

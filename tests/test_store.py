@@ -147,14 +147,20 @@ def test_big_files_stream_in_chunks_all_or_nothing(tmp_path, store_url):
     bad = tmp_path / "bad.csv"
     bad.write_text(path.read_text() + "u9,i1,-1\n")  # line 12, in the last chunk
     with pytest.raises(DataError, match=r"bad\.csv, line 12: weight must be a number > 0"):
-        store.import_interactions(iter_interactions(bad, chunk_rows=3), str(bad), file_digest(bad))
+        store.import_interactions(iter_interactions(bad, chunk_rows=3), str(bad), file_digest(bad), bulk=True)
     broken = tmp_path / "broken.csv"
     broken.write_text(path.read_text() + "u9,i1,1,surplus\n")
     with pytest.raises(DataError, match=r"broken\.csv: cannot be read as a table"):
         store.import_interactions(iter_interactions(broken, chunk_rows=3), str(broken), file_digest(broken))
     assert len(store.interactions()) == 10  # nothing of either half-imported
 
-    path.write_text(path.read_text() + "u9,i1,2\n")  # changed: replaces that file's rows
-    assert store.import_interactions(iter_interactions(path, chunk_rows=3), source, file_digest(path)) == 11
-    assert len(store.interactions()) == 11
+    indexes = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'interactions' ORDER BY name"
+    before = store._query(indexes)
+    assert ("interactions_user",) in before  # a failed bulk import leaves its dropped indexes in place
+
+    path.write_text(path.read_text() + "u9,i1,2\n")  # changed: replaces that file's rows (bulk: indexes rebuilt)
+    digest = file_digest(path)
+    assert store.import_interactions(iter_interactions(path, chunk_rows=3), source, digest, bulk=True) == 11
+    assert len(store.interactions()) == 11 and store._query(indexes) == before
+    assert len(store.interactions("u9")) == 1
     store.close()
