@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -107,7 +108,9 @@ def train_shop(
                 manifest["built"] = time.time()
                 (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
 
-            out["tables"] = save_version(models / TABLES_DIR, write_tables, keep=MODEL_VERSIONS_KEPT)
+            staged = Path(tmp) / "tables"
+            staged.mkdir()
+            write_tables(staged)
             out["items"], out["co_purchase_pairs"] = len(items), len(co_bought)
             items = co_bought = None  # free them before CF (the closure above is done with them)
             done("tables", started)
@@ -125,24 +128,39 @@ def train_shop(
                 trained = {"last_event_id": last_event_id, "events": int(count), "trained": time.time()}
                 (folder / TRAINED_FILE).write_text(json.dumps(trained))
 
-            out["cf"] = save_version(models / CF_DIR, write_cf, keep=MODEL_VERSIONS_KEPT)
+            staged_cf = Path(tmp) / "cf"
+            staged_cf.mkdir()
+            write_cf(staged_cf)
             out["shoppers"], out["cf_items"] = cf.user_count, len(cf.item_ids)
             cf = None
             done("cf", started)
 
+            ranker = None
             if o.ranker:
                 started = time.perf_counter()
-                out["ranker"] = _train_ranker(con, events, db, models / RANKER_DIR, style, cf_config, o)
+                ranker, out["ranker"] = _train_ranker(con, events, db, models / RANKER_DIR, style, cf_config, o)
                 done("ranker", started)
         finally:
             con.close()
 
-    started = time.perf_counter()
-    _bump_generation(db, GENERATION)
-    done("publish", started)
+        # every version published at the end, one after the other, then one generation bump: a worker reloads
+        # once and serves tables, CF and ranker of this one run
+        started = time.perf_counter()
+        out["tables"] = save_version(models / TABLES_DIR, lambda f: _copy(staged, f), keep=MODEL_VERSIONS_KEPT)
+        out["cf"] = save_version(models / CF_DIR, lambda f: _copy(staged_cf, f), keep=MODEL_VERSIONS_KEPT)
+        if ranker is not None:
+            out["ranker"]["version"] = save_version(models / RANKER_DIR, ranker.save, keep=MODEL_VERSIONS_KEPT)
+        _bump_generation(db, GENERATION)
+        done("publish", started)
     stages.close()
     out["seconds"] = seconds
     return out
+
+
+def _copy(staged: Path, folder: Path) -> None:
+    """Move the files of a staged version into `save_version`'s folder."""
+    for path in staged.iterdir():
+        shutil.move(str(path), folder / path.name)
 
 
 def _served_cf_config(folder: Path):
@@ -159,12 +177,11 @@ def _served_cf_config(folder: Path):
         return None
 
 
-def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: TrainOptions) -> dict:
-    """Train the feed's ranker (windows one at a time) and publish it when it could learn; else keep the served
-    one (the answer says why)."""
-    from index.persistence import CURRENT, save_version
+def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: TrainOptions):
+    """(the feed's ranker trained on windows one at a time, or None when it could not learn: the served one
+    stays; what its training saw)."""
+    from index.persistence import CURRENT
     from recsys.candidates import ItemInfo
-    from recsys.catalog import MODEL_VERSIONS_KEPT
     from recsys.ranker import LearnedRanker, RankerConfig
     from recsys.store import Store
 
@@ -188,9 +205,8 @@ def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: Train
         interactions, info, style, cf_config=cf_config, allowed=allowed, progress=o.progress
     )
     if not ranker.trained:
-        return {"learned": False, "training": ranker.training}
-    version = save_version(folder, ranker.save, keep=MODEL_VERSIONS_KEPT)
-    return {"learned": True, "version": version, "training": ranker.training}
+        return None, {"learned": False, "training": ranker.training}
+    return ranker, {"learned": True, "training": ranker.training}
 
 
 def _open_style(db, embeddings, index):
