@@ -5,6 +5,9 @@ Version 1 is the schema of the first releases (SQLite stores made before version
 Each later version is one numbered step per engine. SQLite records the version in `PRAGMA user_version`;
 PostgreSQL in the table `schema_version`. A store newer than this code is refused (an older release must not
 write into a schema it does not know).
+
+A new table, column or index is a new step at the end of both lists (never an edit of `recsys.store.SCHEMA` or of
+an earlier step: stores already at that version would never see it).
 """
 
 from __future__ import annotations

@@ -278,3 +278,16 @@ def test_a_store_is_copied_between_engines(tmp_path, postgres):
     assert main(["copy-store", url, str(tmp_path / "back.db")]) == 0
     assert Store(tmp_path / "back.db").count_events() == 2
     assert main(["copy-store", str(source), "mysql://x@y/z"]) == 2
+
+
+def test_commands_refuse_a_bad_url_and_name_an_unreachable_server(tmp_path, monkeypatch, capsys):
+    from recsys.cli import main
+    from recsys.pg_local import free_port
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["import", "--db", "mysql://shop@db/shop", "--catalog", "catalog"]) == 2
+    assert "unknown store 'mysql'" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/shop"
+    assert main(["import", "--db", url, "--catalog", "catalog"]) == 2
+    assert "cannot connect to the PostgreSQL store" in capsys.readouterr().err
+    assert main(["feed", "U0001", "--db", "redis://x"]) == 2
