@@ -492,9 +492,7 @@ class Store:
                 + ("client_event_id = ?" if client_event_id is not None else "id = last_insert_rowid()"),
                 (client_event_id,) if client_event_id is not None else (),
             ).fetchone()
-        keys = ("id", "user_id", "style", "event", "timestamp")
-        weight = {"style_like": 1.0, "style_dislike": -1.0}.get(row[3], 0.0)
-        return {**dict(zip(keys, row, strict=True)), "weight": weight}
+        return _style_event_dict(row)
 
     def style_events(self, user_id: str) -> list[dict]:
         """A shopper's style feedback, oldest first."""
@@ -670,6 +668,13 @@ def _big_cache(db: sqlite3.Connection, mib: int = IMPORT_CACHE_MIB) -> Iterator[
         yield
     finally:
         db.execute(f"PRAGMA cache_size={before}")
+
+
+def _style_event_dict(row: tuple) -> dict:
+    """A stored style event (id, user_id, style, event, ts) with its weight: +1 like, -1 dislike, 0 clear."""
+    keys = ("id", "user_id", "style", "event", "timestamp")
+    weight = {"style_like": 1.0, "style_dislike": -1.0}.get(row[3], 0.0)
+    return {**dict(zip(keys, row, strict=True)), "weight": weight}
 
 
 def _interaction_rows(interactions: pd.DataFrame, source: str) -> Iterator[tuple]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from recsys.data_io import EVENT_WEIGHTS, DataError, attributes_json
 from recsys.schema import POSTGRES_STEPS, VERSION, SchemaError
-from recsys.store import STYLE_EVENTS, QueueFull, Store
+from recsys.store import STYLE_EVENTS, QueueFull, Store, _style_event_dict
 
 log = logging.getLogger("stylerec.store")
 # Advisory lock keys (any bigint; these spell "stylerec" and a purpose).
@@ -297,8 +297,7 @@ class PostgresStore(Store):
             if row is None:
                 sql = "SELECT id, user_id, style, event, ts FROM style_events WHERE client_event_id = ?"
                 row = db.execute(sql, (client_event_id,)).fetchone()
-        keys = ("id", "user_id", "style", "event", "timestamp")
-        return {**dict(zip(keys, row, strict=True)), "weight": 1.0 if row[3] == "style_like" else -1.0}
+        return _style_event_dict(row)
 
     def put_render_settings(self, user_id: str, settings: dict) -> None:
         """Remember a shopper's render adjustments (their defaults for the next renders)."""
