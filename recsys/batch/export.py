@@ -1,19 +1,25 @@
-"""Events out of the SQLite store into Parquet, in chunks: the batch step's columnar, out-of-core input.
+"""Events out of the store (SQLite or PostgreSQL) into Parquet, in chunks: the batch step's columnar, out-of-core
+input.
 
-DuckDB's own SQLite reader is an extension it downloads on first use; this machine (and many shops' batch hosts)
-has no internet, so the store's rows are streamed in id order, `chunk_rows` at a time, through pyarrow into one
-Parquet file. Memory stays bounded by one chunk; DuckDB then scans the file in place.
+DuckDB's own SQLite and PostgreSQL readers are extensions it downloads on first use; this machine (and many shops'
+batch hosts) has no internet, so the store's rows are streamed in id order, `chunk_rows` at a time, through pyarrow
+into one Parquet file (a read-only SQLite connection, or a PostgreSQL server-side cursor in one read-only
+transaction). Memory stays bounded by one chunk; DuckDB then scans the file in place.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
+
+from recsys.stores import is_postgres, sqlite_path
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -34,11 +40,14 @@ def export_events(
     `out`; returns (the file, the last event id it holds: 0 when there are none)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
-    try:
-        last_id, total = con.execute("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM interactions").fetchone()
-        cursor = con.execute(
-            "SELECT id, user_id, item_id, ts, weight, event FROM interactions WHERE id <= ? ORDER BY id", (last_id,)
+    with _read_cursor(db) as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM interactions")
+        last_id, total = cursor.fetchone()
+        cursor.execute(
+            "SELECT id, user_id, item_id, ts, weight, event FROM interactions WHERE id <= %s ORDER BY id"
+            if is_postgres(db)
+            else "SELECT id, user_id, item_id, ts, weight, event FROM interactions WHERE id <= ? ORDER BY id",
+            (last_id,),
         )
         with pq.ParquetWriter(out, EVENT_SCHEMA) as writer, tqdm(
             total=total, desc="export events", unit="row", unit_scale=True, disable=not progress
@@ -49,6 +58,43 @@ def export_events(
                 arrays = [pa.array(c, type=f.type) for c, f in zip(columns, EVENT_SCHEMA, strict=True)]
                 writer.write_table(pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA))
                 bar.update(len(rows))
+    return out, int(last_id)
+
+
+@contextmanager
+def _read_cursor(db: str | os.PathLike) -> Iterator:
+    """A cursor over one consistent read of the store: SQLite read-only, or a PostgreSQL read-only transaction
+    whose row queries stream from the server (a named cursor is opened per query)."""
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(str(db), connect_timeout=10) as con:
+            con.read_only = True
+            with con.transaction():
+                yield _ServerCursor(con)
+        return
+    con = sqlite3.connect(f"file:{sqlite_path(db).resolve()}?mode=ro", uri=True)
+    try:
+        yield con.cursor()
     finally:
         con.close()
-    return out, int(last_id)
+
+
+class _ServerCursor:
+    """A PostgreSQL cursor that streams each query's rows from the server (named cursors hold no result set)."""
+
+    def __init__(self, con) -> None:
+        self.con, self.cursor, self.count = con, None, 0
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        if self.cursor is not None:
+            self.cursor.close()
+        self.count += 1
+        self.cursor = self.con.cursor(name=f"stylerec_export_{self.count}")
+        self.cursor.execute(sql, params)
+
+    def fetchone(self):
+        return self.cursor.fetchone()
+
+    def fetchmany(self, size: int) -> list:
+        return self.cursor.fetchmany(size)

@@ -183,14 +183,14 @@ def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: Train
     from index.persistence import CURRENT
     from recsys.candidates import ItemInfo
     from recsys.ranker import LearnedRanker, RankerConfig
-    from recsys.store import Store
+    from recsys.stores import open_store
 
     config = RankerConfig()
     if (folder / CURRENT).exists():
         config = LearnedRanker.load(folder / (folder / CURRENT).read_text().strip()).config
     update = {"windows": o.windows, "max_users_per_window": o.sample_shoppers}
     config = config.model_copy(update={k: v for k, v in update.items() if v is not None})
-    store = Store(db)
+    store = open_store(db)
     try:
         catalog = store.items()
     finally:
@@ -210,9 +210,9 @@ def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: Train
 
 
 def _open_style(db, embeddings, index):
-    from recsys.store import Store
+    from recsys.stores import open_store
 
-    store = Store(db)
+    store = open_store(db)
     try:
         return load_style(store, embeddings, index)
     finally:
@@ -253,9 +253,9 @@ def load_style(store, embeddings, index=None):
 
 def _bump_generation(db, key: str) -> None:
     """Tell the running web workers to swap in the new versions (they compare the generation in `sync`)."""
-    from recsys.store import Store
+    from recsys.stores import open_store
 
-    store = Store(db)
+    store = open_store(db)
     try:
         store.set_meta(key, f"{time.time():.6f}-{os.getpid()}-train")
     finally:
