@@ -77,6 +77,7 @@ def test_embed_then_similar(demo_catalog, tmp_path, capsys):
 
 def test_similar_answers_from_the_persisted_index_like_the_service(demo_catalog, tmp_path, capsys):
     from recsys.catalog import CatalogPaths, open_catalog
+    from transfer.facets import facet_weights, pattern_dim_of, weigh_query
     from transfer.store import EmbeddingStore
 
     shop = _embedded_shop(demo_catalog, tmp_path, capsys, "D0020.jpg")
@@ -90,7 +91,8 @@ def test_similar_answers_from_the_persisted_index_like_the_service(demo_catalog,
     assert main(["similar", "D0003", *shop, "-k", "5", "--json"]) == 0
     via_cli = json.loads(capsys.readouterr().out)
     vectors = EmbeddingStore.load(shop[3])
-    exact = vectors.similar(vectors.vector("D0003"), 5, exclude="D0003")
+    query = weigh_query(vectors.vector("D0003"), pattern_dim_of(vectors.model_id), facet_weights("both"))
+    exact = vectors.similar(query, 5, exclude="D0003")  # the default facet: both, the pattern leading
     assert [r["item_id"] for r in via_cli] == [i for i, _ in exact]
     catalog = open_catalog(CatalogPaths(*(tmp_path / p for p in ("shop.db", "store", "index", "models"))))
     assert catalog.versions.index is not None  # the CLI and this opener serve the index `index build` saved
