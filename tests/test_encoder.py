@@ -4,6 +4,7 @@ import torch
 from PIL import Image
 
 from transfer.encoder import STYLE_LAYERS_V1, EncoderConfig, StyleEncoder, prepare_image
+from transfer.facets import stored_scales
 from transfer.images import LoadedImage, load_image
 from transfer.vgg import caffe_preprocess
 
@@ -182,7 +183,7 @@ def _to_png(rgba: np.ndarray) -> bytes:
 
 def test_facets_pattern_ignores_orientation_and_colour_and_colour_ignores_the_pattern():
     """Stripes turned by 90 degrees in other colours are the same pattern; the same colours in dots are the same
-    colour; each facet is a unit vector scaled by 1/sqrt(2)."""
+    colour; each facet is a unit vector scaled by its stored weight (`transfer.facets.stored_scales`)."""
     encoder = StyleEncoder(EncoderConfig(image_size=96, dim=16), device="cpu")
     flat = _product("stripes", 112)
     images = {
@@ -197,7 +198,8 @@ def test_facets_pattern_ignores_orientation_and_colour_and_colour_ignores_the_pa
     encoder.fit_projection(np.concatenate([raw.numpy()] * 2))
     vectors = encoder.embed(pixels, masks)
     split = encoder.config.pattern_dim
-    pattern, colour = vectors[:, :split] * 2**0.5, vectors[:, split:] * 2**0.5
+    pattern_scale, colour_scale = stored_scales()
+    pattern, colour = vectors[:, :split] / pattern_scale, vectors[:, split:] / colour_scale
     torch.testing.assert_close(pattern.norm(dim=1), torch.ones(4))
     torch.testing.assert_close(colour.norm(dim=1), torch.ones(4))
     same_pattern = float(pattern[0] @ pattern[1])
@@ -210,7 +212,11 @@ def test_a_query_weighs_its_facets():
 
     rng = np.random.default_rng(0)
     parts = [rng.normal(size=(2, n)) for n in (12, 4)]
-    a, b = (np.concatenate([p[i] / np.linalg.norm(p[i]) for p in parts]) / 2**0.5 for i in range(2))
+    scales = stored_scales()
+    a, b = (
+        np.concatenate([s * p[i] / np.linalg.norm(p[i]) for p, s in zip(parts, scales, strict=True)]) for i in range(2)
+    )
+    assert abs(float(a @ a) - 1.0) < 1e-6  # stored vectors stay unit vectors
     cos_pattern, cos_colour = (float(p[0] @ p[1] / np.linalg.norm(p[0]) / np.linalg.norm(p[1])) for p in parts)
     assert pattern_dim_of("vgg19-facets-16-abc") == 12 and pattern_dim_of("vgg19-gram-16-abc") is None
     both = 0.75 * cos_pattern + 0.25 * cos_colour  # the pattern leads 3:1
@@ -218,6 +224,7 @@ def test_a_query_weighs_its_facets():
         assert abs(float(weigh_query(a, 12, facet_weights(facet)) @ b) - expected) < 1e-5
     weighted = float(weigh_query(a, 12, facet_weights(pattern=0.8)) @ b)
     assert abs(weighted - (0.8 * cos_pattern + 0.2 * cos_colour)) < 1e-5
+    assert abs(float(a @ b) - both) < 1e-5  # two stored vectors compare as "both" without any weighing
     assert np.array_equal(weigh_query(a, None, facet_weights("pattern")), a.astype(np.float32))
     with pytest.raises(ValueError, match="unknown facet"):
         facet_weights("texture")

@@ -406,6 +406,8 @@ def test_an_upload_being_embedded_does_not_block_other_requests(fresh, monkeypat
     settings = fresh.model_copy(update={"embed_workers": 1, "embed_queue": 0, "embed_processes": False})
     with TestClient(create_app(settings)) as c:
         catalog = c.app.state.service.catalog
+        for warming in c.app.state.service.embedder.warm:  # the start's warm-up holds the one slot until done
+            warming.result(timeout=600)
         started, release = threading.Event(), threading.Event()
         real = catalog.embed_image
 

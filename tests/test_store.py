@@ -154,7 +154,11 @@ def test_big_files_stream_in_chunks_all_or_nothing(tmp_path, store_url):
         store.import_interactions(iter_interactions(broken, chunk_rows=3), str(broken), file_digest(broken))
     assert len(store.interactions()) == 10  # nothing of either half-imported
 
-    indexes = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'interactions' ORDER BY name"
+    indexes = (
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'interactions' ORDER BY indexname"
+        if store_url.startswith("postgresql://")
+        else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'interactions' ORDER BY name"
+    )
     before = store._query(indexes)
     assert ("interactions_user",) in before  # a failed bulk import leaves its dropped indexes in place
 

@@ -15,7 +15,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, field_validator, model_validator
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from transfer.facets import PATTERN_VIEWS, colour_dim, colour_histogram, luminance, view
+from transfer.facets import PATTERN_VIEWS, colour_dim, colour_histogram, luminance, stored_scales, view
 from transfer.gram import descriptor_size, gram_descriptor, masked_gram, masked_gram_root
 from transfer.head import HeadError, load_head
 from transfer.images import DEFAULT_MAX_PIXELS, LoadedImage, foreground_mask, load_image
@@ -43,7 +43,7 @@ DEFAULT_LAYER_WEIGHTS = LAYER_DEFAULTS[STYLE_LAYERS][0]
 PREPROCESSING_VERSION = 2
 # The faceted embedding (issue 22, `transfer.facets`): bumped when the views, the grey conversion or the colour
 # statistic change. Part of the model id of faceted stores only.
-FACETS_VERSION = 1
+FACETS_VERSION = 2  # 2: the stored parts weighed 3:1 (`transfer.facets.stored_scales`)
 
 
 class EncoderConfig(BaseModel):
@@ -328,8 +328,12 @@ class StyleEncoder:
         split = self.config.pattern_dim
         if split is None:
             return F.normalize(projected, dim=1).to(torch.float32)
-        parts = (F.normalize(projected[:, :split], dim=1), F.normalize(projected[:, split:], dim=1))
-        return (torch.cat(parts, dim=1) / 2**0.5).to(torch.float32)
+        pattern_scale, colour_scale = stored_scales()
+        parts = (
+            F.normalize(projected[:, :split], dim=1) * pattern_scale,
+            F.normalize(projected[:, split:], dim=1) * colour_scale,
+        )
+        return torch.cat(parts, dim=1).to(torch.float32)
 
     def embed(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Final style vectors for a prepared batch."""

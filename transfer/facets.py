@@ -1,9 +1,10 @@
 """Style facets: pattern/texture and colour as two parts of one style vector.
 
-A faceted style vector is `[pattern, colour] / sqrt(2)`, each part L2-normalised, so the inner product of two
-vectors is the mean of the pattern cosine and the colour cosine. One FAISS inner-product index then serves any
-weighting: scaling the query's parts (`weigh_query`) gives `score = (w_p * cos_pattern + w_c * cos_colour) /
-(w_p + w_c)`. "both" weighs the pattern 3:1 (`BOTH`).
+A faceted style vector is `[sqrt(0.75) * pattern, sqrt(0.25) * colour]`, each part L2-normalised (`stored_scales`),
+so the inner product of two stored vectors is already "both": `0.75 * cos_pattern + 0.25 * cos_colour` (`BOTH`).
+That is what every use of the whole vector sees (item-to-item neighbours, the feed's style source and features,
+`style-eval`'s default). One FAISS inner-product index serves any other weighting: scaling the query's parts
+(`weigh_query`) gives `score = (w_p * cos_pattern + w_c * cos_colour) / (w_p + w_c)`.
 
 - **Pattern** ignores colour and orientation: the Gram matrices of the luminance image (replicated to three
   channels), averaged over views of the product turned by 0, 45, 90 and 135 degrees (`PATTERN_VIEWS`, measured
@@ -88,6 +89,12 @@ def facet_weights(facet: Facet | str | None = None, pattern: float | None = None
     return {"pattern": (1.0, 0.0), "colour": (0.0, 1.0), "both": BOTH}[facet]
 
 
+def stored_scales() -> tuple[float, float]:
+    """The factors a stored faceted vector's unit pattern and colour parts are multiplied by (a unit vector whose
+    self inner products weigh the facets as `BOTH`)."""
+    return BOTH[0] ** 0.5, BOTH[1] ** 0.5
+
+
 def weigh_query(query: np.ndarray, pattern_dim: int | None, weights: tuple[float, float]) -> np.ndarray:
     """The query (d,) or (n, d) with its parts scaled so that its inner product with a stored faceted vector is
     `(w_p * cos_pattern + w_c * cos_colour) / (w_p + w_c)` (for unit parts). A vector without facets
@@ -99,9 +106,9 @@ def weigh_query(query: np.ndarray, pattern_dim: int | None, weights: tuple[float
     total = w_pattern + w_colour
     if total <= 0:
         raise ValueError("the facet weights are both zero")
-    out = query.copy()
-    out[..., :pattern_dim] *= 2.0 * w_pattern / total
-    out[..., pattern_dim:] *= 2.0 * w_colour / total
+    out = query.copy()  # stored parts are scaled by sqrt(BOTH): dividing by BOTH leaves the wanted weights
+    out[..., :pattern_dim] *= w_pattern / total / BOTH[0]
+    out[..., pattern_dim:] *= w_colour / total / BOTH[1]
     return out
 
 
