@@ -573,11 +573,12 @@ class Store:
         """Queue a job; False when the same job is already queued or running (nothing added). `QueueFull` when
         `max_pending` jobs of this kind, or `max_per_client` of this client, are already waiting."""
         with self.transaction() as db:
+            self._lock_queue(db, kind)
             row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is not None and row[0] in self.PENDING:
                 return False
             pending = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(client = ?), 0) FROM jobs WHERE kind = ? AND status IN (?, ?)",
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE client = ?) FROM jobs WHERE kind = ? AND status IN (?, ?)",
                 (client, kind, *self.PENDING),
             ).fetchone()
             if pending[0] >= max_pending:
@@ -592,6 +593,10 @@ class Store:
                 (job_id, kind, json.dumps(payload), now, now, client),
             )
             return True
+
+    def _lock_queue(self, db, kind: str) -> None:
+        """Order this transaction's enqueue with every other one of `kind` (SQLite: BEGIN IMMEDIATE already holds
+        the database's write lock, so nothing more is needed)."""
 
     def claim_job(self, kind: str) -> dict | None:
         """The oldest queued job of this kind, marked running (its attempt counted); None when none waits."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from recsys.data_io import EVENT_WEIGHTS, DataError, attributes_json
 from recsys.schema import POSTGRES_STEPS, VERSION, SchemaError
-from recsys.store import STYLE_EVENTS, QueueFull, Store, _style_event_dict
+from recsys.store import STYLE_EVENTS, Store, _style_event_dict
 
 log = logging.getLogger("stylerec.store")
 # Advisory lock keys (any bigint; these spell "stylerec" and a purpose).
@@ -333,32 +333,10 @@ class PostgresStore(Store):
         )
 
     # -- the job queue: any host claims; a dead host's jobs are recovered by the others -----------------------
-    def enqueue_job(
-        self, job_id: str, kind: str, payload: dict, client: str, max_pending: int, max_per_client: int
-    ) -> bool:
-        """Queue a job (see `Store.enqueue_job`); the bounds hold across hosts (enqueues of a kind are ordered)."""
-        with self.transaction() as db:
-            db.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_QUEUE_LOCK >> 32, kind))
-            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is not None and row[0] in self.PENDING:
-                return False
-            pending = db.execute(
-                "SELECT COUNT(*), COUNT(*) FILTER (WHERE client = ?) FROM jobs WHERE kind = ? AND status IN (?, ?)",
-                (client, kind, *self.PENDING),
-            ).fetchone()
-            if pending[0] >= max_pending:
-                raise QueueFull(f"the {kind} queue is full ({pending[0]} jobs waiting); try again later")
-            if pending[1] >= max_per_client:
-                raise QueueFull(f"you already have {pending[1]} {kind} jobs waiting; try again when one is done")
-            now = time.time()
-            db.execute(
-                "INSERT INTO jobs (id, kind, status, payload, result, created, updated, client, attempts) "
-                "VALUES (?, ?, 'queued', ?, NULL, ?, ?, ?, 0) ON CONFLICT (id) DO UPDATE SET status = 'queued', "
-                "payload = excluded.payload, result = NULL, updated = excluded.updated, client = excluded.client, "
-                "attempts = 0",
-                (job_id, kind, json.dumps(payload), now, now, client),
-            )
-            return True
+    def _lock_queue(self, db, kind: str) -> None:
+        """Enqueues of a kind are ordered across hosts (a transaction-scoped advisory lock), so the queue's bounds
+        hold when several hosts enqueue at once."""
+        db.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_QUEUE_LOCK >> 32, kind))
 
     def claim_job(self, kind: str) -> dict | None:
         """The oldest queued job of this kind that no other host is claiming, marked running by this host (its
