@@ -206,8 +206,9 @@ class Store:
             raise DataError("item_id is empty")
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO items (item_id, title, category, attributes, image, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO items (item_id, title, category, attributes, image, updated) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (item_id) DO UPDATE SET title = excluded.title, category = excluded.category, "
+                "attributes = excluded.attributes, image = excluded.image, updated = excluded.updated",
                 (item_id, title, category, attributes_json(attributes or {}), image, time.time()),
             )
 

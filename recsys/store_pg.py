@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from recsys.data_io import EVENT_WEIGHTS, DataError, attributes_json
+from recsys.data_io import EVENT_WEIGHTS, DataError
 from recsys.schema import POSTGRES_STEPS, VERSION, SchemaError
 from recsys.store import STYLE_EVENTS, Store, _style_event_dict
 
@@ -176,25 +176,6 @@ class PostgresStore(Store):
             self._closed.wait(1.0)
 
     # -- what PostgreSQL spells differently --------------------------------------------------------------------
-    def upsert_item(
-        self,
-        item_id: str,
-        title: str = "",
-        category: str = "",
-        attributes: dict | None = None,
-        image: str | None = None,
-    ) -> None:
-        """Add or replace one item."""
-        if not item_id.strip():
-            raise DataError("item_id is empty")
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO items (item_id, title, category, attributes, image, updated) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (item_id) DO UPDATE SET title = excluded.title, category = excluded.category, "
-                "attributes = excluded.attributes, image = excluded.image, updated = excluded.updated",
-                (item_id, title, category, attributes_json(attributes or {}), image, time.time()),
-            )
-
     @staticmethod
     def _item_filter(category: str | None, search: str | None) -> tuple[str, tuple]:
         """As SQLite's: `search` ignores case (SQLite's LIKE does, for ASCII; PostgreSQL's ILIKE does)."""
