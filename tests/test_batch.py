@@ -61,7 +61,10 @@ def test_co_purchases_equal_the_plain_count_with_ties_and_a_cap():
         }
     )
     for days, keep, cap in [(7, 30, 500), (3, 5, 12), (1e9, 30, 4)]:
-        assert co_purchases(events, days, keep, cap) == plain_co_purchases(events, days, keep, cap)
+        plain = plain_co_purchases(events, days, keep, cap)
+        assert co_purchases(events, days, keep, cap) == plain
+        # in chunks of shoppers and of anchor items (7 chunks here), as a big shop is counted: the same answer
+        assert co_purchases(events, days, keep, cap, events_per_chunk=600) == plain
 
 
 def test_co_purchases_equal_the_plain_count_on_the_hm_sample(datasets):
@@ -71,7 +74,9 @@ def test_co_purchases_equal_the_plain_count_on_the_hm_sample(datasets):
     from recsys.data_io import read_interactions
 
     events = read_interactions(path)
-    assert co_purchases(events, 7) == plain_co_purchases(events, 7)
+    plain = plain_co_purchases(events, 7)
+    assert co_purchases(events, 7) == plain
+    assert co_purchases(events, 7, events_per_chunk=5000) == plain
 
 
 def test_top_k_is_the_head_of_a_stable_sort():

@@ -18,35 +18,71 @@ POPULARITY_HALF_LIFE_DAYS = 30.0  # HybridConfig.popularity_half_life_days' defa
 
 
 def co_purchase_table(
-    con: duckdb.DuckDBPyConnection, source: str, days: float, keep: int = 30, max_per_shopper: int = 500
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    days: float,
+    keep: int = 30,
+    max_per_shopper: int = 500,
+    events_per_chunk: int = 2_000_000,
 ) -> pd.DataFrame:
     """(item_id, other, n) sorted by item, most often first: for each item, the `keep` items bought by the most
     shoppers within `days` of it (a shopper counts once per pair); only each shopper's latest `max_per_shopper`
     distinct (item, time) events count, ties kept in row order (`source` must have a `rid` column, the row's
-    position). One grouped count in DuckDB, which spills to disk rather than hold the pairs in memory."""
-    query = f"""
-        WITH ev AS (
-            SELECT user_id, item_id, timestamp, min(rid) AS rid FROM ({source}) GROUP BY user_id, item_id, timestamp
-        ), kept AS (
-            SELECT user_id, item_id, timestamp FROM ev
-            QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY timestamp DESC, rid) <= {int(max_per_shopper)}
-        ), pairs AS (
-            SELECT DISTINCT a.user_id, a.item_id AS item_id, b.item_id AS other
-            FROM kept a JOIN kept b
-              ON a.user_id = b.user_id AND a.item_id <> b.item_id
-             AND abs(a.timestamp - b.timestamp) <= {float(days) * DAY!r}
-        ), counts AS (
-            SELECT item_id, other, count(*) AS n FROM pairs GROUP BY item_id, other
+    position).
+
+    Out of core and in chunks: shoppers and items are coded as integers first (H&M's shopper ids are 64-character
+    strings); each shopper's latest events are kept one chunk of shoppers at a time; the pairs are then counted one
+    chunk of *anchor items* at a time (a join on the shopper, DISTINCT per shopper, GROUP BY, the top `keep` per
+    item), so a chunk's counts are final and only `keep` rows per item are kept. About `events_per_chunk` events
+    per chunk bound what DuckDB holds at once (at H&M size the single query ran out of its 4 GB)."""
+    span = float(days) * DAY
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cp_src AS SELECT user_id, item_id, timestamp, rid FROM ({source})")
+    (events,) = con.execute("SELECT count(*) FROM cp_src").fetchone()
+    chunks = max(1, -(-int(events) // int(events_per_chunk)))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE cp_items AS "
+        "SELECT item_id, (row_number() OVER (ORDER BY item_id) - 1)::UINTEGER AS i "
+        "FROM (SELECT DISTINCT item_id FROM cp_src)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE cp_users AS "
+        "SELECT user_id, (row_number() OVER () - 1)::UINTEGER AS u FROM (SELECT DISTINCT user_id FROM cp_src)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE cp_ev AS SELECT u, i, timestamp AS t, min(rid) AS rid "
+        "FROM cp_src JOIN cp_users USING (user_id) JOIN cp_items USING (item_id) GROUP BY u, i, timestamp"
+    )
+    con.execute("DROP TABLE cp_src")
+    con.execute("CREATE OR REPLACE TEMP TABLE cp_kept (u UINTEGER, i UINTEGER, t DOUBLE)")
+    for part in range(chunks):  # each shopper's latest events, a chunk of shoppers at a time
+        con.execute(
+            f"INSERT INTO cp_kept SELECT u, i, t FROM cp_ev WHERE u % {chunks} = {part} "
+            f"QUALIFY row_number() OVER (PARTITION BY u ORDER BY t DESC, rid) <= {int(max_per_shopper)}"
         )
-        SELECT item_id, other, n FROM counts
-        QUALIFY row_number() OVER (PARTITION BY item_id ORDER BY n DESC, other) <= {int(keep)}
-        ORDER BY item_id, n DESC, other
-    """
-    return con.execute(query).df()
+    con.execute("DROP TABLE cp_ev")
+    con.execute("CREATE OR REPLACE TEMP TABLE cp_top (i UINTEGER, o UINTEGER, n BIGINT)")
+    for part in range(chunks):  # the pairs of a chunk of anchor items: their counts are complete in the chunk
+        con.execute(f"""
+            INSERT INTO cp_top
+            WITH pairs AS (
+                SELECT DISTINCT a.u, a.i, b.i AS o
+                FROM (SELECT * FROM cp_kept WHERE i % {chunks} = {part}) a JOIN cp_kept b
+                  ON a.u = b.u AND a.i <> b.i AND abs(a.t - b.t) <= {span!r}
+            )
+            SELECT i, o, count(*) AS n FROM pairs GROUP BY i, o
+            QUALIFY row_number() OVER (PARTITION BY i ORDER BY count(*) DESC, o) <= {int(keep)}
+        """)  # fmt: skip
+    table = con.execute(
+        "SELECT a.item_id, b.item_id AS other, t.n FROM cp_top t "
+        "JOIN cp_items a ON a.i = t.i JOIN cp_items b ON b.i = t.o ORDER BY a.item_id, t.n DESC, other"
+    ).df()
+    for name in ("cp_kept", "cp_top", "cp_users", "cp_items"):
+        con.execute(f"DROP TABLE {name}")
+    return table
 
 
 def co_purchases(
-    events: pd.DataFrame, days: float, keep: int = 30, max_per_shopper: int = 500
+    events: pd.DataFrame, days: float, keep: int = 30, max_per_shopper: int = 500, events_per_chunk: int = 2_000_000
 ) -> dict[str, list[tuple[str, float]]]:
     """`co_purchase_table` over a frame of events (user_id, item_id, timestamp), as item -> [(other, count)]."""
     if len(events) == 0:
@@ -62,7 +98,7 @@ def co_purchases(
     con = connect()
     try:
         con.register("events_frame", frame)
-        table = co_purchase_table(con, "SELECT * FROM events_frame", days, keep, max_per_shopper)
+        table = co_purchase_table(con, "SELECT * FROM events_frame", days, keep, max_per_shopper, events_per_chunk)
     finally:
         con.close()
     return table_to_lists(table)
