@@ -58,6 +58,7 @@ log = logging.getLogger("stylerec.store")
 # A job's owner (a process that claimed it) that has not said it is alive for this long is dead: its running jobs
 # are recovered (`recover_jobs`, PostgreSQL) or failed (`fail_dead_jobs`) by another process or host.
 HOST_TIMEOUT = 30.0
+HEARTBEAT_EVERY = HOST_TIMEOUT / 6  # seconds between an owner's signs of life
 IMPORT_CACHE_MIB = 512  # SQLite page cache while a file of events is imported (memory bounded by it, not the file)
 # Columns added after the first release: (table, column, declaration). Added to older stores when opened.
 MIGRATIONS = (
@@ -641,7 +642,7 @@ class Store:
             )
 
     def _keep_alive(self) -> None:
-        """From the first claim on, a thread says this owner is alive every `HOST_TIMEOUT / 6` seconds (also while
+        """From the first claim on, a thread says this owner is alive every `HEARTBEAT_EVERY` seconds (also while
         a long job runs), until `close`."""
         if self._alive is None:
             self.heartbeat()
@@ -649,7 +650,7 @@ class Store:
             self._alive.start()
 
     def _beat(self) -> None:
-        while not self._closed.wait(HOST_TIMEOUT / 6):
+        while not self._closed.wait(HEARTBEAT_EVERY):
             try:
                 self.heartbeat()
             except Exception:  # the next beat tries again; missing several makes this owner's jobs recoverable

@@ -51,6 +51,7 @@ TASKS = {
 PENDING = ("queued", "running")
 HOST_GONE = "its host or web worker stopped while it ran (no sign of life for {:.0f} s); not run again"
 NEVER_STARTED = "its job process never started (queued {:.0f} s ago and not claimed)"
+STOPPED = "stopped: the service stopped while it ran"
 UNCLAIMED_AFTER = 120.0  # seconds a queued admin job waits for its process to claim it before it is failed
 
 
@@ -70,6 +71,7 @@ class AdminJobs:
         """`paths`: the catalog's db, embeddings, index, models and device, as the job process will open it."""
         self.store, self.paths = store, paths
         self._processes: dict[str, subprocess.Popen] = {}  # jobs this process started, while they run
+        self._stopping = False  # `close` ends the jobs: their reason is the service's stop, not their exit status
 
     def start(self, task: str) -> dict:
         """Queue a job and start its process; its status at once. `JobRunning` while another job is in flight."""
@@ -123,11 +125,13 @@ class AdminJobs:
         self._processes.pop(job_id, None)
         with contextlib.suppress(Exception):  # the store may be closed when the service stops
             if self.store.job(job_id)["status"] in PENDING:
-                self.store.finish_job(job_id, "failed", {"error": f"the job process exited with status {code}"})
+                reason = STOPPED if self._stopping else f"the job process exited with status {code}"
+                self.store.finish_job(job_id, "failed", {"error": reason})
 
     def close(self, wait: float = 10.0) -> None:
         """Stop the jobs this process started (the service is stopping): they are reported failed, and the models
         stay as they were (a new version is written whole or not at all)."""
+        self._stopping = True
         processes = list(self._processes.items())
         for _, process in processes:
             process.terminate()
@@ -139,7 +143,7 @@ class AdminJobs:
                 process.wait()
             with contextlib.suppress(Exception):
                 if self.store.job(job_id)["status"] in PENDING:
-                    self.store.finish_job(job_id, "failed", {"error": "stopped: the service stopped while it ran"})
+                    self.store.finish_job(job_id, "failed", {"error": STOPPED})
 
 
 def _job_threads() -> dict[str, str]:
