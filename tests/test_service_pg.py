@@ -1,6 +1,6 @@
 """The service on the PostgreSQL store: two hosts (two apps, as two `stylerec serve` would be) sharing one
 database and one models folder see each other's events, style feedback and event ids at once; the render queue is
-shared, and a dead host's jobs are recovered by another."""
+shared, and a dead host's jobs are recovered by another; admin jobs are one in flight across hosts."""
 
 from __future__ import annotations
 

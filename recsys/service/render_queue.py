@@ -1,4 +1,4 @@
-"""The render queue: products re-rendered in palette styles, as jobs in the SQLite store.
+"""The render queue: products re-rendered in palette styles, as jobs in the store's job queue (SQLite or PostgreSQL).
 
 - `RenderQueue` is the web side: a cached render comes back at once; otherwise a job is queued, deduplicated
   (the same render is one job), bounded (`render_queue` jobs waiting in all, `render_per_client` per client:
