@@ -10,7 +10,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -52,6 +54,11 @@ CREATE TABLE IF NOT EXISTS render_settings (user_id TEXT PRIMARY KEY, settings T
 """
 STYLE_EVENTS = ("style_like", "style_dislike", "style_clear")  # clear: take back a like or a dislike
 BULK_INDEXES = ("interactions_user", "interactions_source")  # rebuilt after a bulk import's rows are in
+log = logging.getLogger("stylerec.store")
+# A job's owner (a process that claimed it) that has not said it is alive for this long is dead: its running jobs
+# are recovered (`recover_jobs`, PostgreSQL) or failed (`fail_dead_jobs`) by another process or host.
+HOST_TIMEOUT = 30.0
+HEARTBEAT_EVERY = HOST_TIMEOUT / 6  # seconds between an owner's signs of life
 IMPORT_CACHE_MIB = 512  # SQLite page cache while a file of events is imported (memory bounded by it, not the file)
 # Columns added after the first release: (table, column, declaration). Added to older stores when opened.
 MIGRATIONS = (
@@ -97,8 +104,14 @@ class Store:
         self._read_lock = threading.Lock()
         self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._checkpointer: sqlite3.Connection | None = None
+        self._host = owner_name(self)  # the owner of the jobs this object claims
+        self._alive: threading.Thread | None = None  # says this owner is alive while it has claimed jobs
+        self._closed = threading.Event()
 
     def close(self) -> None:
+        self._closed.set()
+        if self._alive is not None:
+            self._alive.join(timeout=10)
         with self._lock, self._read_lock:
             self._reader.close()
             self._db.close()
@@ -599,19 +612,62 @@ class Store:
         """Order this transaction's enqueue with every other one of `kind` (SQLite: BEGIN IMMEDIATE already holds
         the database's write lock, so nothing more is needed)."""
 
+    # How a claim locks the row it takes (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: the write lock suffices).
+    _CLAIM_LOCK = ""
+
     def claim_job(self, kind: str) -> dict | None:
-        """The oldest queued job of this kind, marked running (its attempt counted); None when none waits."""
+        """The oldest queued job of this kind that no other claimer is taking, marked running by this object (its
+        owner; its attempt counted); None when none waits. From the first claim on, this object says it is alive
+        (`heartbeat`) until it is closed, so its running jobs are known to be its own."""
+        self._keep_alive()
         with self.transaction() as db:
             row = db.execute(
-                "SELECT id FROM jobs WHERE kind = ? AND status = 'queued' ORDER BY created LIMIT 1", (kind,)
+                f"SELECT id FROM jobs WHERE kind = ? AND status = 'queued' ORDER BY created LIMIT 1{self._CLAIM_LOCK}",
+                (kind,),
             ).fetchone()
             if row is None:
                 return None
             db.execute(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated = ? WHERE id = ?",
-                (time.time(), row[0]),
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated = ?, owner = ? WHERE id = ?",
+                (time.time(), self._host, row[0]),
             )
         return self.job(row[0])
+
+    def heartbeat(self) -> None:
+        """Say this owner is alive (its running jobs are its own while it says so every `HOST_TIMEOUT` s)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO hosts (host, seen) VALUES (?, ?) ON CONFLICT (host) DO UPDATE SET seen = excluded.seen",
+                (self._host, time.time()),
+            )
+
+    def _keep_alive(self) -> None:
+        """From the first claim on, a thread says this owner is alive every `HEARTBEAT_EVERY` seconds (also while
+        a long job runs), until `close`."""
+        if self._alive is None:
+            self.heartbeat()
+            self._alive = threading.Thread(target=self._beat, name="store-heartbeat", daemon=True)
+            self._alive.start()
+
+    def _beat(self) -> None:
+        while not self._closed.wait(HEARTBEAT_EVERY):
+            try:
+                self.heartbeat()
+            except Exception:  # the next beat tries again; missing several makes this owner's jobs recoverable
+                log.exception("heartbeat failed")
+
+    # Running jobs whose owner has not said it is alive for `HOST_TIMEOUT` seconds (its process or host is gone).
+    _DEAD_OWNER = "kind = ? AND status = 'running' AND owner NOT IN (SELECT host FROM hosts WHERE seen >= ?)"
+
+    def fail_dead_jobs(self, kind: str, reason: str) -> int:
+        """Fail, with `reason`, the running jobs of this kind whose owner is dead (see `claim_job`): jobs not to be
+        run twice (admin jobs). Jobs of live owners and queued jobs are left alone. Returns how many."""
+        now = time.time()
+        with self.transaction() as db:
+            return db.execute(
+                f"UPDATE jobs SET status = 'failed', result = ?, updated = ? WHERE {self._DEAD_OWNER}",
+                (json.dumps({"error": reason}), now, kind, now - HOST_TIMEOUT),
+            ).rowcount
 
     def finish_job(self, job_id: str, status: str, result: dict | None = None) -> None:
         with self.transaction() as db:
@@ -699,6 +755,11 @@ def _interaction_rows(interactions: pd.DataFrame, source: str) -> Iterator[tuple
         weight.astype(float).tolist(),
         strict=True,
     )
+
+
+def owner_name(store: object) -> str:
+    """The name a store object claims jobs under: the machine, the process and the object."""
+    return f"{socket.gethostname()}:{os.getpid()}:{id(store):x}"
 
 
 def _digest(rows: list[tuple]) -> str:

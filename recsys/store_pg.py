@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +21,10 @@ from typing import Literal
 
 import numpy as np
 
+from recsys import store as _store
 from recsys.data_io import EVENT_WEIGHTS, DataError
 from recsys.schema import POSTGRES_STEPS, VERSION, SchemaError
-from recsys.store import STYLE_EVENTS, Store, _style_event_dict
+from recsys.store import STYLE_EVENTS, Store, _style_event_dict, owner_name
 
 log = logging.getLogger("stylerec.store")
 # Advisory lock keys (any bigint; these spell "stylerec" and a purpose).
@@ -33,8 +32,6 @@ _MIGRATE_LOCK = 0x5354594C45520001
 _EVENTS_LOCK = 0x5354594C45520002
 _QUEUE_LOCK = 0x5354594C45520003
 _CHANNEL = "stylerec_commits"  # NOTIFY channel: every write transaction says it committed
-# A host that has not said it is alive for this long is dead: its running jobs are recovered by another host.
-HOST_TIMEOUT = 30.0
 
 
 class _Connection:
@@ -66,7 +63,7 @@ class PostgresStore(Store):
 
         self.url = self.path = url  # `path`: what `Store` callers print
         self._synchronous = "on"
-        self._host = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._host = owner_name(self)
         self._alive: threading.Thread | None = None  # says this host is alive while it has claimed jobs
         self._closed = threading.Event()
         self._listener: threading.Thread | None = None  # counts commit notifications (`data_version`)
@@ -314,51 +311,12 @@ class PostgresStore(Store):
         )
 
     # -- the job queue: any host claims; a dead host's jobs are recovered by the others -----------------------
+    _CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"  # hosts claiming at once get different jobs (`Store.claim_job`)
+
     def _lock_queue(self, db, kind: str) -> None:
         """Enqueues of a kind are ordered across hosts (a transaction-scoped advisory lock), so the queue's bounds
         hold when several hosts enqueue at once."""
         db.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_QUEUE_LOCK >> 32, kind))
-
-    def claim_job(self, kind: str) -> dict | None:
-        """The oldest queued job of this kind that no other host is claiming, marked running by this host (its
-        attempt counted); None when none waits. Hosts claiming at once get different jobs (`SKIP LOCKED`)."""
-        self._keep_alive()
-        with self.transaction() as db:
-            row = db.execute(
-                "SELECT id FROM jobs WHERE kind = ? AND status = 'queued' ORDER BY created LIMIT 1 "
-                "FOR UPDATE SKIP LOCKED",
-                (kind,),
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated = ?, owner = ? WHERE id = ?",
-                (time.time(), self._host, row[0]),
-            )
-        return self.job(row[0])
-
-    def heartbeat(self) -> None:
-        """Say this host is alive (its running jobs are its own while it says so every `HOST_TIMEOUT` s)."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO hosts (host, seen) VALUES (?, ?) ON CONFLICT (host) DO UPDATE SET seen = excluded.seen",
-                (self._host, time.time()),
-            )
-
-    def _keep_alive(self) -> None:
-        """From the first claim on, a thread says this host is alive every `HOST_TIMEOUT / 6` seconds (also while
-        a long job runs), until `close`."""
-        if self._alive is None:
-            self.heartbeat()
-            self._alive = threading.Thread(target=self._beat, name="store-heartbeat", daemon=True)
-            self._alive.start()
-
-    def _beat(self) -> None:
-        while not self._closed.wait(HOST_TIMEOUT / 6):
-            try:
-                self.heartbeat()
-            except Exception:  # the next beat tries again; missing several makes this host's jobs recoverable
-                log.exception("heartbeat failed")
 
     def recover_jobs(self, kind: str, max_attempts: int) -> tuple[int, int]:
         """Jobs left running by this host (a restart) or by a host not seen for `HOST_TIMEOUT` seconds (its
@@ -370,14 +328,15 @@ class PostgresStore(Store):
             "kind = ? AND status = 'running' AND (owner = ? OR owner NOT IN (SELECT host FROM hosts WHERE seen >= ?))"
         )
         now = time.time()
+        seen = now - _store.HOST_TIMEOUT
         with self.transaction() as db:
             failed = db.execute(
                 f"UPDATE jobs SET status = 'failed', result = ?, updated = ? WHERE {orphaned} AND attempts >= ?",
-                (reason, now, kind, self._host, now - HOST_TIMEOUT, max_attempts),
+                (reason, now, kind, self._host, seen, max_attempts),
             ).rowcount
             requeued = db.execute(
                 f"UPDATE jobs SET status = 'queued', owner = '', updated = ? WHERE {orphaned}",
-                (now, kind, self._host, now - HOST_TIMEOUT),
+                (now, kind, self._host, seen),
             ).rowcount
         return requeued, failed
 

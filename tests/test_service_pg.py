@@ -1,6 +1,6 @@
 """The service on the PostgreSQL store: two hosts (two apps, as two `stylerec serve` would be) sharing one
 database and one models folder see each other's events, style feedback and event ids at once; the render queue is
-shared, and a dead host's jobs are recovered by another."""
+shared, and a dead host's jobs are recovered by another; admin jobs are one in flight across hosts."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_an_event_id_acknowledged_by_one_host_is_known_to_the_other(hosts):
 
 
 def test_a_dead_hosts_render_jobs_are_recovered(hosts, pg_settings, monkeypatch):
-    from recsys import store_pg
+    from recsys import store as store_module
 
     a, _ = hosts
     job_url = a.get("/items/D0008/render", params={"style": "dots", "strength": 0.5, "renderer": "gatys"}).json()["url"]
@@ -90,7 +90,91 @@ def test_a_dead_hosts_render_jobs_are_recovered(hosts, pg_settings, monkeypatch)
     worker = RenderWorker(pg_settings)
     assert worker.recover() == (0, 0)  # ...and is alive: its job is its own
     dead.close()  # ...then died (its heartbeat stopped)
-    monkeypatch.setattr(store_pg, "HOST_TIMEOUT", 0.0)
+    monkeypatch.setattr(store_module, "HOST_TIMEOUT", 0.0)
     assert worker.recover() == (1, 0)
     worker.close()
     assert a.get(job_url).json()["status"] == "queued"
+
+
+# -- admin jobs: one queue for all hosts ------------------------------------------------------------------------
+KEY = {"X-API-Key": "secret"}
+JOB_CEILING_S = 1800.0  # a generous bound on an admin job on a busy machine, not a deadline
+
+
+def admin_job_end(client, job_id: str) -> dict:
+    """Wait for an admin job to leave queued/running (asked of `client`, any host); its last status."""
+    end = time.monotonic() + JOB_CEILING_S
+    while (job := client.get(f"/admin/jobs/{job_id}", headers=KEY).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < end, f"admin job still {job['status']} after {JOB_CEILING_S:.0f} s: {job}"
+        time.sleep(0.2)
+    return job
+
+
+def job_process(job_id: str) -> int | None:
+    """The pid of the process running an admin job (its id is on its command line), waited for a while."""
+    from pathlib import Path
+
+    for _ in range(200):
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and job_id in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    return int(proc.name)
+            except OSError:
+                continue
+        time.sleep(0.05)
+    return None
+
+
+def test_one_admin_job_across_hosts_any_host_answers_for_it(hosts):
+    a, b = hosts
+    started = a.post("/admin/index/rebuild", headers=KEY)
+    assert started.status_code == 202, started.text
+    second = b.post("/admin/ranker/retrain", headers=KEY)  # another host: refused while A's job is in flight
+    assert second.status_code == 409 and second.json()["job_id"] == started.json()["id"], second.text
+    job = admin_job_end(b, started.json()["id"])  # B answers for A's job from the shared store
+    assert job["status"] == "done" and job["result"]["count"] == 288, job
+    again = b.post("/admin/index/rebuild", headers=KEY)  # done: the next one may start, on any host
+    assert again.status_code == 202 and admin_job_end(a, again.json()["id"])["status"] == "done"
+
+
+def test_a_killed_admin_job_is_reported_failed_on_every_host(hosts):
+    import os
+    import signal
+
+    a, b = hosts
+    started = a.post("/admin/index/rebuild", headers=KEY)
+    assert started.status_code == 202, started.text
+    pid = job_process(started.json()["id"])
+    assert pid is not None, "no job process"
+    os.kill(pid, signal.SIGKILL)
+    job = admin_job_end(b, started.json()["id"])
+    assert job["status"] == "failed" and "status -9" in job["error"], job
+    assert admin_job_end(b, b.post("/admin/index/rebuild", headers=KEY).json()["id"])["status"] == "done"
+
+
+def test_a_dead_hosts_admin_job_is_failed_not_run_again(hosts, pg_settings, monkeypatch):
+    from recsys import store as store_module
+
+    a, b = hosts
+    dead = open_store(pg_settings.db)  # a host queued an admin job and claimed it...
+    assert dead.enqueue_job("dead-host-job", "admin", {"task": "cf"}, "admin", 1, 1)
+    assert dead.claim_job("admin")["id"] == "dead-host-job"
+    refused = b.post("/admin/index/rebuild", headers=KEY)  # ...and is alive: its job is in flight
+    assert refused.status_code == 409 and refused.json()["job_id"] == "dead-host-job"
+    dead.close()  # ...then died (its heartbeat stopped)
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "HOST_TIMEOUT", 0.0)
+        job = b.get("/admin/jobs/dead-host-job", headers=KEY).json()
+    assert job["status"] == "failed" and "not run again" in job["error"], job
+    assert a.get("/admin/jobs/dead-host-job", headers=KEY).json()["status"] == "failed"  # in the store: all hosts
+    assert admin_job_end(a, a.post("/admin/index/rebuild", headers=KEY).json()["id"])["status"] == "done"
+
+
+def test_stopping_a_host_stops_its_admin_jobs(hosts, pg_settings):
+    _, b = hosts
+    with TestClient(create_app(pg_settings)) as third_host:
+        started = third_host.post("/admin/index/rebuild", headers=KEY)
+        assert started.status_code == 202, started.text
+    job = b.get(started.json()["status_url"], headers=KEY).json()
+    assert job["status"] == "failed" and "stopped" in job["error"], job
+    assert b.post("/admin/index/rebuild", headers=KEY).status_code == 202  # no longer in flight

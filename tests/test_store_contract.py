@@ -137,7 +137,7 @@ def test_the_job_queue(store):
 def test_hosts_claim_different_jobs_and_a_dead_hosts_jobs_are_recovered(store_url, monkeypatch):
     if not is_postgres(store_url):
         pytest.skip("one host per SQLite store")
-    from recsys import store_pg
+    from recsys import store as store_module
 
     hosts = [open_store(store_url) for _ in range(4)]
     for n in range(8):
@@ -159,7 +159,7 @@ def test_hosts_claim_different_jobs_and_a_dead_hosts_jobs_are_recovered(store_ur
     # A live host's running jobs are its own; once it stops saying it is alive, another host recovers them.
     assert hosts[1].recover_jobs("render", 3) == (2, 0)  # only host 1's own two
     hosts[0].close()  # host 0 "dies": its heartbeat stops
-    monkeypatch.setattr(store_pg, "HOST_TIMEOUT", 0.0)
+    monkeypatch.setattr(store_module, "HOST_TIMEOUT", 0.0)
     time.sleep(0.01)
     requeued, failed = hosts[1].recover_jobs("render", 3)
     assert (requeued, failed) == (6, 0)  # hosts 0, 2, 3 all look dead with a zero timeout
@@ -291,3 +291,45 @@ def test_commands_refuse_a_bad_url_and_name_an_unreachable_server(tmp_path, monk
     assert main(["import", "--db", url, "--catalog", "catalog"]) == 2
     assert "cannot connect to the PostgreSQL store" in capsys.readouterr().err
     assert main(["feed", "U0001", "--db", "redis://x"]) == 2
+
+
+def test_one_admin_job_across_hosts_and_a_dead_owners_job_is_failed(store_url, monkeypatch):
+    """Admin jobs on the same queue: one in flight across hosts (the bound is the store's), any host claims it,
+    and a job whose owner stops saying it is alive is failed with the reason, not queued again."""
+    from recsys import store as store_module
+
+    a, b = open_store(store_url), open_store(store_url)  # two hosts (SQLite: two processes' store objects)
+    assert a.enqueue_job("a1", "admin", {"task": "index"}, "admin", max_pending=1, max_per_client=1)
+    with pytest.raises(QueueFull):
+        b.enqueue_job("b1", "admin", {"task": "cf"}, "admin", 1, 1)  # a's job is queued: b may not start one
+    assert b.claim_job("admin")["id"] == "a1" and a.claim_job("admin") is None  # b runs it
+    assert a.fail_dead_jobs("admin", "host gone") == 0  # b says it is alive: its job is its own
+    assert a.job("a1")["status"] == "running"
+    b.close()  # b dies: its heartbeat stops
+    monkeypatch.setattr(store_module, "HOST_TIMEOUT", 0.0)
+    time.sleep(0.01)
+    assert a.fail_dead_jobs("render", "host gone") == 0  # only the kind asked for
+    assert a.fail_dead_jobs("admin", "host gone") == 1
+    assert a.job("a1")["status"] == "failed" and a.job("a1")["result"] == {"error": "host gone"}
+    assert a.claim_job("admin") is None  # failed, not queued again
+    assert a.enqueue_job("a2", "admin", {"task": "cf"}, "admin", 1, 1)  # the next job may start
+    a.close()
+
+
+def test_the_job_runner_records_results_and_errors(store_url):
+    from recsys.service.job_runner import JobRunner
+
+    store = open_store(store_url)
+    for n in range(2):
+        store.enqueue_job(f"j{n}", "admin", {"n": n}, "admin", 5, 5)
+
+    def work(job: dict) -> dict:
+        if job["payload"]["n"] == 1:
+            raise ValueError("no events")
+        return {"n": job["payload"]["n"]}
+
+    runner = JobRunner(store, "admin", work, error_text=lambda exc: f"{type(exc).__name__}: {exc}")
+    assert runner.run_once()["id"] == "j0" and runner.run_once()["id"] == "j1" and runner.run_once() is None
+    assert store.job("j0")["status"] == "done" and store.job("j0")["result"] == {"n": 0}
+    assert store.job("j1")["status"] == "failed" and store.job("j1")["result"] == {"error": "ValueError: no events"}
+    store.close()

@@ -1,24 +1,31 @@
 """Admin jobs: rebuilding the style index and retraining CF or the feed's ranker, as background jobs.
 
 A retrain takes about a minute of CPU at H&M size. Run inside a request it held the answer that long and, in a web
-worker, competed for the interpreter lock with every read. So `AdminJobs.start` answers at once: it records a job
-in the store (kind `admin`) and starts it in a process of its own (`python -m recsys.service.admin_jobs DB JOB`,
-at lower CPU priority). That process opens the catalog, does the work, writes the new persisted version
-(`index.persistence.save_version`) and bumps the catalog's generation, so every web worker swaps the new version
-in on its next request (`Catalog.catch_up`); then it records the job's result (or the error) in the store, where
-any worker can answer `GET /admin/jobs/{id}`.
+worker, competed for the interpreter lock with every read. So `AdminJobs.start` answers at once: it queues a job
+(kind `admin`) in the store's job queue, the one render jobs use, and starts a process of its own for it (`python
+-m recsys.service.admin_jobs DB JOB`, at lower CPU priority, ending when the web worker that started it ends). That
+process claims the job like any runner (`JobRunner`: `Store.claim_job`, `FOR UPDATE SKIP LOCKED` on PostgreSQL;
+the process is recorded as the job's owner and says it is alive while it runs), opens the catalog, does the work,
+writes the new persisted version (`index.persistence.save_version`) and bumps the catalog's generation, so every
+web worker of every host swaps the new version in on its next request (`Catalog.catch_up`); then it records the
+job's result (or the error) in the store, where any worker of any host answers `GET /admin/jobs/{id}`.
 
-One admin job runs at a time, whichever worker process started it: the job process holds an exclusive `flock` on
-<db>.admin-job.lock for as long as it lives (the starter takes the lock, then hands it to the process it starts).
-A second start while the lock is held is refused (`JobRunning`, answered 409). The kernel drops the lock when the
-process ends in any way, kill -9 included, so a job still marked pending while nobody holds the lock has lost its
-process: it is marked failed when next looked at.
+One admin job is in flight at a time across all the web workers and hosts that share the store: the queue is
+bounded to one admin job queued or running (`Store.enqueue_job`, ordered across hosts on PostgreSQL), so a second
+start is refused (`JobRunning`, answered 409 with the running job's id). A job whose process ends without a result
+is failed, never run again (a retrain run twice is a waste, and a half-done one leaves the models as they were:
+versions are written whole or not at all):
+- the web worker that started it sees its process end (a crash, a kill) and fails it at once;
+- the service stopping stops its jobs and fails them (`AdminJobs.close`);
+- a job whose owner stopped saying it is alive for `HOST_TIMEOUT` s (its host died, or its web worker and the
+  process with it) is failed by whichever worker next starts a job or asks for its status
+  (`Store.fail_dead_jobs`), and so is a job still queued `UNCLAIMED_AFTER` s after it was queued (its process
+  never started).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import subprocess
@@ -28,9 +35,11 @@ import time
 import uuid
 from pathlib import Path
 
+from recsys import store as store_module
+from recsys.service.job_runner import JobRunner
 from recsys.service.server import with_parent_pid
-from recsys.store import NotFound, Store
-from recsys.stores import is_postgres, open_store
+from recsys.store import NotFound, QueueFull, Store
+from recsys.stores import open_store
 
 log = logging.getLogger("stylerec.admin_jobs")
 KIND = "admin"
@@ -40,7 +49,10 @@ TASKS = {
     "ranker": "retrain the feed's ranker",
 }
 PENDING = ("queued", "running")
-ORPHANED = "the job process ended without a result (killed, or the service was stopped)"
+HOST_GONE = "its host or web worker stopped while it ran (no sign of life for {:.0f} s); not run again"
+NEVER_STARTED = "its job process never started (queued {:.0f} s ago and not claimed)"
+STOPPED = "stopped: the service stopped while it ran"
+UNCLAIMED_AFTER = 120.0  # seconds a queued admin job waits for its process to claim it before it is failed
 
 
 class JobRunning(Exception):
@@ -53,97 +65,73 @@ class JobRunning(Exception):
 
 
 class AdminJobs:
-    """The web side: start a job (one at a time, across processes) and report on it."""
+    """The web side: start a job (one at a time, across processes and hosts) and report on it."""
 
     def __init__(self, store: Store, paths: dict[str, str | None]) -> None:
         """`paths`: the catalog's db, embeddings, index, models and device, as the job process will open it."""
         self.store, self.paths = store, paths
-        self.lock_path = f"{paths['db']}.admin-job.lock"
-        if is_postgres(str(paths["db"])):  # several hosts: the lock lives in the models folder they all share
-            Path(str(paths["models"])).mkdir(parents=True, exist_ok=True)
-            self.lock_path = str(Path(str(paths["models"])) / "admin-job.lock")
         self._processes: dict[str, subprocess.Popen] = {}  # jobs this process started, while they run
+        self._stopping = False  # `close` ends the jobs: their reason is the service's stop, not their exit status
 
     def start(self, task: str) -> dict:
-        """Record a job and start its process; its status at once. `JobRunning` while another job runs."""
+        """Queue a job and start its process; its status at once. `JobRunning` while another job is in flight."""
         if task not in TASKS:
             raise ValueError(f"unknown admin task {task!r}")
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fail_dead()  # a dead host's job no longer blocks the next one
+        job_id = uuid.uuid4().hex[:16]
         try:
-            self._lock(fd)  # JobRunning while another job runs
-            self._fail_orphans()  # we hold the lock: no job process is alive
-            job_id = uuid.uuid4().hex[:16]
-            self.store.put_job(job_id, KIND, "queued", {"task": task, **self.paths})
-            try:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "recsys.service.admin_jobs", str(self.paths["db"]), job_id, str(fd)],
-                    pass_fds=(fd,),  # the job process keeps the lock (same open file) until it ends
-                    env=with_parent_pid({**os.environ, **_job_threads()}),
-                )
-            except OSError as exc:
-                self.store.finish_job(job_id, "failed", {"error": f"could not start the job process: {exc}"})
-                raise
-        finally:
-            os.close(fd)
+            self.store.enqueue_job(job_id, KIND, {"task": task, **self.paths}, KIND, max_pending=1, max_per_client=1)
+        except QueueFull:
+            raise JobRunning(self._pending_id()) from None
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "recsys.service.admin_jobs", str(self.paths["db"]), job_id],
+                env=with_parent_pid({**os.environ, **_job_threads()}),
+            )
+        except OSError as exc:
+            self.store.finish_job(job_id, "failed", {"error": f"could not start the job process: {exc}"})
+            raise
         # Reaps the process (no zombie) and records a death that left no result (a crash, a kill).
         self._processes[job_id] = process
         threading.Thread(target=self._reap, args=(process, job_id), daemon=True, name=f"admin-job-{job_id}").start()
         log.info("admin job started", extra={"job_id": job_id, "task": task, "pid": process.pid})
         return self.status(job_id)
 
-    def _lock(self, fd: int) -> None:
-        """Take the admin-job lock, or `JobRunning`. A job process marks its job done, then lets the lock go:
-        the lock held with no job pending is that moment, so it is tried again for a little while."""
-        for _ in range(50):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pending = self._pending_id()
-                if pending is not None:
-                    raise JobRunning(pending) from None
-                time.sleep(0.02)
-        raise JobRunning(None)
-
     def status(self, job_id: str) -> dict:
         """A job's state and, once done, its result (or its error). `NotFound` for an unknown id."""
         job = self.store.job(job_id)
         if job["kind"] != KIND:
             raise NotFound(f"unknown admin job {job_id!r}")
-        if job["status"] in PENDING and not self._running():  # its process is gone
-            self.store.finish_job(job_id, "failed", {"error": ORPHANED})
+        if job["status"] in PENDING and self._fail_dead():
             job = self.store.job(job_id)
         return _job_out(job)
-
-    def _running(self) -> bool:
-        """Whether a job process holds the lock (probed with a shared lock, which the holder's excludes)."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # closing drops a lock taken here
 
     def _pending_id(self) -> str | None:
         rows = self.store.jobs_with_status(KIND, PENDING)
         return rows[0] if rows else None
 
-    def _fail_orphans(self) -> None:
-        for job_id in self.store.jobs_with_status(KIND, PENDING):
-            self.store.finish_job(job_id, "failed", {"error": ORPHANED})
+    def _fail_dead(self) -> int:
+        """Fail the admin jobs whose owner is dead, or that no process claimed in `UNCLAIMED_AFTER` s."""
+        failed = self.store.fail_dead_jobs(KIND, HOST_GONE.format(store_module.HOST_TIMEOUT))
+        for job_id in self.store.jobs_with_status(KIND, ("queued",)):
+            waited = time.time() - self.store.job(job_id)["created"]
+            if waited > UNCLAIMED_AFTER:
+                self.store.finish_job(job_id, "failed", {"error": NEVER_STARTED.format(waited)})
+                failed += 1
+        return failed
 
     def _reap(self, process: subprocess.Popen, job_id: str) -> None:
         code = process.wait()
         self._processes.pop(job_id, None)
         with contextlib.suppress(Exception):  # the store may be closed when the service stops
             if self.store.job(job_id)["status"] in PENDING:
-                self.store.finish_job(job_id, "failed", {"error": f"the job process exited with status {code}"})
+                reason = STOPPED if self._stopping else f"the job process exited with status {code}"
+                self.store.finish_job(job_id, "failed", {"error": reason})
 
     def close(self, wait: float = 10.0) -> None:
         """Stop the jobs this process started (the service is stopping): they are reported failed, and the models
         stay as they were (a new version is written whole or not at all)."""
+        self._stopping = True
         processes = list(self._processes.items())
         for _, process in processes:
             process.terminate()
@@ -155,7 +143,7 @@ class AdminJobs:
                 process.wait()
             with contextlib.suppress(Exception):
                 if self.store.job(job_id)["status"] in PENDING:
-                    self.store.finish_job(job_id, "failed", {"error": "stopped: the service stopped while it ran"})
+                    self.store.finish_job(job_id, "failed", {"error": STOPPED})
 
 
 def _job_threads() -> dict[str, str]:
@@ -214,36 +202,40 @@ def _train(paths: dict) -> dict:
     return {"users": built["shoppers"], "items": built["cf_items"], "version": built["cf"], **built}
 
 
+def _work(job: dict) -> dict:
+    """An admin job's work, as the runner calls it: the task's result and how long it took."""
+    start = time.perf_counter()
+    result = run_task(job["payload"]["task"], job["payload"])
+    log.info("admin job done", extra={"job_id": job["id"], "task": job["payload"]["task"]})
+    return {**result, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _error_text(exc: Exception) -> str:
+    """A job's error: what was missing (no events, no ratings) as it is, anything else with its type."""
+    return str(exc) if isinstance(exc, NotFound) else f"{type(exc).__name__}: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of a job process: `python -m recsys.service.admin_jobs DB JOB_ID LOCK_FD` (LOCK_FD: the
-    admin-job lock, held by this process from its start; let go once the job's outcome is recorded)."""
+    """Entry point of a job process: `python -m recsys.service.admin_jobs DB JOB_ID`. It claims the queued admin
+    job (one is queued at a time: JOB_ID, named on the command line for `ps`) and runs it; 1 when it failed."""
     from recsys.service import logs
     from recsys.service.server import die_with_parent
 
     die_with_parent()  # the web worker that started it killed: end too (the job is then reported failed)
-    db, job_id, lock_fd = argv if argv is not None else sys.argv[1:]
+    db, job_id = argv if argv is not None else sys.argv[1:]
     os.nice(10)  # the web workers' requests go first
     logs.configure()
     store = open_store(db)
     try:
-        job = store.job(job_id)
-        store.finish_job(job_id, "running")
-        start = time.perf_counter()
-        try:
-            result = run_task(job["payload"]["task"], job["payload"])
-        except NotFound as exc:
-            store.finish_job(job_id, "failed", {"error": str(exc)})
+        job = JobRunner(store, KIND, _work, error_text=_error_text).run_once()
+        if job is None:
+            log.warning("admin job %s: nothing to claim (failed or run meanwhile)", job_id)
             return 1
-        except Exception as exc:  # reported through the job's status
-            log.exception("admin job %s failed", job_id)
-            store.finish_job(job_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
-            return 1
-        store.finish_job(job_id, "done", {**result, "seconds": round(time.perf_counter() - start, 1)})
-        log.info("admin job done", extra={"job_id": job_id, "task": job["payload"]["task"]})
-        return 0
+        if job["id"] != job_id:
+            log.warning("admin job process for %s ran job %s (queued first)", job_id, job["id"])
+        return 0 if store.job(job["id"])["status"] == "done" else 1
     finally:
         store.close()
-        fcntl.flock(int(lock_fd), fcntl.LOCK_UN)  # now: not when the interpreter is done shutting down
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
-"""The render queue: products re-rendered in palette styles, as jobs in the SQLite store.
+"""The render queue: products re-rendered in palette styles, as jobs in the store's job queue (SQLite or PostgreSQL).
 
 - `RenderQueue` is the web side: a cached render comes back at once; otherwise a job is queued, deduplicated
   (the same render is one job), bounded (`render_queue` jobs waiting in all, `render_per_client` per client:
   `QueueFull`, answered 429 + Retry-After), and anonymous clients may only ask for a few strengths.
 - `RenderWorker` runs the jobs one at a time in its own low-priority process (`python -m
   recsys.service.render_queue`, started by `stylerec serve`), so renders never take the web workers' CPU time
-  first. Jobs live in SQLite: after a restart the worker queues again the jobs it was running, or fails them
-  with the reason once they have been interrupted `render_attempts` times.
+  first. Jobs live in the store's queue and run through `JobRunner` (the runner admin jobs use too): after a
+  restart, or a host's death on a shared store, the jobs left running are queued again, or failed with the
+  reason once they have been interrupted `render_attempts` times.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 
+from recsys.service.job_runner import JobRunner
 from recsys.service.settings import Settings
 from recsys.store import NotFound, Store
 from recsys.stores import open_store
@@ -25,7 +26,6 @@ from transfer.render_cache import RenderCache, cache_key
 
 log = logging.getLogger("stylerec.renders")
 KIND = "render"
-RECOVER_EVERY = 10.0  # seconds between looks for a dead host's jobs (PostgreSQL: several hosts share the queue)
 
 
 class RenderQueue:
@@ -133,28 +133,20 @@ class RenderWorker:
         self.store = open_store(settings.db)
         self.cache = RenderCache(settings.renders_dir, settings.render_cache_bytes)
         self._renderers: dict[str, object] = {}
+        self.runner = JobRunner(self.store, KIND, self._render, settings.render_attempts)
 
     def recover(self) -> tuple[int, int]:
         """Jobs a previous worker left running: queued again, or failed after too many interruptions."""
-        requeued, failed = self.store.recover_jobs(KIND, self.settings.render_attempts)
-        if requeued or failed:
-            log.warning("render jobs left running by a restart: %d queued again, %d failed", requeued, failed)
-        return requeued, failed
+        return self.runner.recover()
 
     def run_once(self) -> bool:
         """Run the oldest queued job; False when there was none."""
-        job = self.store.claim_job(KIND)
-        if job is None:
-            return False
+        return self.runner.run_once() is not None
+
+    def _render(self, job: dict) -> None:
         payload = job["payload"]
-        try:
-            options = RenderOptions.model_validate(payload["options"])
-            self.cache.render(payload["image"], payload["style"], options, self._renderer(options))
-            self.store.finish_job(job["id"], "done")
-        except Exception as exc:  # a failed job is reported through its status, never lost
-            log.exception("render %s failed", job["id"])
-            self.store.finish_job(job["id"], "failed", {"error": str(exc)})
-        return True
+        options = RenderOptions.model_validate(payload["options"])
+        self.cache.render(payload["image"], payload["style"], options, self._renderer(options))
 
     def _renderer(self, options: RenderOptions):
         from transfer.adain import renderer_for
@@ -164,15 +156,8 @@ class RenderWorker:
         return self._renderers[options.renderer]
 
     def run(self, stop: threading.Event, poll: float = 0.5) -> None:
-        """Recover, then run jobs until `stop` is set (polling the store when the queue is empty)."""
-        self.recover()
-        recovered = time.monotonic()
-        while not stop.is_set():
-            if getattr(self.store, "shared", False) and time.monotonic() - recovered > RECOVER_EVERY:
-                self.recover()  # a store shared by several hosts: the jobs of a host that died meanwhile
-                recovered = time.monotonic()
-            if not self.run_once():
-                stop.wait(poll)
+        """Recover, then run jobs until `stop` is set (`JobRunner.run`)."""
+        self.runner.run(stop, poll)
 
     def close(self) -> None:
         self.store.close()
