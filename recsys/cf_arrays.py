@@ -3,9 +3,10 @@
 A CF version folder holds `cf.json` (config, item ids, the format) and one `.npy` file per array: the user ids as
 a sorted fixed-width bytes array (`SortedIds`, looked up by binary search), user and item factors, the BM25
 statistics and the users x items counts as CSR (indptr, indices, data). `read_arrays` maps them read-only
-(`np.load(mmap_mode="r")`; the item factors copy-on-write): every worker of a host serving the same version shares the pages through the page
-cache, so a worker's private memory does not grow with the shoppers or the events. The files of a version are
-never rewritten (a new version is a new folder), so a mapping stays valid while another process publishes.
+(`np.load(mmap_mode="r")`; the item factors copy-on-write): every worker of a host serving the same version
+shares the pages through the page cache, so a worker's private memory does not grow with the shoppers or the
+events. The files of a version are never rewritten (a new version is a new folder), so a mapping stays valid
+while another process publishes.
 """
 
 from __future__ import annotations
