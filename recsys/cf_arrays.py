@@ -91,8 +91,8 @@ def write_arrays(folder: Path, arrays: CFArrays) -> None:
 def read_arrays(folder: Path, n_items: int) -> CFArrays:
     """Map the `.npy` files of `folder` read-only; nothing is copied into the process's private memory."""
 
-    def mapped(name: str, mode: str = "r") -> np.ndarray:
-        return np.load(folder / name, mmap_mode=mode, allow_pickle=False)
+    def mapped(name: str, mode: str = "r") -> np.ndarray:  # a plain array over the map: memmap's slicing is slow
+        return np.asarray(np.load(folder / name, mmap_mode=mode, allow_pickle=False))
 
     users = SortedIds(mapped(USER_IDS))
     indptr, indices, data = mapped(INDPTR), mapped(INDICES), mapped(DATA)
@@ -102,3 +102,15 @@ def read_arrays(folder: Path, n_items: int) -> CFArrays:
     # item factors copy-on-write: shared pages as well, but a writable buffer, which implicit's fold-in solver
     # (Cython) insists on although it only reads them
     return CFArrays(users, mapped(USER_FACTORS), mapped(ITEM_FACTORS, "c"), mapped(IDF), counts)
+
+
+def is_mapped(array: np.ndarray) -> bool:
+    """Whether `array` is a view of a memory-mapped file (not a copy in the process's own memory)."""
+    import mmap
+
+    base = array
+    while base is not None:
+        if isinstance(base, mmap.mmap):
+            return True
+        base = getattr(base, "base", None)
+    return False

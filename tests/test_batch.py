@@ -185,6 +185,7 @@ def test_train_publishes_every_model_as_a_version_the_catalog_opens(demo_catalog
     assert table_to_lists(pairs) == snapshot.co_bought
 
     from recsys.batch.served import CoBought
+    from recsys.cf_arrays import is_mapped
 
     catalog = open_catalog(
         CatalogPaths(db=db, embeddings=tmp_path / "none", index=tmp_path / "index", models=models),
@@ -201,7 +202,7 @@ def test_train_publishes_every_model_as_a_version_the_catalog_opens(demo_catalog
         assert served.first_sale == snapshot.first_sale and served.last_sale == snapshot.last_sale
         assert isinstance(served.co_bought, CoBought)  # memory-mapped arrays, not a dict
         assert served.co_bought == snapshot.co_bought and served.now == snapshot.now
-        assert isinstance(catalog.recommender.cf.user_factors, np.memmap)
+        assert is_mapped(catalog.recommender.cf.user_factors)
         assert served.repeat_rate == pytest.approx(snapshot.repeat_rate)
         from recsys.hybrid import Popularity
 
@@ -219,6 +220,7 @@ def test_a_feed_during_a_swap_comes_from_one_version_or_the_other(tmp_path):
     import threading
 
     from recsys.cf import CFConfig, CollaborativeFilter
+    from recsys.cf_arrays import is_mapped
     from recsys.recommender import Recommender
     from recsys.store import Store
 
@@ -248,7 +250,7 @@ def test_a_feed_during_a_swap_comes_from_one_version_or_the_other(tmp_path):
     for n, half in enumerate(halves):  # two retrains, unlike; served as workers serve them: mapped from disk
         CollaborativeFilter(CFConfig(factors=8)).fit(half).save(tmp_path / f"cf{n}")
         versions.append(CollaborativeFilter.load(tmp_path / f"cf{n}"))
-    assert all(isinstance(cf.user_factors, np.memmap) for cf in versions)
+    assert all(is_mapped(cf.user_factors) for cf in versions)
     recommender = Recommender(store, None, versions[0])
     users = [f"u{u:02d}" for u in range(30)]
     expected = []

@@ -79,12 +79,13 @@ def test_saved_cf_is_memory_mapped_and_answers_as_trained(tmp_path):
     """`save` writes .npy arrays; `load` maps them (no copy) and answers every shopper as the trained model does;
     users are found by binary search, unknown and over-long ids are not; fold-in works on the mapped model and a
     new user folded in lands in id order when it is saved again."""
-    from recsys.cf_arrays import SortedIds
+    from recsys.cf_arrays import SortedIds, is_mapped
 
     cf = CollaborativeFilter(CFConfig(factors=8, iterations=5)).fit(_small_shop())
     cf.save(tmp_path / "a")
     loaded = CollaborativeFilter.load(tmp_path / "a")
-    assert isinstance(loaded.user_factors, np.memmap) and isinstance(loaded._users.keys, np.memmap)
+    assert is_mapped(loaded.user_factors) and is_mapped(loaded._users.keys) and is_mapped(loaded.counts.indices)
+    assert not is_mapped(cf.user_factors)
     assert loaded.user_ids == cf.user_ids == sorted(cf.user_ids)
     for user in cf.user_ids:
         assert loaded.has_user(user) and loaded.recommend(user, 5) == cf.recommend(user, 5)
