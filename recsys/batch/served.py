@@ -4,7 +4,8 @@
 `co_ids.npy` (every item id of the lists, sorted fixed-width bytes), `co_offsets.npy` (where each item's list
 starts), `co_other.npy` (the other items' positions) and `co_n.npy` (the counts), each list most often first. A
 worker maps them read-only (`CoBought`): the pages are shared by every worker of the host, and an item's list is
-built when the feed asks for it, so nothing per pair lives in a worker's private memory.
+built when the feed asks for it, so nothing per pair lives in a worker's private memory (only the item ids, as
+strings, which the catalog bounds).
 """
 
 from __future__ import annotations
@@ -55,14 +56,18 @@ class CoBought(Mapping[str, list[tuple[str, float]]]):
         self._offsets, self._other, self._n = mapped(CO_OFFSETS), mapped(CO_OTHER), mapped(CO_N)
         if len(self._offsets) != len(self._ids) + 1 or len(self._other) != len(self._n):
             raise ValueError(f"the co-purchase arrays in {folder} do not match")
+        # the item ids as strings once (bounded by the catalog, like the item tables); the pairs stay mapped
+        self._names = [k.decode("utf-8") for k in self._ids.keys.tolist()]
 
     def __getitem__(self, item: str) -> list[tuple[str, float]]:
         at = self._ids.position(item) if isinstance(item, str) else None
         start, end = (int(self._offsets[at]), int(self._offsets[at + 1])) if at is not None else (0, 0)
         if start == end:
             raise KeyError(item)
-        others = self._ids.keys[self._other[start:end]].tolist()  # one gather, then bytes -> str
-        return [(o.decode("utf-8"), n) for o, n in zip(others, self._n[start:end].tolist(), strict=True)]
+        names = self._names
+        return [
+            (names[j], n) for j, n in zip(self._other[start:end].tolist(), self._n[start:end].tolist(), strict=True)
+        ]
 
     def __iter__(self) -> Iterator[str]:
         sizes = np.diff(self._offsets)
