@@ -22,6 +22,15 @@ USER_IDS, USER_FACTORS, ITEM_FACTORS, IDF = "user_ids.npy", "user_factors.npy", 
 INDPTR, INDICES, DATA = "counts_indptr.npy", "counts_indices.npy", "counts_data.npy"
 
 
+def _encode(text: str) -> bytes:
+    """UTF-8, lone surrogates (ids decoded from broken input) kept rather than an error."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _decode(key: bytes) -> str:
+    return key.decode("utf-8", "surrogatepass")
+
+
 class SortedIds:
     """Ids as a sorted fixed-width bytes array (UTF-8), a position per id by binary search: no dict, no Python
     string per id. The array may be a read-only memory map."""
@@ -35,7 +44,7 @@ class SortedIds:
     def build(cls, ids: list[str]) -> tuple[SortedIds, np.ndarray]:
         """(the ids sorted by their UTF-8 bytes, the order: `order[position] = index in ids`). Raises
         ValueError on duplicates or on ids that the fixed-width array cannot hold (ending in a NUL)."""
-        keys = np.array([i.encode("utf-8") for i in ids], dtype=bytes) if ids else np.zeros(0, "S1")
+        keys = np.array([_encode(i) for i in ids], dtype=bytes) if ids else np.zeros(0, "S1")
         if any(i.endswith("\x00") for i in ids):
             raise ValueError("an id ends with a NUL character")
         order = np.argsort(keys, kind="stable")
@@ -51,7 +60,7 @@ class SortedIds:
         """The id's position in the sorted array, or None when it is not there. O(log n), reads log n pages."""
         if item is None:
             return None
-        key = item.encode("utf-8")
+        key = _encode(item)
         if len(key) > self.keys.dtype.itemsize or not key or key.endswith(b"\x00"):
             return None  # longer than every id (the cast below would cut it), or not storable
         at = int(np.searchsorted(self.keys, np.array(key, dtype=self.keys.dtype)))
@@ -62,7 +71,7 @@ class SortedIds:
 
     def tolist(self) -> list[str]:
         """Every id as a string, in order (O(n) memory: for saving and tests, not for serving)."""
-        return [k.decode("utf-8") for k in self.keys.tolist()]
+        return [_decode(k) for k in self.keys.tolist()]
 
 
 @dataclass

@@ -90,7 +90,7 @@ def test_saved_cf_is_memory_mapped_and_answers_as_trained(tmp_path):
     for user in cf.user_ids:
         assert loaded.has_user(user) and loaded.recommend(user, 5) == cf.recommend(user, 5)
         assert loaded.seen_items(user) == cf.seen_items(user)
-    for absent in ("u1000", "u", "", "u1" + "x" * 200, "u1\x00"):
+    for absent in ("u1000", "u", "", "u1" + "x" * 200, "u1\x00", "u\ud800"):
         assert not loaded.has_user(absent) and loaded.recommend(absent, 5) == []
     assert loaded.user_count == cf.user_count == 200
 

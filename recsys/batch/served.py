@@ -28,8 +28,9 @@ def write_co_purchases(folder: Path, table: pd.DataFrame) -> None:
     others = table["other"].astype(str).to_numpy()
     ids, _ = SortedIds.build(sorted(set(items) | set(others)))
     keys = ids.keys
-    item_at = np.searchsorted(keys, np.char.encode(items.astype(str), "utf-8").astype(keys.dtype))
-    other_at = np.searchsorted(keys, np.char.encode(others.astype(str), "utf-8").astype(keys.dtype))
+    position = {item: at for at, item in enumerate(ids.tolist())}  # the batch's, bounded by the catalog
+    item_at = np.fromiter((position[i] for i in items), np.int64, len(items))
+    other_at = np.fromiter((position[i] for i in others), np.int64, len(others))
     order = np.argsort(item_at, kind="stable")  # grouped by item, each list in the table's order
     offsets = np.zeros(len(keys) + 1, np.int64)
     np.cumsum(np.bincount(item_at, minlength=len(keys)), out=offsets[1:])
@@ -57,7 +58,7 @@ class CoBought(Mapping[str, list[tuple[str, float]]]):
         if len(self._offsets) != len(self._ids) + 1 or len(self._other) != len(self._n):
             raise ValueError(f"the co-purchase arrays in {folder} do not match")
         # the item ids as strings once (bounded by the catalog, like the item tables); the pairs stay mapped
-        self._names = [k.decode("utf-8") for k in self._ids.keys.tolist()]
+        self._names = self._ids.tolist()
 
     def __getitem__(self, item: str) -> list[tuple[str, float]]:
         at = self._ids.position(item) if isinstance(item, str) else None
