@@ -3,8 +3,12 @@
 The model keeps its own id maps (catalog ids are strings), the weighted training matrix (for "already bought"
 filters and fold-in) and the weighting statistics, so that new events for a user are folded in with
 `recalculate_user` without retraining. A fold-in costs the shopper's own history (one row solved), never the
-whole matrix: folded users live beside the trained matrix until `save` merges them. Saved as one folder:
-`model.npz` (factors and weighting statistics), `cf.json` (config, ids) and `user_items.npz`.
+whole matrix: folded users live beside the trained matrix until `save` merges them.
+
+Saved as one folder of `.npy` arrays that `load` memory-maps (`recsys.cf_arrays`): every web worker opening the
+same version shares its pages, and a worker's private memory holds only the users folded in since. User ids are
+a sorted fixed-width bytes array, looked up by binary search (no dict of every shopper). Folders of the older
+format (`model.npz`, `cf.json` with the user ids, `user_items.npz`) still load, into memory.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
+from recsys.cf_arrays import ARRAYS_FORMAT, CFArrays, SortedIds, read_arrays, write_arrays
+
 log = logging.getLogger(__name__)
 
-MODEL_FILE, META_FILE, MATRIX_FILE = "model.npz", "cf.json", "user_items.npz"
+MODEL_FILE, META_FILE, MATRIX_FILE = "model.npz", "cf.json", "user_items.npz"  # the older format: npz + JSON ids
 
 
 class CFConfig(BaseModel):
@@ -50,9 +56,8 @@ class CollaborativeFilter:
 
     def __init__(self, config: CFConfig | None = None) -> None:
         self.config = config or CFConfig()
-        self.user_ids: list[str] = []
+        self._users = SortedIds.build([])[0]  # trained users, sorted: a row by binary search (`_row`)
         self.item_ids: list[str] = []
-        self._user_row: dict[str, int] = {}
         self._item_col: dict[str, int] = {}
         self.counts = sp.csr_matrix((0, 0), dtype=np.float32)  # summed event weights, users x items
         self.user_factors = np.zeros((0, 0), np.float32)
@@ -70,13 +75,15 @@ class CollaborativeFilter:
             raise ValueError("no interactions to train collaborative filtering on")
         users = pd.Categorical(interactions["user_id"].astype(str))
         items = pd.Categorical(interactions["item_id"].astype(str))
-        self.user_ids, self.item_ids = list(users.categories), list(items.categories)
-        self._user_row = {u: i for i, u in enumerate(self.user_ids)}
+        self._users, order = SortedIds.build(list(users.categories))
+        rows = np.empty_like(order)
+        rows[order] = np.arange(len(order))  # the categories' order is the bytes' order already: the identity
+        self.item_ids = list(items.categories)
         self._item_col = {item: i for i, item in enumerate(self.item_ids)}
         weights = interactions["weight"].to_numpy(np.float32) if "weight" in interactions else 1.0
         self.counts = sp.csr_matrix(
-            (np.broadcast_to(weights, len(interactions)), (users.codes, items.codes)),
-            shape=(len(self.user_ids), len(self.item_ids)),
+            (np.broadcast_to(weights, len(interactions)), (rows[users.codes], items.codes)),
+            shape=(len(self._users), len(self.item_ids)),
             dtype=np.float32,
         )
         self.counts.sum_duplicates()
@@ -138,13 +145,22 @@ class CollaborativeFilter:
         return weighted
 
     # -- lookups --------------------------------------------------------------------------------------------
+    def _row(self, user_id: str | None) -> int | None:
+        """The trained row of a user (binary search in the sorted ids), or None."""
+        return self._users.position(user_id)
+
+    @property
+    def user_ids(self) -> list[str]:
+        """The trained users' ids in row order (decodes every id: for saving and tests, not per request)."""
+        return self._users.tolist()
+
     def has_user(self, user_id: str) -> bool:
-        return user_id in self._user_row or user_id in self._folded
+        return user_id in self._folded or self._row(user_id) is not None
 
     @property
     def user_count(self) -> int:
         """Users with factors: trained ones and new ones folded in since."""
-        return len(self.user_ids) + sum(u not in self._user_row for u in self._folded)
+        return len(self._users) + sum(self._row(u) is None for u in self._folded)
 
     def has_item(self, item_id: str) -> bool:
         return item_id in self._item_col
@@ -165,8 +181,9 @@ class CollaborativeFilter:
         if user_id is not None and not items:
             if user_id in self._folded:
                 return self._folded[user_id][1]
-            if user_id in self._user_row:
-                return self.user_factors[self._user_row[user_id]]
+            row = self._row(user_id)
+            if row is not None:
+                return np.asarray(self.user_factors[row])
         row = self._row_matrix(user_id, items or {})
         return self._solve(row) if row.nnz else None
 
@@ -182,8 +199,9 @@ class CollaborativeFilter:
         """One user's summed event weights as a 1 x items row (empty for an unknown user)."""
         if user_id in self._folded:
             return self._folded[user_id][0]
-        if user_id in self._user_row:
-            return self.counts[self._user_row[user_id]]
+        row = self._row(user_id)
+        if row is not None:
+            return self.counts[row]
         return sp.csr_matrix((1, len(self.item_ids)), dtype=np.float32)
 
     def _row_matrix(self, user_id: str | None, items: dict[str, float]) -> sp.csr_matrix:
@@ -240,13 +258,14 @@ class CollaborativeFilter:
 
     def _merged(self) -> tuple[list[str], sp.csr_matrix, np.ndarray]:
         """User ids, counts and user factors with the folded-in users written into them (O(nnz): for saving)."""
-        user_ids, factors = list(self.user_ids), self.user_factors.copy()
+        user_ids, factors = self.user_ids, np.array(self.user_factors, np.float32)
         counts = self.counts.tolil(copy=True)
         new_rows, new_factors = [], []
         for user_id, (row, vector) in self._folded.items():
-            if user_id in self._user_row:
-                counts[self._user_row[user_id]] = row
-                factors[self._user_row[user_id]] = vector
+            at = self._row(user_id)
+            if at is not None:
+                counts[at] = row
+                factors[at] = vector
             else:
                 user_ids.append(user_id)
                 new_rows.append(row)
@@ -258,39 +277,56 @@ class CollaborativeFilter:
 
     # -- persistence ----------------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> None:
-        """Write the model, id maps and training matrix into `folder`."""
+        """Write the model into `folder` as `.npy` arrays `load` maps (`recsys.cf_arrays`) and `cf.json`;
+        users folded in since training are merged in (rows sorted by id again)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         user_ids, counts, user_factors = self._merged()
-        np.savez(
-            folder / MODEL_FILE,
-            user_factors=user_factors,
-            item_factors=self.item_factors,
-            idf=self._idf,
-            mean_length=np.float64(self._mean_length),
-        )
-        sp.save_npz(folder / MATRIX_FILE, counts)
-        meta = {"config": self.config.model_dump(), "user_ids": user_ids, "item_ids": self.item_ids}
+        users, order = SortedIds.build(user_ids)
+        if not np.array_equal(order, np.arange(len(order))):  # new users were appended: back into id order
+            counts, user_factors = counts[order], user_factors[order]
+        write_arrays(folder, CFArrays(users, user_factors, self.item_factors, self._idf, counts))
+        meta = {
+            "format": ARRAYS_FORMAT,
+            "config": self.config.model_dump(),
+            "item_ids": self.item_ids,
+            "users": len(users),
+            "mean_length": self._mean_length,
+        }
         (folder / META_FILE).write_text(json.dumps(meta))
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> CollaborativeFilter:
-        """Read a folder written by `save`."""
+        """Open a folder written by `save`: its arrays memory-mapped read-only (shared by every process that maps
+        the same version); a folder of the older format (npz + JSON user ids) is read into memory."""
         folder = Path(folder)
         if not (folder / META_FILE).is_file():
             raise FileNotFoundError(f"no collaborative filtering model in {folder}")
         meta = json.loads((folder / META_FILE).read_text())
         cf = cls(CFConfig.model_validate(meta["config"]))
-        cf.user_ids, cf.item_ids = meta["user_ids"], meta["item_ids"]
-        cf._user_row = {u: i for i, u in enumerate(cf.user_ids)}
+        cf.item_ids = meta["item_ids"]
         cf._item_col = {item: i for i, item in enumerate(cf.item_ids)}
-        arrays = np.load(folder / MODEL_FILE)
-        cf.user_factors, cf.item_factors = arrays["user_factors"], arrays["item_factors"]
-        cf._idf, cf._mean_length = arrays["idf"], float(arrays["mean_length"])
-        cf.counts = sp.load_npz(folder / MATRIX_FILE).tocsr()
+        if meta.get("format") == ARRAYS_FORMAT:
+            arrays, cf._mean_length = read_arrays(folder, len(cf.item_ids)), float(meta["mean_length"])
+        else:
+            arrays, cf._mean_length = cls._read_older(folder, meta["user_ids"])
+        cf._users, cf.user_factors, cf.item_factors = arrays.users, arrays.user_factors, arrays.item_factors
+        cf._idf, cf.counts = arrays.idf, arrays.counts
         with threadpool_limits(1, "blas"):  # as in `fit` (and implicit then has no threaded BLAS to warn about)
             cf._model = cf._new_model()
         cf._model.user_factors, cf._model.item_factors = cf.user_factors, cf.item_factors
         if cf.config.model == "als":
             cf._model = cf._model.to_cpu() if hasattr(cf._model, "to_cpu") else cf._model
         return cf
+
+    @staticmethod
+    def _read_older(folder: Path, user_ids: list[str]) -> tuple[CFArrays, float]:
+        """(the arrays, the mean history length) of a folder of the older format (`model.npz`, user ids in
+        `cf.json`, `user_items.npz`), rows re-sorted by user id when they were not."""
+        data = np.load(folder / MODEL_FILE)
+        users, order = SortedIds.build(user_ids)
+        user_factors, counts = data["user_factors"], sp.load_npz(folder / MATRIX_FILE).tocsr()
+        if not np.array_equal(order, np.arange(len(order))):
+            user_factors, counts = user_factors[order], counts[order]
+        arrays = CFArrays(users, user_factors, data["item_factors"], data["idf"], counts.astype(np.float32))
+        return arrays, float(data["mean_length"])

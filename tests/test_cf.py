@@ -59,3 +59,76 @@ def test_fold_in_new_events_without_retraining(movielens, tmp_path):
 def test_cf_rejects_empty_data():
     with pytest.raises(ValueError, match="no interactions"):
         CollaborativeFilter().fit(pd.DataFrame(columns=["user_id", "item_id", "weight"]))
+
+
+def _small_shop(seed: int = 3) -> pd.DataFrame:
+    """200 shoppers (ids of different lengths, one not ASCII) x 60 items, power-law popularity."""
+    rng = np.random.default_rng(seed)
+    users = [f"u{u}" for u in range(199)] + ["ünïcode-shopper"]
+    n = 3000
+    return pd.DataFrame(
+        {
+            "user_id": [users[u] for u in rng.integers(0, len(users), n)],
+            "item_id": [f"i{i:02d}" for i in rng.zipf(1.4, n) % 60],
+            "weight": rng.choice([1.0, 2.0], n),
+        }
+    )
+
+
+def test_saved_cf_is_memory_mapped_and_answers_as_trained(tmp_path):
+    """`save` writes .npy arrays; `load` maps them (no copy) and answers every shopper as the trained model does;
+    users are found by binary search, unknown and over-long ids are not; fold-in works on the mapped model and a
+    new user folded in lands in id order when it is saved again."""
+    from recsys.cf_arrays import SortedIds, is_mapped
+
+    cf = CollaborativeFilter(CFConfig(factors=8, iterations=5)).fit(_small_shop())
+    cf.save(tmp_path / "a")
+    loaded = CollaborativeFilter.load(tmp_path / "a")
+    assert is_mapped(loaded.user_factors) and is_mapped(loaded._users.keys) and is_mapped(loaded.counts.indices)
+    assert not is_mapped(cf.user_factors)
+    assert loaded.user_ids == cf.user_ids == sorted(cf.user_ids)
+    for user in cf.user_ids:
+        assert loaded.has_user(user) and loaded.recommend(user, 5) == cf.recommend(user, 5)
+        assert loaded.seen_items(user) == cf.seen_items(user)
+    for absent in ("u1000", "u", "", "u1" + "x" * 200, "u1\x00", "u\ud800"):
+        assert not loaded.has_user(absent) and loaded.recommend(absent, 5) == []
+    assert loaded.user_count == cf.user_count == 200
+
+    loaded.set_history("u5", {"i01": 3.0, "i02": 1.0})  # a private overlay over the mapped rows
+    loaded.set_history("a-new-shopper", {"i03": 1.0})
+    assert sorted(loaded.seen_items("u5")) == ["i01", "i02"] and loaded.user_count == 201
+    loaded.save(tmp_path / "b")
+    again = CollaborativeFilter.load(tmp_path / "b")
+    assert again.user_ids == sorted([*cf.user_ids, "a-new-shopper"])
+    for user in ("u5", "a-new-shopper", "u7", "ünïcode-shopper"):
+        assert again.recommend(user, 5) == loaded.recommend(user, 5)
+
+    with pytest.raises(ValueError, match="not unique"):
+        SortedIds.build(["a", "b", "a"])
+
+
+def test_cf_folders_of_the_older_format_still_load(tmp_path):
+    """A folder written before the arrays (model.npz, user ids in cf.json, user_items.npz), with its rows not in
+    id order (users folded in were appended), opens and answers as the model it was saved from."""
+    import json
+
+    import scipy.sparse as sp
+
+    cf = CollaborativeFilter(CFConfig(factors=8, iterations=5)).fit(_small_shop())
+    order = np.arange(len(cf.user_ids))[::-1]  # the old format kept any order
+    folder = tmp_path / "old"
+    folder.mkdir()
+    np.savez(
+        folder / "model.npz",
+        user_factors=cf.user_factors[order],
+        item_factors=cf.item_factors,
+        idf=cf._idf,
+        mean_length=np.float64(cf._mean_length),
+    )
+    sp.save_npz(folder / "user_items.npz", cf.counts[order])
+    meta = {"config": cf.config.model_dump(), "user_ids": [cf.user_ids[i] for i in order], "item_ids": cf.item_ids}
+    (folder / "cf.json").write_text(json.dumps(meta))
+    old = CollaborativeFilter.load(folder)
+    for user in cf.user_ids:
+        assert old.recommend(user, 5) == cf.recommend(user, 5)
+    np.testing.assert_allclose(old.user_vector(None, {"i01": 2.0}), cf.user_vector(None, {"i01": 2.0}), rtol=1e-5)

@@ -3,8 +3,10 @@ version, without reading the events table.
 
 A tables version (<models>/tables/vNNNNNN, written by `recsys.batch.train`) holds the item table (popularity
 windows, first and last sale, repeat rate, the blend's decayed popularity), the co-purchase lists and, when the
-shop has style vectors, each item's style-neighbour popularity. It is used when it was built over exactly the
-events the served CF version was trained on (`tables_for`), so every model a worker serves is of one batch.
+shop has style vectors, each item's style-neighbour popularity. The co-purchase lists are memory-mapped arrays
+(`recsys.batch.served`), shared by every worker of a host; the item tables are bounded by the catalog and read
+into plain dicts at open. It is used when it was built over exactly the events the served CF version was
+trained on (`tables_for`), so every model a worker serves is of one batch.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def read_snapshot(folder: Path, items, style, cf, allowed: Iterable[str]):
         trending=[],
         trending_by_kind={},
         group_members={},
-        co_bought=table_to_lists(pd.read_parquet(folder / CO_PURCHASES_FILE)),
+        co_bought=_co_bought(folder),
     )
     style_file = folder / STYLE_FILE
     if style is not None and style_file.exists():
@@ -99,3 +101,13 @@ def read_snapshot(folder: Path, items, style, cf, allowed: Iterable[str]):
     else:
         snapshot.style_neighbour_popularity = _style_neighbour_popularity(style, popularity["30d"])
     return snapshot.with_catalog(items, allowed)
+
+
+def _co_bought(folder: Path):
+    """The co-purchase lists: the memory-mapped arrays (`recsys.batch.served.CoBought`), or the Parquet table
+    read into a dict for a tables version written before them."""
+    from recsys.batch.served import CoBought, has_co_purchases
+
+    if has_co_purchases(folder):
+        return CoBought(folder)
+    return table_to_lists(pd.read_parquet(folder / CO_PURCHASES_FILE))

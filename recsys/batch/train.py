@@ -34,6 +34,7 @@ from recsys.batch.bundle import (
 )
 from recsys.batch.engine import connect
 from recsys.batch.export import export_events
+from recsys.batch.served import write_co_purchases
 from recsys.batch.tables import co_purchase_table, item_table
 from recsys.candidates.base import _style_neighbour_popularity
 
@@ -99,6 +100,7 @@ def train_shop(
             def write_tables(folder: Path) -> None:
                 items.to_parquet(folder / ITEMS_FILE, index=False)
                 co_bought.to_parquet(folder / CO_PURCHASES_FILE, index=False)
+                write_co_purchases(folder, co_bought)  # the arrays workers map (`recsys.batch.served`)
                 if style is not None:  # from the style index's k nearest, never all pairs
                     sold = dict(zip(items["item_id"], items["pop_30d"].astype(float), strict=True))
                     stats = _style_neighbour_popularity(style, sold)

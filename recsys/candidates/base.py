@@ -129,7 +129,8 @@ class Snapshot:
     trending: list[str]  # last week's top sellers, best first
     trending_by_kind: dict[str, list[str]]
     group_members: dict[str, list[str]]
-    co_bought: dict[str, list[tuple[str, float]]]  # item -> [(other item, co-purchases within the window)]
+    # item -> [(other item, co-purchases within the window)]; a served worker's maps arrays (`recsys.batch.served`)
+    co_bought: Mapping[str, list[tuple[str, float]]]
     style_neighbour_popularity: dict[str, float] = field(default_factory=dict)
     last_sale: dict[str, float] = field(default_factory=dict)
     repeat_rate: dict[str, float] = field(default_factory=dict)  # item -> share of its buyers who bought it again
