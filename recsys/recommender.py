@@ -177,13 +177,13 @@ class Recommender:
                 self.cf.set_history(user_id, weights)
 
     @property
-    def feeds(self) -> FeedModel:
+    def feed_ranker(self) -> FeedModel:
         """The feed's model over the rankers being served (`recsys.feeds.FeedModel`, which decides between the
         learned pipeline and the blend; `stylerec evaluate`'s `hybrid` calls the same)."""
-        model = getattr(self, "_feeds", None)
+        model = getattr(self, "_feed_ranker", None)
         if model is None or model.learned is not self.pipeline or model.blend is not self.ranker:
             # the catalog mapping itself answers `in` (the service drops deleted items there): no per-request copy
-            model = self._feeds = FeedModel(self.pipeline, self.ranker, catalog=self.ranker.categories)
+            model = self._feed_ranker = FeedModel(self.pipeline, self.ranker, catalog=self.ranker.categories)
         return model
 
     def feed(
@@ -196,7 +196,7 @@ class Recommender:
             history = self.history(user_id)
             catalog = self.ranker.categories
             allow = {i for i, c in catalog.items() if c in categories} if categories else None
-            return self.feeds.rank(user_id, k, history=history, allow=allow, alpha=alpha)
+            return self.feed_ranker.rank(user_id, k, history=history, allow=allow, alpha=alpha)
 
     def similar_items(
         self,

@@ -112,15 +112,16 @@ def test_the_service_and_evaluate_call_the_same_feed_model(demo_shop, tmp_path, 
         store.import_items(read_catalog(catalog_dir), "demo")
         store.import_interactions(contract_data.train, "train")
         recommender = Recommender(store, style)
-        assert isinstance(recommender.feeds, FeedModel) and recommender.feeds.kind == "blend"
-        assert recommender.feeds is recommender.feeds  # kept while the served rankers are the same
+        assert isinstance(recommender.feed_ranker, FeedModel) and recommender.feed_ranker.kind == "blend"
+        assert recommender.feed_ranker is recommender.feed_ranker  # kept while the served rankers are the same
         user = contract_data.users[0]
-        assert recommender.feed(user, 10) == recommender.feeds.rank(user, 10, history=recommender.history(user))
+        assert recommender.feed(user, 10) == recommender.feed_ranker.rank(user, 10, history=recommender.history(user))
         recommender.train_ranker(FAST)
-        assert recommender.feeds.kind == "learned" and recommender.feed_model == "learned"
-        assert recommender.feeds.learned is recommender.pipeline and recommender.feeds.blend is recommender.ranker
+        assert recommender.feed_ranker.kind == "learned" and recommender.feed_model == "learned"
+        served = recommender.feed_ranker
+        assert served.learned is recommender.pipeline and served.blend is recommender.ranker
         feed = recommender.feed(user, 10)
-        assert feed == recommender.feeds.rank(user, 10, history=recommender.history(user))
+        assert feed == recommender.feed_ranker.rank(user, 10, history=recommender.history(user))
         bags = recommender.feed(user, 10, categories={"bag"})
         assert len(bags) == 10 and all(store.item(r.item_id)["category"] == "bag" for r in bags)
         assert isinstance(HybridModel(FAST).fit(contract_data.snapshot, contract_data.train).feed, FeedModel)
