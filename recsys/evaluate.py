@@ -136,10 +136,10 @@ def evaluate(
 
     relevant = _relevant(data.test)
     max_k = max(k, 20)
-    lists: dict[str, dict[str, list[str]]] = {m: {} for m in fitted}
-    for user in tqdm(relevant, desc="ranking test users", disable=not progress):
-        for name, model in fitted.items():
-            lists[name][user] = model.recommend(user, max_k)
+    lists: dict[str, dict[str, list[str]]] = {}
+    for name, model in fitted.items():  # the same objects the service calls (`recsys.models`, `recsys.feeds`)
+        users = tqdm(relevant, desc=f"ranking test users: {name}", disable=not progress)
+        lists[name] = model.recommend_many(users, max_k)
 
     cold_items = set(data.test["item_id"]) - set(data.train["item_id"])
     warm_relevant = {u: s - cold_items for u, s in relevant.items()}

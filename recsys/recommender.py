@@ -19,6 +19,7 @@ from recsys.batch.bundle import read_popularity, read_snapshot
 from recsys.batch.tables import POPULARITY_HALF_LIFE_DAYS
 from recsys.candidates import ItemInfo, Snapshot
 from recsys.cf import CFConfig, CollaborativeFilter
+from recsys.feeds import FeedModel
 from recsys.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation, StyleSpace, style_profile
 from recsys.ranker import Feed, LearnedRanker, RankerConfig
 from recsys.store import NotFound, Store
@@ -175,6 +176,16 @@ class Recommender:
             with self.lock:
                 self.cf.set_history(user_id, weights)
 
+    @property
+    def feed_ranker(self) -> FeedModel:
+        """The feed's model over the rankers being served (`recsys.feeds.FeedModel`, which decides between the
+        learned pipeline and the blend; `stylerec evaluate`'s `hybrid` calls the same)."""
+        model = getattr(self, "_feed_ranker", None)
+        if model is None or model.learned is not self.pipeline or model.blend is not self.ranker:
+            # the catalog mapping itself answers `in` (the service drops deleted items there): no per-request copy
+            model = self._feed_ranker = FeedModel(self.pipeline, self.ranker, catalog=self.ranker.categories)
+        return model
+
     def feed(
         self, user_id: str, k: int = 10, categories: set[str] | None = None, alpha: float | None = None
     ) -> list[Recommendation]:
@@ -183,17 +194,9 @@ class Recommender:
         sellers for a shopper we know nothing about. `alpha` (CF against style) asks for the hand-set blend."""
         with self.lock:
             history = self.history(user_id)
-            if self.pipeline is None or alpha is not None:
-                return self.ranker.rank(user_id, k, history=history, categories=categories, alpha=alpha)
-            catalog = self.ranker.categories  # the service drops deleted items here
-            # the catalog mapping itself answers `in` when no category narrows it: no per-request copy of it
-            allow = {i for i, c in catalog.items() if c in categories} if categories else catalog
-            feed = self.pipeline.recommend(user_id, k, history=history, allow=allow)
-            if len(feed) < k:  # a narrow category: the blend fills the rest
-                shown = {r.item_id for r in feed}
-                more = self.ranker.rank(user_id, k, history=history, categories=categories, exclude=shown)
-                feed += more[: k - len(feed)]
-            return feed
+            catalog = self.ranker.categories
+            allow = {i for i, c in catalog.items() if c in categories} if categories else None
+            return self.feed_ranker.rank(user_id, k, history=history, allow=allow, alpha=alpha)
 
     def similar_items(
         self,
