@@ -200,29 +200,42 @@ class HybridRanker:
         self.categories = categories or {}  # when given, also the catalog: only these items are ever returned
         self.config = config or HybridConfig()
         self._cf_col = {item: j for j, item in enumerate(cf.item_ids)} if cf is not None else {}
-        self._borrowed = self._style_neighbours_for_cold_items()
+        # a cold item's style neighbours among warm items, looked up when it is first a candidate (a catalog of
+        # 105k items would otherwise cost a catalog x catalog product at every open and reload)
+        self._borrowed: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._warm: tuple[list[str], np.ndarray] | None = None
 
-    def _style_neighbours_for_cold_items(self, m: int = 5) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """For each item with a photo but no CF factors: its m nearest warm items in style space (CF columns
-        and cosine weights). A new item then borrows a CF score from the items it looks like."""
-        if self.cf is None or self.style is None:
-            return {}
-        cold = [i for i in self.style.ids if i not in self._cf_col]
-        warm = [i for i in self.style.ids if i in self._cf_col]
-        if not cold or not warm:
-            return {}
-        m = min(m, len(warm))
-        warm_vectors = np.stack([self.style.vector(i) for i in warm])
-        warm_cols = np.array([self._cf_col[i] for i in warm])
-        out = {}
-        for start in range(0, len(cold), 1024):
-            chunk = cold[start : start + 1024]
-            similarity = np.stack([self.style.vector(i) for i in chunk]) @ warm_vectors.T
-            top = np.argpartition(-similarity, m - 1, axis=1)[:, :m]
-            for row, item in enumerate(chunk):
-                weights = np.maximum(similarity[row, top[row]], 1e-6)
-                out[item] = (warm_cols[top[row]], weights / weights.sum())
-        return out
+    def _borrow(self, items: list[str], m: int = 5) -> None:
+        """For each item with a photo but no CF factors not looked up yet: its m nearest warm items in style space
+        (CF columns and cosine weights), so that a new item borrows a CF score from the items it looks like. One
+        batched search of the style index, `8 m` deep; an item whose search holds fewer than m warm items is
+        compared with every warm item (exact)."""
+        todo = [i for i in dict.fromkeys(items) if i not in self._borrowed]
+        if not todo or self.cf is None or self.style is None:
+            return
+        vectors = np.stack([self.style.vector(i) for i in todo])
+        found, scores = self.style.index.search(vectors, min(8 * m, len(self.style.ids)))
+        for item, vector, ids, sims in zip(todo, vectors, found, scores, strict=True):
+            near = [(self._cf_col[i], s) for i, s in zip(ids, sims, strict=True) if i in self._cf_col][:m]
+            if len(near) < m:
+                near = self._nearest_warm(vector, m)
+            if not near:
+                self._borrowed[item] = None
+                continue
+            weights = np.maximum(np.array([s for _, s in near], np.float64), 1e-6)
+            self._borrowed[item] = (np.array([c for c, _ in near]), weights / weights.sum())
+
+    def _nearest_warm(self, vector: np.ndarray, m: int) -> list[tuple[int, float]]:
+        """(CF column, cosine) of the m warm items nearest to `vector`, by comparing it with all of them."""
+        if self._warm is None:
+            warm = [i for i in self.style.ids if i in self._cf_col]
+            self._warm = (warm, np.stack([self.style.vector(i) for i in warm]) if warm else np.zeros((0, 0)))
+        warm, matrix = self._warm
+        if not warm:
+            return []
+        similarity = matrix @ vector
+        top = top_k(similarity, min(m, len(warm)))
+        return [(self._cf_col[warm[j]], float(similarity[j])) for j in top]
 
     # -- candidates and scores ------------------------------------------------------------------------------
     def candidates(
@@ -262,7 +275,7 @@ class HybridRanker:
             if query is not None:
                 profile = np.asarray(query, np.float32).reshape(1, -1)
             elif bought:
-                rows = history[history["item_id"].isin(self.style.row)]
+                rows = history[[i in self.style for i in history["item_id"]]]  # the history's cost, not the catalog's
                 vectors = np.stack([self.style.vector(i) for i in rows["item_id"]])
                 profile = style_profile(
                     vectors, rows["timestamp"].to_numpy(float), c.profile_half_life_days, c.centroids
@@ -284,11 +297,13 @@ class HybridRanker:
         style = np.full(len(items), np.nan)
         source: list[str | None] = [None] * len(items)
         if cf_scores is not None:
+            if self.style is not None:
+                self._borrow([i for i in items if i not in self._cf_col and i in self.style])
             for n, item in enumerate(items):
                 j = self._cf_col.get(item)
                 if j is not None:
                     cf[n] = cf_scores[j]
-                elif item in self._borrowed:
+                elif self._borrowed.get(item) is not None:
                     cols, weights = self._borrowed[item]
                     cf[n] = float(cf_scores[cols] @ weights)
         if profile is not None:
