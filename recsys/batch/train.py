@@ -3,7 +3,7 @@
 Stages (a progress bar each): export the events to Parquet in chunks (`recsys.batch.export`); item tables and
 co-purchase lists as DuckDB grouped counts over that file (`recsys.batch.tables`); collaborative filtering on the
 (shopper, item, summed weight) table DuckDB aggregates; the feed's ranker on training windows built one at a
-time over a sample of shoppers (`recsys.ranker.iter_training_folds`). Each model is written as a new immutable
+time over a sample of shoppers (`recsys.batch.windows.iter_folds`). Each model is written as a new immutable
 version (a version folder, then one atomic rename of CURRENT: `index.persistence.save_version`) under
 <models>/cf, <models>/ranker and <models>/tables, and the store's catalog generation is bumped so that running
 web workers swap them in. The service's admin retrain jobs call `train_shop` too.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -72,10 +73,17 @@ def train_shop(
     out: dict = {}
     stages = tqdm(total=5 if o.ranker else 4, desc="stylerec train", unit="stage", disable=not o.progress)
 
+    cpu: dict[str, float] = {}
+    peak_rss_gb: dict[str, float] = {}
+    cpu_mark = [time.process_time()]
+
     def done(stage: str, started: float) -> None:
         seconds[stage] = round(time.perf_counter() - started, 2)
+        cpu[stage], cpu_mark[0] = round(time.process_time() - cpu_mark[0], 2), time.process_time()
+        peak_rss_gb[stage] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20), 2)  # so far
         stages.update(1)
-        log.info("train: %s in %.1f s", stage, seconds[stage])
+        log.info("train: %s in %.1f s (%.1f s CPU, peak RSS %.2f GB)", stage, seconds[stage], cpu[stage],
+                 peak_rss_gb[stage])  # fmt: skip
 
     with tempfile.TemporaryDirectory(prefix="stylerec-train-") as tmp:
         started = time.perf_counter()
@@ -153,7 +161,7 @@ def train_shop(
         _bump_generation(db, GENERATION)
         done("publish", started)
     stages.close()
-    out["seconds"] = seconds
+    out["seconds"], out["cpu_seconds"], out["peak_rss_gb"] = seconds, cpu, peak_rss_gb
     return out
 
 
@@ -181,6 +189,7 @@ def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: Train
     """(the feed's ranker trained on windows one at a time, or None when it could not learn: the served one
     stays; what its training saw)."""
     from index.persistence import CURRENT
+    from recsys.batch.windows import iter_folds
     from recsys.candidates import ItemInfo
     from recsys.ranker import LearnedRanker, RankerConfig
     from recsys.stores import open_store
@@ -198,12 +207,11 @@ def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: Train
     info = ItemInfo(pd.DataFrame(catalog, columns=["item_id", "title", "category", "attributes"]))
     allowed = {item["item_id"] for item in catalog}
     del catalog
-    interactions = con.execute(
-        f"SELECT user_id, item_id, timestamp, weight FROM ({events}) ORDER BY timestamp, id"
-    ).df()
-    ranker = LearnedRanker(config).fit(
-        interactions, info, style, cf_config=cf_config, allowed=allowed, progress=o.progress
-    )
+    # windows built one at a time by DuckDB over the Parquet export: the events never enter pandas, only each
+    # window's item tables, CF codes, and its sampled shoppers' histories and labels
+    source = f"SELECT user_id, item_id, timestamp, weight, id AS rid FROM ({events})"
+    folds = iter_folds(con, source, info, style, config, cf_config, allowed)
+    ranker = LearnedRanker(config).fit(None, info, style, folds=folds, progress=o.progress)
     if not ranker.trained:
         return None, {"learned": False, "training": ranker.training}
     return ranker, {"learned": True, "training": ranker.training}
