@@ -17,6 +17,7 @@ A training window's labels are the purchases of its sampled shoppers inside it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 
 import duckdb
@@ -182,7 +183,6 @@ def iter_folds(
     cf_config: CFConfig | None = None,
     allowed: set[str] | None = None,
     sampled: bool = True,
-    progress: bool = False,
 ) -> Iterator[tuple[Snapshot, pd.DataFrame]]:
     """(the shop as of a training window's start, the purchases inside the window) for each window of `config`
     (a `RankerConfig`), latest first, built one at a time: a window's snapshot and labels are made when the
@@ -214,12 +214,15 @@ def iter_folds(
         later = set(first_sale.index[first_sale >= start]) - set(kept)
         window_allowed = (pool if pool is not None else set(items.title) | set(first_sale.index)) - later
         shoppers = window_shoppers(buyers, config) if sampled else None
-        if progress:
-            log.info("ranker window %d: %d buyers, %d sampled", n + 1, len(buyers), len(shoppers or buyers))
+        began, cpu = time.perf_counter(), time.process_time()
         snapshot = snapshot_at(
             con, source, start, items, style, cf_config=cf_config, allowed=window_allowed, shoppers=shoppers
         )
         labels = _events(con, inside, shoppers, "timestamp, rid", rid=True)
+        log.info(
+            "ranker window %d: %d buyers, %d sampled; snapshot and labels in %.1f s (%.1f s CPU)",
+            n + 1, len(buyers), len(labels["user_id"].unique()), time.perf_counter() - began, time.process_time() - cpu,
+        )  # fmt: skip
         labels.attrs[WINDOW_END] = float(end) + 1.0
         yield snapshot, labels
         del snapshot, labels
