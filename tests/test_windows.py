@@ -90,7 +90,7 @@ def test_sampled_windows_learn_what_full_windows_learn(demo_shop):
 
 
 class _Recording:
-    """A DuckDB connection that records how many rows each fetched result had, and of what types."""
+    """A DuckDB connection that records every result fetched: (rows, columns, distinct user ids in it)."""
 
     def __init__(self, con) -> None:
         self.con, self.fetched = con, []
@@ -104,19 +104,20 @@ class _Recording:
 
     def df(self) -> pd.DataFrame:
         frame = self.con.df()
-        strings = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-        self.fetched.append((len(frame), strings))
+        users = frame["user_id"].nunique() if "user_id" in frame else 0
+        self.fetched.append((len(frame), list(frame.columns), users))
         return frame
 
     def fetchnumpy(self) -> dict:
         arrays = self.con.fetchnumpy()
         rows = max((len(v) for v in arrays.values()), default=0)
-        self.fetched.append((rows, [k for k, v in arrays.items() if v.dtype == object]))
+        self.fetched.append((rows, list(arrays), 0))
+        assert all(np.issubdtype(v.dtype, np.number) for v in arrays.values()), "numbers only (CF's codes)"
         return arrays
 
     def fetchall(self) -> list:
         rows = self.con.fetchall()
-        self.fetched.append((len(rows), ["?"]))
+        self.fetched.append((len(rows), ["?"], 0))
         return rows
 
     def fetchone(self):
@@ -124,9 +125,9 @@ class _Recording:
 
 
 def test_training_windows_out_of_core_never_fetch_the_events(demo_shop, tmp_path):
-    """Every result the window builder fetches with strings in it is bounded by the items, the shoppers or the
-    sample (here at most a third of the events), never the events table; the trained ranker is the in-memory
-    path's."""
+    """Out of core, the only per-event rows fetched are the sampled shoppers' (histories and labels); the rest
+    is bounded by the items and shoppers (item tables, co-purchase lists, CF's ids and integer codes). The ranker
+    trained on them is the in-memory path's."""
     events, items, style = _shop(demo_shop)
     source = _parquet(events, tmp_path / "events.parquet")
     config = CONFIG.model_copy(update={"max_users_per_window": 30})
@@ -135,7 +136,10 @@ def test_training_windows_out_of_core_never_fetch_the_events(demo_shop, tmp_path
         ranker = LearnedRanker(config).fit(None, items, style, folds=iter_folds(con, source, items, style, config))
     finally:
         con.con.close()
-    with_strings = [rows for rows, strings in con.fetched if strings]
-    assert with_strings and max(with_strings) < len(events) / 3
+    per_event = [(rows, users) for rows, columns, users in con.fetched if "user_id" in columns]
+    assert per_event and all(users <= config.max_users_per_window for _, users in per_event)
+    assert max(rows for rows, _ in per_event) < len(events) / 3
+    fetched_items = [rows for rows, columns, _ in con.fetched if "item_id" in columns and "user_id" not in columns]
+    assert fetched_items and max(fetched_items) <= len(items.title) * 31  # item tables, <= 30 co-purchases each
     reference = LearnedRanker(config).fit(events, items, style)
-    assert ranker.windows == reference.windows and ranker.training == reference.training
+    assert ranker.trained and ranker.windows == reference.windows and ranker.training == reference.training
