@@ -41,10 +41,22 @@ from recsys.candidates.base import _style_neighbour_popularity
 log = logging.getLogger(__name__)
 
 
+# events the ranker's windows read in all, by default: each window's snapshot (item tables, co-purchases, CF) costs
+# about its events, so a big shop trains on fewer windows (30 at 1/100 of H&M, 19 at 1/10, 2 at full size)
+WINDOW_EVENT_BUDGET = 60_000_000
+MIN_WINDOWS = 2
+
+
+def default_windows(events: int, configured: int) -> int:
+    """The ranker's windows when `--windows` is not given: the configured number, fewer for a shop whose windows
+    would read more than WINDOW_EVENT_BUDGET events in all (never under MIN_WINDOWS)."""
+    return max(min(configured, MIN_WINDOWS), min(configured, WINDOW_EVENT_BUDGET // max(int(events), 1)))
+
+
 @dataclass
 class TrainOptions:
     """What `train_shop` builds: `sample_shoppers` per ranker window (None: the ranker config's), `windows` (None:
-    the config's), `ranker`: False to leave the served ranker as it is."""
+    the config's, fewer for a big shop: `default_windows`), `ranker`: False to leave the served ranker as it is."""
 
     sample_shoppers: int | None = None
     windows: int | None = None
@@ -146,7 +158,7 @@ def train_shop(
             ranker = None
             if o.ranker:
                 started = time.perf_counter()
-                ranker, out["ranker"] = _train_ranker(con, events, db, models / RANKER_DIR, style, cf_config, o)
+                ranker, out["ranker"] = _train_ranker(con, events, db, models / RANKER_DIR, style, cf_config, o, count)
                 done("ranker", started)
         finally:
             con.close()
@@ -185,7 +197,7 @@ def _served_cf_config(folder: Path):
         return None
 
 
-def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: TrainOptions):
+def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: TrainOptions, count: int):
     """(the feed's ranker trained on windows one at a time, or None when it could not learn: the served one
     stays; what its training saw)."""
     from index.persistence import CURRENT
@@ -197,7 +209,8 @@ def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: Train
     config = RankerConfig()
     if (folder / CURRENT).exists():
         config = LearnedRanker.load(folder / (folder / CURRENT).read_text().strip()).config
-    update = {"windows": o.windows, "max_users_per_window": o.sample_shoppers}
+    windows = o.windows if o.windows is not None else default_windows(count, config.windows)
+    update = {"windows": windows, "max_users_per_window": o.sample_shoppers}
     config = config.model_copy(update={k: v for k, v in update.items() if v is not None})
     store = open_store(db)
     try:
