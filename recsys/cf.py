@@ -75,17 +75,27 @@ class CollaborativeFilter:
             raise ValueError("no interactions to train collaborative filtering on")
         users = pd.Categorical(interactions["user_id"].astype(str))
         items = pd.Categorical(interactions["item_id"].astype(str))
-        self._users, order = SortedIds.build(list(users.categories))
-        rows = np.empty_like(order)
-        rows[order] = np.arange(len(order))  # the categories' order is the bytes' order already: the identity
-        self.item_ids = list(items.categories)
-        self._item_col = {item: i for i, item in enumerate(self.item_ids)}
         weights = interactions["weight"].to_numpy(np.float32) if "weight" in interactions else 1.0
-        self.counts = sp.csr_matrix(
-            (np.broadcast_to(weights, len(interactions)), (rows[users.codes], items.codes)),
-            shape=(len(self._users), len(self.item_ids)),
+        counts = sp.csr_matrix(
+            (np.broadcast_to(weights, len(interactions)), (users.codes, items.codes)),
+            shape=(len(users.categories), len(items.categories)),
             dtype=np.float32,
         )
+        return self.fit_counts(list(users.categories), list(items.categories), counts, show_progress)
+
+    def fit_counts(
+        self, user_ids: list[str], item_ids: list[str], counts: sp.csr_matrix, show_progress: bool = False
+    ) -> CollaborativeFilter:
+        """Train on a users x items matrix of summed event weights (rows `user_ids`, columns `item_ids`, both
+        sorted as `fit` sorts them), e.g. aggregated out of core by DuckDB (`recsys.batch.windows.fit_cf`)."""
+        if counts.nnz == 0:
+            raise ValueError("no interactions to train collaborative filtering on")
+        self._users, order = SortedIds.build(list(user_ids))
+        self.item_ids = list(item_ids)
+        self._item_col = {item: i for i, item in enumerate(self.item_ids)}
+        counts = sp.csr_matrix(counts, dtype=np.float32)
+        # rows in the ids' byte order (pandas' and DuckDB's sort of the ids is that order already: the identity)
+        self.counts = counts if np.array_equal(order, np.arange(len(order))) else counts[order]
         self.counts.sum_duplicates()
         self._fit_weighting(self.counts)
         self._folded = {}

@@ -819,7 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", "--store", dest="store", help="embedding store: style features (default var/store)")
     p.add_argument("--index", help="persisted style index (default var/index or $STYLEREC_INDEX)")
     p.add_argument("--sample-shoppers", type=int, help="shoppers learned from per ranker window (default 1000)")
-    p.add_argument("--windows", type=int, help="ranker training windows (default: the served ranker's, else 30)")
+    p.add_argument("--windows", type=int, help="ranker windows (default: the served ranker's, else 30; fewer if big)")
     p.add_argument("--no-ranker", action="store_true", help="leave the feed's ranker as it is")
     p.set_defaults(func=cmd_train)
 

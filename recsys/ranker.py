@@ -25,6 +25,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
+from recsys.batch.engine import connect
+from recsys.batch.windows import WINDOW_END, frame_source, iter_folds
 from recsys.candidates import (
     SOURCES,
     CandidateSource,
@@ -78,6 +80,9 @@ class RankerConfig(BaseModel):
         1.0, ge=0, le=1, description="share of a window's first-sold articles in its catalog (as --keep-new)"
     )
     max_users_per_window: int = Field(1000, ge=1)
+    window_cf_iterations: int | None = Field(
+        None, ge=1, description="ALS iterations of each training window's CF (None: the served CF's)"
+    )
     min_shoppers: int = Field(20, ge=1, description="fewer shoppers with a hit among candidates: no model")
     # chosen on train-only validation (BENCHMARKS.md, issue 13): the binary objective with bagging and L2 beat
     # LambdaRank with the same trees on the H&M windows before the first test window
@@ -222,8 +227,15 @@ def training_windows(
     its start, its labels from the events inside it; nothing after the last event is ever used."""
     if len(interactions) == 0:
         return []
-    end = float(interactions["timestamp"].max()) + 1.0
-    first = float(interactions["timestamp"].min())
+    first, last = float(interactions["timestamp"].min()), float(interactions["timestamp"].max())
+    return training_windows_between(first, last, window_days, windows, step_days)
+
+
+def training_windows_between(
+    first: float, last: float, window_days: float, windows: int, step_days: float | None = None
+) -> list[tuple[float, float]]:
+    """`training_windows` of events from `first` to `last` (their earliest and latest timestamps)."""
+    end = float(last) + 1.0
     step = (step_days or window_days) * DAY
     out = []
     for n in range(windows):
@@ -260,30 +272,20 @@ def iter_training_folds(
     sampled_histories: bool = False,
 ) -> Iterator[tuple[Snapshot, pd.DataFrame]]:
     """`training_folds` one window at a time (a window's snapshot is built when the previous one was used);
-    `sampled_histories`: a window's snapshot keeps the histories of the shoppers the ranker learns from only
-    (`window_shoppers`), not every shopper's."""
+    `sampled_histories`: a window's snapshot keeps the histories, and its labels the purchases, of the shoppers
+    the ranker learns from only (`window_shoppers`), not every shopper's. Built by DuckDB over the frame, as
+    `stylerec train` builds them over its Parquet export (`recsys.batch.windows.iter_folds`)."""
     if split == "temporal":
-        first_sale = interactions.groupby("item_id")["timestamp"].min()
-        pool = set(allowed) if allowed is not None else None
-        for start, stop in training_windows(interactions, config.window_days, config.windows, config.window_step_days):
-            past = interactions[interactions["timestamp"] < start]
-            labels = interactions[(interactions["timestamp"] >= start) & (interactions["timestamp"] < stop)]
-            if len(past) and len(labels):
-                # the catalog as it was: what had sold before, (a share of) the articles that first sold in the
-                # window, and the articles that never sold (a catalog's unsold stock); articles that first sold
-                # after the window were not there yet
-                new = sorted(first_sale.index[(first_sale >= start) & (first_sale < stop)])
-                rng = np.random.default_rng(config.seed)
-                kept = rng.choice(new, round(len(new) * config.window_new_share), replace=False) if new else []
-                later = set(first_sale.index[first_sale >= start]) - set(kept)
-                window_allowed = (pool if pool is not None else set(items.title) | set(first_sale.index)) - later
-                shoppers = window_shoppers(labels["user_id"].unique(), config) if sampled_histories else None
-                yield (
-                    Snapshot.build(
-                        past, items, style, now=start, cf_config=cf_config, allowed=window_allowed, shoppers=shoppers
-                    ),
-                    labels,
-                )
+        con = connect()
+        try:  # the same window builder `stylerec train` runs over its Parquet export
+            source = frame_source(con, interactions)
+            folds = iter_folds(con, source, items, style, config, cf_config, allowed, sampled_histories)
+            for snapshot, labels in folds:
+                rows = interactions.iloc[np.sort(labels.index.to_numpy())]  # the frame's own rows of the window
+                rows.attrs[WINDOW_END] = labels.attrs[WINDOW_END]
+                yield snapshot, rows
+        finally:
+            con.close()
     else:
         past, held_out = random_split(interactions, 0.25, config.seed + 1)
         if len(past) and len(held_out):
@@ -343,7 +345,7 @@ class LearnedRanker:
 
     def fit(
         self,
-        interactions: pd.DataFrame,
+        interactions: pd.DataFrame | None,
         items: ItemInfo,
         style: StyleSpace | None = None,
         cf_config: CFConfig | None = None,
@@ -352,8 +354,10 @@ class LearnedRanker:
         folds: Iterable[tuple[Snapshot, pd.DataFrame]] | None = None,
         progress: bool = False,
     ) -> LearnedRanker:
-        """Train on windows carved from `interactions` (see `training_folds`; pass `folds` to reuse them), built
-        one at a time; leaves the ranker untrained when there is too little data. `progress`: a bar per window."""
+        """Train on windows carved from `interactions` (see `training_folds`; pass `folds` to reuse them, or to
+        train out of core: `recsys.batch.windows.iter_folds`, then `interactions` may be None), built one at a
+        time; leaves the ranker untrained when there is too little data. `progress`: a bar per window and one
+        over each window's shoppers."""
         c = self.config
         if folds is None:  # one window at a time: only the current window's snapshot is alive
             folds = iter_training_folds(interactions, items, style, c, cf_config, allowed, split, True)
@@ -364,8 +368,9 @@ class LearnedRanker:
                    disable=not progress)  # fmt: skip
         for snapshot, bought in bar:
             if split == "temporal":
-                self.windows.append((snapshot.now, float(bought["timestamp"].max()) + 1.0))
-            x, y, g = self._examples(snapshot, bought)
+                end = bought.attrs.get(WINDOW_END, float(bought["timestamp"].max()) + 1.0)
+                self.windows.append((snapshot.now, end))
+            x, y, g = self._examples(snapshot, bought, progress)
             matrices.append(x)
             labels.append(y)
             groups += g
@@ -380,13 +385,16 @@ class LearnedRanker:
         self.training["positives"] = int(np.concatenate(labels).sum())
         return self
 
-    def _examples(self, snapshot: Snapshot, bought: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    def _examples(
+        self, snapshot: Snapshot, bought: pd.DataFrame, progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Feature rows, labels and group sizes of the shoppers of one window that have a hit among candidates."""
         c = self.config
         sources = c.active_sources()
         relevant = bought.groupby("user_id")["item_id"].agg(set)
         xs, ys, groups = [], [], []
-        for user in window_shoppers(relevant.index, c):
+        users = window_shoppers(relevant.index, c)
+        for user in tqdm(users, desc="window shoppers", unit="shopper", leave=False, disable=not progress):
             shopper = Shopper(snapshot, user)
             exclude = None if c.allow_bought else set(shopper.items)
             pool = generate(snapshot, shopper, sources, c.candidates, exclude)

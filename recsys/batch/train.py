@@ -3,7 +3,7 @@
 Stages (a progress bar each): export the events to Parquet in chunks (`recsys.batch.export`); item tables and
 co-purchase lists as DuckDB grouped counts over that file (`recsys.batch.tables`); collaborative filtering on the
 (shopper, item, summed weight) table DuckDB aggregates; the feed's ranker on training windows built one at a
-time over a sample of shoppers (`recsys.ranker.iter_training_folds`). Each model is written as a new immutable
+time over a sample of shoppers (`recsys.batch.windows.iter_folds`). Each model is written as a new immutable
 version (a version folder, then one atomic rename of CURRENT: `index.persistence.save_version`) under
 <models>/cf, <models>/ranker and <models>/tables, and the store's catalog generation is bumped so that running
 web workers swap them in. The service's admin retrain jobs call `train_shop` too.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -36,15 +37,28 @@ from recsys.batch.engine import connect
 from recsys.batch.export import export_events
 from recsys.batch.served import write_co_purchases
 from recsys.batch.tables import co_purchase_table, item_table
+from recsys.batch.windows import fit_cf
 from recsys.candidates.base import _style_neighbour_popularity
 
 log = logging.getLogger(__name__)
 
 
+# events the ranker's windows read in all, by default: each window's snapshot (item tables, co-purchases, CF) costs
+# about its events, so a big shop trains on fewer windows (30 at 1/100 of H&M, 19 at 1/10, 2 at full size)
+WINDOW_EVENT_BUDGET = 60_000_000
+MIN_WINDOWS = 2
+
+
+def default_windows(events: int, configured: int) -> int:
+    """The ranker's windows when `--windows` is not given: the configured number, fewer for a shop whose windows
+    would read more than WINDOW_EVENT_BUDGET events in all (never under MIN_WINDOWS)."""
+    return max(min(configured, MIN_WINDOWS), min(configured, WINDOW_EVENT_BUDGET // max(int(events), 1)))
+
+
 @dataclass
 class TrainOptions:
     """What `train_shop` builds: `sample_shoppers` per ranker window (None: the ranker config's), `windows` (None:
-    the config's), `ranker`: False to leave the served ranker as it is."""
+    the config's, fewer for a big shop: `default_windows`), `ranker`: False to leave the served ranker as it is."""
 
     sample_shoppers: int | None = None
     windows: int | None = None
@@ -73,10 +87,17 @@ def train_shop(
     out: dict = {}
     stages = tqdm(total=5 if o.ranker else 4, desc="stylerec train", unit="stage", disable=not o.progress)
 
+    cpu: dict[str, float] = {}
+    peak_rss_gb: dict[str, float] = {}
+    cpu_mark = [time.process_time()]
+
     def done(stage: str, started: float) -> None:
         seconds[stage] = round(time.perf_counter() - started, 2)
+        cpu[stage], cpu_mark[0] = round(time.process_time() - cpu_mark[0], 2), time.process_time()
+        peak_rss_gb[stage] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20), 2)  # so far
         stages.update(1)
-        log.info("train: %s in %.1f s", stage, seconds[stage])
+        log.info("train: %s in %.1f s (%.1f s CPU, peak RSS %.2f GB)", stage, seconds[stage], cpu[stage],
+                 peak_rss_gb[stage])  # fmt: skip
 
     with tempfile.TemporaryDirectory(prefix="stylerec-train-") as tmp:
         started = time.perf_counter()
@@ -118,12 +139,9 @@ def train_shop(
             done("tables", started)
 
             started = time.perf_counter()
-            matrix = con.execute(
-                f"SELECT user_id, item_id, sum(weight) AS weight FROM ({events}) GROUP BY user_id, item_id"
-            ).df()
             cf_config = _served_cf_config(models / CF_DIR) or CFConfig()
-            cf = CollaborativeFilter(cf_config).fit(matrix, show_progress=o.progress)
-            del matrix
+            # fetched as integer codes (a frame of 25M string pairs peaked at 9.9 GB at H&M size)
+            cf = fit_cf(con, events, cf_config, progress=o.progress)
 
             def write_cf(folder: Path) -> None:
                 cf.save(folder)
@@ -140,7 +158,7 @@ def train_shop(
             ranker = None
             if o.ranker:
                 started = time.perf_counter()
-                ranker, out["ranker"] = _train_ranker(con, events, db, models / RANKER_DIR, style, cf_config, o)
+                ranker, out["ranker"] = _train_ranker(con, events, db, models / RANKER_DIR, style, cf_config, o, count)
                 done("ranker", started)
         finally:
             con.close()
@@ -155,7 +173,7 @@ def train_shop(
         _bump_generation(db, GENERATION)
         done("publish", started)
     stages.close()
-    out["seconds"] = seconds
+    out["seconds"], out["cpu_seconds"], out["peak_rss_gb"] = seconds, cpu, peak_rss_gb
     return out
 
 
@@ -179,10 +197,11 @@ def _served_cf_config(folder: Path):
         return None
 
 
-def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: TrainOptions):
+def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: TrainOptions, count: int):
     """(the feed's ranker trained on windows one at a time, or None when it could not learn: the served one
     stays; what its training saw)."""
     from index.persistence import CURRENT
+    from recsys.batch.windows import iter_folds
     from recsys.candidates import ItemInfo
     from recsys.ranker import LearnedRanker, RankerConfig
     from recsys.stores import open_store
@@ -190,7 +209,8 @@ def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: Train
     config = RankerConfig()
     if (folder / CURRENT).exists():
         config = LearnedRanker.load(folder / (folder / CURRENT).read_text().strip()).config
-    update = {"windows": o.windows, "max_users_per_window": o.sample_shoppers}
+    windows = o.windows if o.windows is not None else default_windows(count, config.windows)
+    update = {"windows": windows, "max_users_per_window": o.sample_shoppers}
     config = config.model_copy(update={k: v for k, v in update.items() if v is not None})
     store = open_store(db)
     try:
@@ -200,12 +220,11 @@ def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: Train
     info = ItemInfo(pd.DataFrame(catalog, columns=["item_id", "title", "category", "attributes"]))
     allowed = {item["item_id"] for item in catalog}
     del catalog
-    interactions = con.execute(
-        f"SELECT user_id, item_id, timestamp, weight FROM ({events}) ORDER BY timestamp, id"
-    ).df()
-    ranker = LearnedRanker(config).fit(
-        interactions, info, style, cf_config=cf_config, allowed=allowed, progress=o.progress
-    )
+    # windows built one at a time by DuckDB over the Parquet export: the events never enter pandas, only each
+    # window's item tables, CF codes, and its sampled shoppers' histories and labels
+    source = f"SELECT user_id, item_id, timestamp, weight, id AS rid FROM ({events})"
+    folds = iter_folds(con, source, info, style, config, cf_config, allowed)
+    ranker = LearnedRanker(config).fit(None, info, style, folds=folds, progress=o.progress)
     if not ranker.trained:
         return None, {"learned": False, "training": ranker.training}
     return ranker, {"learned": True, "training": ranker.training}

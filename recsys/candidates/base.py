@@ -17,7 +17,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from recsys.batch.tables import co_purchases
 from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.hybrid import DAY, StyleSpace, style_profile
 
@@ -152,41 +151,22 @@ class Snapshot:
         """The shop as of `now` (default: the latest event) from `interactions` before it; `cf` is trained on
         them unless given; `allowed` (default: the catalog's and every bought item) limits what may be proposed;
         `shoppers`: keep only these shoppers' histories (default: everyone's)."""
+        from recsys.batch.engine import connect
+        from recsys.batch.windows import frame_source, snapshot_at
+
         if now is None:
             now = float(interactions["timestamp"].max()) + 1.0 if len(interactions) else 0.0
-        past = interactions[interactions["timestamp"] < now]
-        if cf is None and len(past):
-            cf = CollaborativeFilter(cf_config or CFConfig()).fit(past)
-        allowed = set(allowed) if allowed is not None else set(items.title) | set(past["item_id"])
-        ts = past["timestamp"].to_numpy(float)
-        popularity = {
-            "7d": past.loc[ts >= now - 7 * DAY, "item_id"].value_counts().to_dict(),
-            "30d": past.loc[ts >= now - 30 * DAY, "item_id"].value_counts().to_dict(),
-            "all": past["item_id"].value_counts().to_dict(),
-        }
-        snapshot = cls(
-            now=float(now),
-            items=items,
-            style=style,
-            cf=cf,
-            allowed=allowed,
-            histories=_histories(past, shoppers),
-            popularity=popularity,
-            first_sale=past.groupby("item_id")["timestamp"].min().to_dict(),
-            last_sale=past.groupby("item_id")["timestamp"].max().to_dict(),
-            repeat_rate=_repeat_rates(past),
-            trending=[],
-            trending_by_kind={},
-            group_members={},
-            co_bought=_co_purchases(past, together_days),
-        )
-        snapshot.style_neighbour_popularity = _style_neighbour_popularity(style, popularity["30d"])
-        return snapshot.with_catalog(items, allowed)
+        con = connect()
+        try:  # the same queries `stylerec train` runs over its Parquet export (one way to build a snapshot)
+            source = frame_source(con, interactions)
+            return snapshot_at(con, source, now, items, style, cf, cf_config, allowed, together_days, shoppers)
+        finally:
+            con.close()
 
     def with_catalog(self, items: ItemInfo, allowed: Iterable[str]) -> Snapshot:
         """The same snapshot over a changed catalog (item facts, what may be proposed); cheap, no retraining."""
         allowed = set(allowed)
-        week = [i for i in self.popularity["7d"] if i in allowed]  # value_counts: most sold first
+        week = [i for i in self.popularity["7d"] if i in allowed]  # most sold first
         by_kind: dict[str, list[str]] = {}
         for item in week:
             kind = items.kind.get(item)
@@ -217,31 +197,16 @@ class Snapshot:
         return {} if self.cf is None else {item: j for j, item in enumerate(self.cf.item_ids)}
 
 
-def _histories(past: pd.DataFrame, shoppers: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Each shopper's events in time order (only `shoppers`' when given)."""
-    if shoppers is not None:
-        past = past[past["user_id"].isin(set(shoppers))]
-    return {u: f for u, f in past.sort_values("timestamp", kind="stable").groupby("user_id", sort=False)}
-
-
 def _co_purchases(
     past: pd.DataFrame, days: float, keep: int = 30, max_per_shopper: int = 500
 ) -> dict[str, list[tuple[str, float]]]:
-    """For each item, the items the same shoppers bought within `days` of it, most often first.
+    """For each item, the items the same shoppers bought within `days` of it, most often first: the grouped count
+    of `recsys.batch.tables.co_purchases`. Only each shopper's latest `max_per_shopper` purchases count: the
+    pairing is quadratic per shopper, and one bot-like shopper with thousands of events would otherwise dominate
+    the cost (H&M's busiest has 344)."""
+    from recsys.batch.tables import co_purchases
 
-    A grouped count in DuckDB (`recsys.batch.tables.co_purchases`), which spills to disk rather than hold every
-    shopper's pairs in memory. Only each shopper's latest `max_per_shopper` purchases count: the pairing is
-    quadratic per shopper, and one bot-like shopper with thousands of events would otherwise dominate the cost
-    (H&M's busiest has 344)."""
     return co_purchases(past, days, keep, max_per_shopper)
-
-
-def _repeat_rates(past: pd.DataFrame) -> dict[str, float]:
-    """For each item, the share of its buyers who bought it more than once (how much it is a repeat buy)."""
-    if len(past) == 0:
-        return {}
-    per_buyer = past.groupby(["item_id", "user_id"]).size()
-    return (per_buyer > 1).groupby(level="item_id").mean().to_dict()
 
 
 def _style_neighbour_popularity(
