@@ -78,7 +78,7 @@ def train_shop(
     (versions, sizes, seconds per stage). `embeddings` (an embedding store) turns the style features on."""
     from index.persistence import save_version
     from recsys.catalog import CF_DIR, GENERATION, MODEL_VERSIONS_KEPT, TRAINED_FILE
-    from recsys.cf import CFConfig, CollaborativeFilter
+    from recsys.cf import CFConfig
     from recsys.ranker import RANKER_DIR
 
     o = options or TrainOptions()
