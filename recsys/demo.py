@@ -32,16 +32,45 @@ CATALOG_COLUMNS = ("item_id", "title", "category", "pattern", "colour", "image")
 
 # Silhouettes as polygons in a unit box (x right, y down), scaled to the canvas.
 _POLYGONS: dict[str, list[tuple[float, float]]] = {
-    "tshirt": [(0.32, 0.18), (0.42, 0.15), (0.5, 0.2), (0.58, 0.15), (0.68, 0.18), (0.9, 0.32), (0.82, 0.42),
-               (0.72, 0.36), (0.72, 0.82), (0.28, 0.82), (0.28, 0.36), (0.18, 0.42), (0.1, 0.32)],
-    "dress": [(0.4, 0.1), (0.5, 0.14), (0.6, 0.1), (0.64, 0.3), (0.6, 0.42), (0.82, 0.9), (0.18, 0.9),
-              (0.4, 0.42), (0.36, 0.3)],
-    "trousers": [(0.28, 0.1), (0.72, 0.1), (0.78, 0.92), (0.56, 0.92), (0.5, 0.38), (0.44, 0.92),
-                 (0.22, 0.92)],
+    "tshirt": [
+        (0.32, 0.18),
+        (0.42, 0.15),
+        (0.5, 0.2),
+        (0.58, 0.15),
+        (0.68, 0.18),
+        (0.9, 0.32),
+        (0.82, 0.42),
+        (0.72, 0.36),
+        (0.72, 0.82),
+        (0.28, 0.82),
+        (0.28, 0.36),
+        (0.18, 0.42),
+        (0.1, 0.32),
+    ],
+    "dress": [
+        (0.4, 0.1),
+        (0.5, 0.14),
+        (0.6, 0.1),
+        (0.64, 0.3),
+        (0.6, 0.42),
+        (0.82, 0.9),
+        (0.18, 0.9),
+        (0.4, 0.42),
+        (0.36, 0.3),
+    ],
+    "trousers": [(0.28, 0.1), (0.72, 0.1), (0.78, 0.92), (0.56, 0.92), (0.5, 0.38), (0.44, 0.92), (0.22, 0.92)],
     "bag": [(0.18, 0.4), (0.82, 0.4), (0.88, 0.82), (0.12, 0.82)],
     "mug": [(0.22, 0.3), (0.7, 0.3), (0.7, 0.75), (0.22, 0.75)],
-    "cushion": [(0.14, 0.26), (0.5, 0.3), (0.86, 0.26), (0.82, 0.5), (0.86, 0.74), (0.5, 0.7), (0.14, 0.74),
-                (0.18, 0.5)],
+    "cushion": [
+        (0.14, 0.26),
+        (0.5, 0.3),
+        (0.86, 0.26),
+        (0.82, 0.5),
+        (0.86, 0.74),
+        (0.5, 0.7),
+        (0.14, 0.74),
+        (0.18, 0.5),
+    ],
 }
 
 
@@ -137,6 +166,11 @@ def read_catalog(csv_path: str | os.PathLike) -> dict[str, dict[str, str]]:
 
 
 STYLE_NAMES = ("swirls", "mosaic", "pointillist", "bold-stripes")
+# The demo pattern (`PATTERNS`) a drawn palette style shows, for those that show one: what "in the style you
+# liked" must find. The others draw no demo pattern: swirls are curved bands, mosaic a grid of random-colour tiles,
+# pointillist a random scatter of small squares (measured: its pattern facet finds floral, the demo's other
+# random scatter, 12 of 12; the demo's dots lie on a regular grid). BENCHMARKS.md, issue 22.
+STYLE_PATTERNS: dict[str, str] = {"bold-stripes": "stripes"}
 
 
 def make_demo_styles(out_dir: str | os.PathLike, seed: int = 3, size: int = 384) -> list[Path]:
