@@ -205,3 +205,33 @@ def test_favicon(client):
     icon = client.get("/favicon.ico")
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
     assert b"<svg" in icon.content
+
+
+def test_each_palette_style_renders_with_its_measured_renderer_by_default(client):
+    """The defaults `benchmarks/render_styles.py` measured (recsys/render_defaults.json) are what /styles says and
+    what a render without `renderer` uses; a fast-only request (a shopper's adjustments) stays fast."""
+    from recsys.demo import STYLE_NAMES
+    from recsys.render_defaults import measured_defaults
+
+    measured = measured_defaults()
+    assert set(STYLE_NAMES) <= set(measured)  # every drawn palette style was measured
+    palette = {s["name"]: s["renderer"] for s in client.get("/styles").json()}
+    for name in STYLE_NAMES:
+        assert palette[name] == measured[name]["renderer"]
+        assert measured[name]["renderer"] in {"fast", "adain", "gatys"}
+    assert palette["dots"] == "fast"  # not measured: the fast renderer
+    admin = {"x-api-key": "secret"}  # the queue's per-client limit is not what this test is about
+    for name in STYLE_NAMES:
+        default = client.get("/items/D0001/render", params={"style": name}, headers=admin)
+        given = {"style": name, "renderer": measured[name]["renderer"]}
+        chosen = client.get("/items/D0001/render", params=given, headers=admin)
+        assert default.status_code == chosen.status_code
+        if measured[name]["renderer"] == "fast":
+            assert default.status_code == 200 and default.content == chosen.content
+        else:  # queued (or cached): the same job as asking for that renderer
+            assert default.status_code in (200, 202)
+            if default.status_code == 202:
+                assert default.json()["id"] == chosen.json()["id"]
+    user = client.get("/users").json()[0]
+    personal = client.get("/items/D0001/render", params={"style": STYLE_NAMES[0], "user_id": user})
+    assert personal.status_code == 200 and personal.headers["content-type"] == "image/jpeg"

@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from recsys.render_defaults import default_renderer
 from recsys.service.settings import Settings
 from recsys.store import NotFound, Store
 from recsys.stores import open_store
@@ -39,7 +40,12 @@ class RenderQueue:
 
     def palette(self) -> list[dict]:
         return [
-            {"name": s["name"], "image_url": f"/styles/{s['name']}/image", "has_vector": s["vector"] is not None}
+            {
+                "name": s["name"],
+                "image_url": f"/styles/{s['name']}/image",
+                "has_vector": s["vector"] is not None,
+                "renderer": default_renderer(s["name"]),
+            }
             for s in self.store.styles()
         ]
 
