@@ -207,20 +207,25 @@ def test_favicon(client):
     assert b"<svg" in icon.content
 
 
-def test_each_palette_style_renders_with_its_measured_renderer_by_default(client):
+def test_each_palette_style_renders_with_its_measured_renderer_by_default(settings):
     """The defaults `benchmarks/render_styles.py` measured (recsys/render_defaults.json) are what /styles says and
     what a render without `renderer` uses; a fast-only request (a shopper's adjustments) stays fast."""
     from recsys.demo import STYLE_NAMES
     from recsys.render_defaults import measured_defaults
 
-    measured = measured_defaults()
+    roomy = settings.model_copy(update={"render_queue": 64, "render_per_client": 64})  # bounds: not tested here
+    with TestClient(create_app(roomy)) as client:
+        _renders_by_default(client, measured_defaults(), STYLE_NAMES)
+
+
+def _renders_by_default(client, measured: dict, STYLE_NAMES: tuple[str, ...]) -> None:
     assert set(STYLE_NAMES) <= set(measured)  # every drawn palette style was measured
     palette = {s["name"]: s["renderer"] for s in client.get("/styles").json()}
     for name in STYLE_NAMES:
         assert palette[name] == measured[name]["renderer"]
         assert measured[name]["renderer"] in {"fast", "adain", "gatys"}
     assert palette["dots"] == "fast"  # not measured: the fast renderer
-    admin = {"x-api-key": "secret"}  # the queue's per-client limit is not what this test is about
+    admin = {"x-api-key": "secret"}  # any strength
     for name in STYLE_NAMES:
         default = client.get("/items/D0001/render", params={"style": name}, headers=admin)
         given = {"style": name, "renderer": measured[name]["renderer"]}
