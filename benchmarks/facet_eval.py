@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from transfer.embed import iter_batches
 from transfer.encoder import STYLE_LAYERS, EncoderConfig, StyleEncoder
-from transfer.facets import colour_dim, colour_histogram, luminance, view
+from transfer.facets import colour_dim, colour_histogram, luminance, stored_scales, view
 from transfer.gram import gram_descriptor, masked_gram
 from transfer.projection import fit_pca
 from transfer.style_eval import labelled_images, retrieval_metrics
@@ -34,18 +34,36 @@ VARIANTS = {
 WEIGHTS = dict(zip(STYLE_LAYERS, (0.25, 1.0, 2.0, 0.75), strict=True))
 
 
-def describe(root: str, out: str, size: int, per_class: int | None = None) -> None:
+def describe(root: str, out: str, size: int, per_class: int | None = None, save_every: int | None = None) -> None:
+    """The passes over a labelled folder, in class-interleaved order (the i-th image of every label, then the
+    (i+1)-th): with `save_every` batches the file is rewritten as it goes, so a run stopped early leaves a
+    class-balanced prefix of the set to `score`."""
     config = EncoderConfig(image_size=size, facets=False)
     encoder = StyleEncoder(config)
     paths, labels = labelled_images(root)
-    if per_class is not None:  # the first `per_class` images of each label (file name order)
-        keep = [i for i, label in enumerate(labels) if labels[: i + 1].count(label) <= per_class]
-        paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
+    rank = [labels[: i + 1].count(label) for i, label in enumerate(labels)]  # 1-based, file name order
+    keep = [i for i in range(len(labels)) if per_class is None or rank[i] <= per_class]
+    keep.sort(key=lambda i: (rank[i], labels[i]))
+    paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
     views = sorted({v for vs in VARIANTS.values() if vs for v in vs})
     kept, hist = [], []
     parts: dict[str, dict[str, list[torch.Tensor]]] = {v: {name: [] for name in STYLE_LAYERS} for v in VARIANTS}
     started = time.perf_counter()
-    for batch in iter_batches(paths, config, 16, progress=True, desc="describe"):
+
+    def save() -> None:
+        torch.save(
+            {
+                "labels": [labels[i] for i in kept],
+                "hist": torch.cat(hist),
+                "variants": {v: {n: torch.cat(x) for n, x in d.items()} for v, d in parts.items()},
+                "seconds": time.perf_counter() - started,
+                "size": size,
+                "complete": len(kept) == len(paths),
+            },
+            out,
+        )
+
+    for number, batch in enumerate(iter_batches(paths, config, 16, progress=True, desc="describe"), 1):
         if not batch.indices:
             continue
         kept.extend(batch.indices)
@@ -63,16 +81,9 @@ def describe(root: str, out: str, size: int, per_class: int | None = None) -> No
             for name in STYLE_LAYERS:
                 gram = grams[(None, name)] if vs is None else sum(grams[(v, name)] for v in vs) / len(vs)
                 parts[variant][name].append(gram_descriptor(gram).half())
-    torch.save(
-        {
-            "labels": [labels[i] for i in kept],
-            "hist": torch.cat(hist),
-            "variants": {v: {n: torch.cat(x) for n, x in d.items()} for v, d in parts.items()},
-            "seconds": time.perf_counter() - started,
-            "size": size,
-        },
-        out,
-    )
+        if save_every and number % save_every == 0:
+            save()
+    save()
 
 
 def score(path: str, dim: int, seed: int = 0) -> None:
@@ -82,14 +93,22 @@ def score(path: str, dim: int, seed: int = 0) -> None:
     def project(raw: np.ndarray, d: int) -> np.ndarray:
         return F.normalize(torch.as_tensor(fit_pca(raw, d, seed).transform(torch.as_tensor(raw))), dim=1).numpy()
 
-    rows = []
+    rows, vectors = [], {}
     for variant, layers in data["variants"].items():
         raw = torch.cat([layers[n].float() * WEIGHTS[n] ** 0.5 for n in STYLE_LAYERS], 1).numpy()
         d = dim if layers is data["variants"]["colour Grams, 1 view (v2 default)"] else dim - colour_dim(dim)
-        rows.append((variant, d, retrieval_metrics(project(raw, d), labels)))
+        vectors[variant] = project(raw, d)
+        rows.append((variant, d, retrieval_metrics(vectors[variant], labels)))
     rows.append(("colour-hist (raw, 512)", 512, retrieval_metrics(hist, labels)))
-    rows.append(("colour facet (hist PCA)", colour_dim(dim), retrieval_metrics(project(hist, colour_dim(dim)), labels)))
-    print(f"{path}: {len(labels)} images, {data['size']} px, passes took {data['seconds']:.0f} s")
+    colour = project(hist, colour_dim(dim))
+    rows.append(("colour facet (hist PCA)", colour_dim(dim), retrieval_metrics(colour, labels)))
+    pattern_scale, colour_scale = stored_scales()  # the stored faceted vector: "both", pattern 3:1 colour
+    both = np.concatenate([vectors["grey Grams, 4 turns (pattern facet)"] * pattern_scale, colour * colour_scale], 1)
+    rows.append(("both (stored facets, 3:1)", dim, retrieval_metrics(both, labels)))
+    counts = {label: labels.count(label) for label in sorted(set(labels))}
+    complete = "the whole set" if data.get("complete", True) else "a class-balanced prefix (stopped early)"
+    print(f"{path}: {len(labels)} images ({complete}; per class {min(counts.values())}-{max(counts.values())}),")
+    print(f"{data['size']} px, passes took {data['seconds']:.0f} s")
     print("| variant | dim | mAP@10 | P@10 |\n|---|---|---|---|")
     for variant, d, m in rows:
         print(f"| {variant} | {d} | {m['map@10']:.3f} | {m['p@10']:.3f} |")
@@ -103,12 +122,13 @@ def main() -> None:
     p.add_argument("out")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--per-class", type=int, default=None, help="only the first N images of each label")
+    p.add_argument("--save-every", type=int, default=None, help="rewrite OUT every N batches (partial runs score)")
     p = sub.add_parser("score")
     p.add_argument("data")
     p.add_argument("--dim", type=int, default=256)
     args = parser.parse_args()
     if args.command == "describe":
-        describe(args.root, args.out, args.size, args.per_class)
+        describe(args.root, args.out, args.size, args.per_class, args.save_every)
     else:
         score(args.data, args.dim)
 

@@ -137,6 +137,11 @@ def read_catalog(csv_path: str | os.PathLike) -> dict[str, dict[str, str]]:
 
 
 STYLE_NAMES = ("swirls", "mosaic", "pointillist", "bold-stripes")
+# The demo pattern (`PATTERNS`) a drawn palette style shows, for those that show one: what "in the style you
+# liked" must find. The others draw no demo pattern: swirls are curved bands, mosaic a grid of random-colour tiles,
+# pointillist a random scatter of small squares (measured: its pattern facet finds floral, the demo's other
+# random scatter, 12 of 12; the demo's dots lie on a regular grid). BENCHMARKS.md, issue 22.
+STYLE_PATTERNS: dict[str, str] = {"bold-stripes": "stripes"}
 
 
 def make_demo_styles(out_dir: str | os.PathLike, seed: int = 3, size: int = 384) -> list[Path]:

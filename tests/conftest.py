@@ -59,7 +59,7 @@ def service_settings(demo_shop, tmp_path_factory):
     store = Store(root / "shop.db")
     store.import_items(read_catalog(catalog_dir), "demo")
     store.import_interactions(read_interactions(catalog_dir / "interactions.csv"), "interactions.csv")
-    for name, item in (("stripes", "D0010"), ("dots", "D0022")):
+    for name, item in (("stripes", "D0010"), ("dots", "D0026")):  # red/cream stripes, red/cream dots
         store.put_style(name, str(catalog_dir / "images" / f"{item}.jpg"), style.vector(item), style.model_id)
     store.close()
     return Settings(

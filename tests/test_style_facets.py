@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,14 +64,36 @@ def _photo(path, degrees: float = 0.0) -> bytes:
     return out.getvalue()
 
 
-def test_in_the_style_you_liked_follows_the_pattern_for_every_shopper(client):
+def _palette_patterns(settings, demo_rows, demo_catalog) -> dict[str, str]:
+    """{palette style: the demo pattern it shows} for every style of the shop's palette that shows one: the drawn
+    styles that `recsys.demo.STYLE_PATTERNS` names, and the styles made from a demo product's photo (the
+    product's own pattern attribute)."""
+    from recsys.demo import STYLE_PATTERNS
+    from recsys.store import Store
+
+    by_image = {str((demo_catalog / row["image"]).resolve()): row["pattern"] for row in demo_rows.values()}
+    store = Store(settings.db)
+    styles = store.styles()
+    store.close()
+    known = {}
+    for style in styles:
+        pattern = STYLE_PATTERNS.get(style["name"]) or by_image.get(str(Path(style["image"]).resolve()))
+        if pattern is not None:
+            known[style["name"]] = pattern
+    return known
+
+
+def test_in_the_style_you_liked_follows_the_pattern_for_every_shopper(client, settings, demo_rows, demo_catalog):
+    known = _palette_patterns(settings, demo_rows, demo_catalog)
+    # the drawn bold-stripes and the shop's two product styles (red/cream stripes and dots) at least
+    assert {"bold-stripes": "stripes", "stripes": "stripes", "dots": "dots"}.items() <= known.items()
     shoppers = client.get("/users", params={"limit": 100}).json()
     assert len(shoppers) >= 3
-    for user in [*shoppers[:6], "nobody-yet"]:
-        found = client.get(f"/users/{user}/styles/bold-stripes/items", params={"k": 12}).json()["items"]
-        assert len(found) == 12 and {r["reason"] for r in found} == {"in the style you liked"}
-        striped = _patterns(found).count("stripes")
-        assert striped >= 8, (user, _patterns(found))
+    for style, pattern in known.items():
+        for user in [*shoppers[:6], "nobody-yet"]:
+            found = client.get(f"/users/{user}/styles/{style}/items", params={"k": 12}).json()["items"]
+            assert len(found) == 12 and {r["reason"] for r in found} == {"in the style you liked"}
+            assert _patterns(found).count(pattern) >= 8, (style, user, _patterns(found))
     # the colours on request: bold-stripes is yellow on black
     colour = client.get("/users/nobody-yet/styles/bold-stripes/items", params={"k": 12, "facet": "colour"}).json()
     assert _patterns(colour["items"]).count("stripes") < 8
@@ -182,3 +205,38 @@ def test_favicon(client):
     icon = client.get("/favicon.ico")
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
     assert b"<svg" in icon.content
+
+
+def test_each_palette_style_renders_with_its_measured_renderer_by_default(settings):
+    """The defaults `benchmarks/render_styles.py` measured (recsys/render_defaults.json) are what /styles says and
+    what a render without `renderer` uses; a fast-only request (a shopper's adjustments) stays fast."""
+    from recsys.demo import STYLE_NAMES
+    from recsys.render_defaults import measured_defaults
+
+    roomy = settings.model_copy(update={"render_queue": 64, "render_per_client": 64})  # bounds: not tested here
+    with TestClient(create_app(roomy)) as client:
+        _renders_by_default(client, measured_defaults(), STYLE_NAMES)
+
+
+def _renders_by_default(client, measured: dict, STYLE_NAMES: tuple[str, ...]) -> None:
+    assert set(STYLE_NAMES) <= set(measured)  # every drawn palette style was measured
+    palette = {s["name"]: s["renderer"] for s in client.get("/styles").json()}
+    for name in STYLE_NAMES:
+        assert palette[name] == measured[name]["renderer"]
+        assert measured[name]["renderer"] in {"fast", "adain", "gatys"}
+    assert palette["dots"] == "fast"  # not measured: the fast renderer
+    admin = {"x-api-key": "secret"}  # any strength
+    for name in STYLE_NAMES:
+        default = client.get("/items/D0001/render", params={"style": name}, headers=admin)
+        given = {"style": name, "renderer": measured[name]["renderer"]}
+        chosen = client.get("/items/D0001/render", params=given, headers=admin)
+        assert default.status_code == chosen.status_code
+        if measured[name]["renderer"] == "fast":
+            assert default.status_code == 200 and default.content == chosen.content
+        else:  # queued (or cached): the same job as asking for that renderer
+            assert default.status_code in (200, 202)
+            if default.status_code == 202:
+                assert default.json()["id"] == chosen.json()["id"]
+    user = client.get("/users").json()[0]
+    personal = client.get("/items/D0001/render", params={"style": STYLE_NAMES[0], "user_id": user})
+    assert personal.status_code == 200 and personal.headers["content-type"] == "image/jpeg"

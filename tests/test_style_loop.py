@@ -117,7 +117,7 @@ def test_products_in_the_style_you_liked(client, settings, shopper):
     palette = {s["name"]: s for s in store.styles()}
     store.close()
     assert not owned & {r["item"]["id"] for r in found}
-    # near the style: the style's own product (D0022 is the "dots" reference) or its neighbours come first
+    # near the style: the style's own product (D0026, a dotted t-shirt, is the "dots" reference) comes first
     anonymous = client.get("/users/nobody-yet/styles/dots/items", params={"k": 8}).json()["items"]
-    assert anonymous[0]["item"]["id"] == "D0022" and palette["dots"]["image"].endswith("D0022.jpg")
+    assert anonymous[0]["item"]["id"] == "D0026" and palette["dots"]["image"].endswith("D0026.jpg")
     assert client.get(f"/users/{shopper}/styles/nope/items").status_code == 404

@@ -17,6 +17,7 @@ import os
 import threading
 from pathlib import Path
 
+from recsys.render_defaults import default_renderer
 from recsys.service.job_runner import JobRunner
 from recsys.service.settings import Settings
 from recsys.store import NotFound, Store
@@ -39,7 +40,12 @@ class RenderQueue:
 
     def palette(self) -> list[dict]:
         return [
-            {"name": s["name"], "image_url": f"/styles/{s['name']}/image", "has_vector": s["vector"] is not None}
+            {
+                "name": s["name"],
+                "image_url": f"/styles/{s['name']}/image",
+                "has_vector": s["vector"] is not None,
+                "renderer": default_renderer(s["name"]),
+            }
             for s in self.store.styles()
         ]
 

@@ -126,6 +126,7 @@ class PaletteStyle(BaseModel):
     name: str
     image_url: str
     has_vector: bool
+    renderer: str = Field("fast", description="the renderer measured to carry this style: renders use it by default")
 
 
 class Job(BaseModel):

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from recsys.data_io import DataError
 from recsys.palette import parse_blend
+from recsys.render_defaults import default_renderer
 from recsys.service.deps import get_renders, get_settings, is_admin
 from recsys.service.render_queue import RenderQueue
 from recsys.service.schemas import Job, PaletteStyle, RenderSettings
@@ -45,7 +46,11 @@ def render(
     style: str = Query(
         ..., min_length=1, max_length=400, description="a palette style name, or a blend NAME:WEIGHT,NAME:WEIGHT (fast)"
     ),
-    renderer: Literal["fast", "gatys", "adain"] = "fast",
+    renderer: Literal["fast", "gatys", "adain"] | None = Query(
+        None,
+        description="default: fast with a blend, adjustments or user_id; else the style's measured renderer "
+        "(`renderer` in /styles)",
+    ),
     user_id: str | None = Query(
         None, min_length=1, max_length=200, description="fast: this shopper's remembered adjustments fill in the rest"
     ),
@@ -62,6 +67,10 @@ def render(
     settings: Settings = Depends(get_settings),
 ):
     blend = parse_blend(style)
+    if renderer is None:  # fast-only requests stay fast; otherwise the renderer measured to carry this style
+        adjusted = any(v is not None for v in (style_amount, brightness, contrast, saturation, user_id))
+        fast_only = len(blend) > 1 or adjusted
+        renderer = "fast" if fast_only else default_renderer(blend[0][0])
     if renderer == "fast":
         given = {"strength": strength, "style_amount": style_amount, "brightness": brightness, "contrast": contrast,
                  "saturation": saturation}  # fmt: skip

@@ -227,7 +227,8 @@ async function init() {
   [...new Set(items.map((i) => i.category))].sort().forEach((c) => $("feed-category").add(new Option(c, c)));
   const styles = (await api("/styles")).body;
   pick.palette = styles;
-  $("try-style").replaceChildren(...styles.map((s) => new Option(s.name, s.name)));
+  // each style renders with the renderer measured to carry it (BENCHMARKS.md, issue 22): say which
+  $("try-style").replaceChildren(...styles.map((s) => new Option(`${s.name} (${s.renderer})`, s.name)));
   document.querySelectorAll("#adjustments input").forEach((input) => input.addEventListener("change", saveAdjustments));
   $("like").addEventListener("click", () => styleFeedback("style_like"));
   $("dislike").addEventListener("click", () => styleFeedback("style_dislike"));
