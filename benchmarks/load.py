@@ -211,8 +211,14 @@ def measure(args: argparse.Namespace, engine: str) -> dict:
     store = open_store(shop["STYLEREC_DB"])
     events_before = sum(len(store.interactions(u)) for u in load_users)
     shoppers, items = store.shoppers(), store.item_ids()
-    style = store.styles()[0]["name"]
-    photos = [Path(i["image"]).read_bytes() for i in store.items(limit=8)]
+    # the render and uploads scenarios need a palette style and product photos (a generated shop has neither)
+    styles = store.styles()
+    style = styles[0]["name"] if styles else None
+    photos = [Path(i["image"]).read_bytes() for i in store.items(limit=8) if i.get("image")]
+    needs = {"render": style is not None, "uploads": bool(photos)}
+    missing = [s for s in args.scenarios.split(",") if not needs.get(s, True)]
+    if missing:
+        raise SystemExit(f"scenarios {missing} need palette styles and product photos, which this shop lacks")
     store.close()
     (work / "users.txt").write_text("\n".join(shoppers))
     (work / "items.txt").write_text("\n".join(items))

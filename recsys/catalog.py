@@ -141,6 +141,7 @@ class Catalog:
         self.feeds = FeedCache(feed_cache)
         self.versions = Versions()
         self._encoder = None
+        self._vectors = None  # (the embedding store's file stats, the store read): `_embedding_store`
         self._encoder_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
@@ -177,11 +178,19 @@ class Catalog:
         return self.style.model_id if self.style is not None else None
 
     def _embedding_store(self):
+        """The embedding store, read again only when one of its files changed since the last read (a reload
+        after an item or a model change then costs no re-read of every vector)."""
         from transfer.store import EmbeddingStore
 
-        if not (Path(self.paths.embeddings) / "encoder.json").exists():
+        folder = Path(self.paths.embeddings)
+        if not (folder / "encoder.json").exists():
             return None
-        return EmbeddingStore.load(self.paths.embeddings)
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        key = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        cached = self._vectors
+        if cached is None or cached[0] != key:
+            self._vectors = (key, EmbeddingStore.load(folder))
+        return self._vectors[1]
 
     def _load_models(self) -> tuple[StyleSpace | None, CollaborativeFilter | None, Versions]:
         versions = Versions(generation=self.store.meta(GENERATION))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -54,19 +55,10 @@ def tables_for(models: str | Path, last_event_id: int) -> Path | None:
     return folder / version if manifest.get("last_event_id") == last_event_id else None
 
 
-def read_popularity(folder: Path):
-    """The blend's time-decayed popularity (`recsys.hybrid.Popularity`, 30-day half-life) from a tables version."""
-    from recsys.hybrid import Popularity
-
-    items = pd.read_parquet(folder / ITEMS_FILE, columns=["item_id", "pop_decayed"])
-    return Popularity.from_scores(dict(zip(items["item_id"], items["pop_decayed"].astype(float), strict=True)))
-
-
-def read_snapshot(folder: Path, items, style, cf, allowed: Iterable[str]):
-    """The feed's `Snapshot` of the shop from a tables version (no shopper histories: a worker reads a shopper's
-    history from the store per request)."""
-    from recsys.candidates.base import Snapshot, _style_neighbour_popularity
-
+@lru_cache(maxsize=2)
+def _read_tables(folder: Path) -> dict:
+    """The parsed tables of one version folder, kept for the next reload (version folders never change, so a
+    reload that finds the same tables version reads no file); the current and the previous version are kept."""
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     table = pd.read_parquet(folder / ITEMS_FILE)
 
@@ -74,30 +66,56 @@ def read_snapshot(folder: Path, items, style, cf, allowed: Iterable[str]):
         sold = table[table[column] > 0].sort_values([column, "item_id"], ascending=[False, True], kind="stable")
         return dict(zip(sold["item_id"], sold[column].astype(float), strict=True))  # most sold first
 
-    popularity = {"7d": counts("pop_7d"), "30d": counts("pop_30d"), "all": counts("pop_all")}
     ids = table["item_id"].tolist()
+    style_file = folder / STYLE_FILE
+    style_stats = None
+    if style_file.exists():
+        stats = pd.read_parquet(style_file)
+        style_stats = dict(zip(stats["item_id"], stats["style_neighbour_popularity"].astype(float), strict=True))
+    return {
+        "now": float(manifest["now"]),
+        "popularity": {"7d": counts("pop_7d"), "30d": counts("pop_30d"), "all": counts("pop_all")},
+        "decayed": dict(zip(ids, table["pop_decayed"].astype(float), strict=True)),
+        "first_sale": dict(zip(ids, table["first_sale"].astype(float), strict=True)),
+        "last_sale": dict(zip(ids, table["last_sale"].astype(float), strict=True)),
+        "repeat_rate": dict(zip(ids, table["repeat_rate"].astype(float), strict=True)),
+        "co_bought": _co_bought(folder),
+        "style_stats": style_stats,
+    }
+
+
+def read_popularity(folder: Path):
+    """The blend's time-decayed popularity (`recsys.hybrid.Popularity`, 30-day half-life) from a tables version."""
+    from recsys.hybrid import Popularity
+
+    return Popularity.from_scores(dict(_read_tables(Path(folder))["decayed"]))
+
+
+def read_snapshot(folder: Path, items, style, cf, allowed: Iterable[str]):
+    """The feed's `Snapshot` of the shop from a tables version (no shopper histories: a worker reads a shopper's
+    history from the store per request)."""
+    from recsys.candidates.base import Snapshot, _style_neighbour_popularity
+
+    tables = _read_tables(Path(folder))
+    popularity = tables["popularity"]
     snapshot = Snapshot(
-        now=float(manifest["now"]),
+        now=tables["now"],
         items=items,
         style=style,
         cf=cf,
         allowed=set(),
         histories={},
         popularity=popularity,
-        first_sale=dict(zip(ids, table["first_sale"].astype(float), strict=True)),
-        last_sale=dict(zip(ids, table["last_sale"].astype(float), strict=True)),
-        repeat_rate=dict(zip(ids, table["repeat_rate"].astype(float), strict=True)),
+        first_sale=tables["first_sale"],
+        last_sale=tables["last_sale"],
+        repeat_rate=tables["repeat_rate"],
         trending=[],
         trending_by_kind={},
         group_members={},
-        co_bought=_co_bought(folder),
+        co_bought=tables["co_bought"],
     )
-    style_file = folder / STYLE_FILE
-    if style is not None and style_file.exists():
-        stats = pd.read_parquet(style_file)
-        snapshot.style_neighbour_popularity = dict(
-            zip(stats["item_id"], stats["style_neighbour_popularity"].astype(float), strict=True)
-        )
+    if style is not None and tables["style_stats"] is not None:
+        snapshot.style_neighbour_popularity = tables["style_stats"]
     else:
         snapshot.style_neighbour_popularity = _style_neighbour_popularity(style, popularity["30d"])
     return snapshot.with_catalog(items, allowed)
