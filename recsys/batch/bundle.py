@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.batch.tables import table_to_lists
+from recsys.batch.tables import item_facts, table_to_lists
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +62,15 @@ def _read_tables(folder: Path) -> dict:
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     table = pd.read_parquet(folder / ITEMS_FILE)
 
-    def counts(column: str) -> dict[str, float]:
-        sold = table[table[column] > 0].sort_values([column, "item_id"], ascending=[False, True], kind="stable")
-        return dict(zip(sold["item_id"], sold[column].astype(float), strict=True))  # most sold first
-
-    ids = table["item_id"].tolist()
     style_file = folder / STYLE_FILE
     style_stats = None
     if style_file.exists():
         stats = pd.read_parquet(style_file)
         style_stats = dict(zip(stats["item_id"], stats["style_neighbour_popularity"].astype(float), strict=True))
     return {
+        **item_facts(table),
         "now": float(manifest["now"]),
-        "popularity": {"7d": counts("pop_7d"), "30d": counts("pop_30d"), "all": counts("pop_all")},
-        "decayed": dict(zip(ids, table["pop_decayed"].astype(float), strict=True)),
-        "first_sale": dict(zip(ids, table["first_sale"].astype(float), strict=True)),
-        "last_sale": dict(zip(ids, table["last_sale"].astype(float), strict=True)),
-        "repeat_rate": dict(zip(ids, table["repeat_rate"].astype(float), strict=True)),
+        "decayed": dict(zip(table["item_id"], table["pop_decayed"].astype(float), strict=True)),
         "co_bought": _co_bought(folder),
         "style_stats": style_stats,
     }
@@ -88,7 +80,7 @@ def read_popularity(folder: Path):
     """The blend's time-decayed popularity (`recsys.hybrid.Popularity`, 30-day half-life) from a tables version."""
     from recsys.hybrid import Popularity
 
-    return Popularity.from_scores(dict(_read_tables(Path(folder))["decayed"]))
+    return Popularity.from_scores(_read_tables(Path(folder))["decayed"])  # from_scores copies it
 
 
 def read_snapshot(folder: Path, items, style, cf, allowed: Iterable[str]):

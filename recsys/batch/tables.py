@@ -137,3 +137,18 @@ def item_table(con: duckdb.DuckDBPyConnection, source: str, now: float) -> pd.Da
         GROUP BY p.item_id ORDER BY p.item_id
     """
     return con.execute(query).df()
+
+
+def item_facts(table: pd.DataFrame) -> dict[str, dict]:
+    """An `item_table` as the feed's snapshot reads it: "popularity" ({"7d", "30d", "all"}: item -> sales, most
+    sold first, ties by item id) and item -> value for "first_sale", "last_sale" and "repeat_rate"."""
+
+    def sold(column: str) -> dict[str, float]:
+        rows = table[table[column] > 0].sort_values([column, "item_id"], ascending=[False, True], kind="stable")
+        return dict(zip(rows["item_id"], rows[column].astype(float), strict=True))
+
+    ids = table["item_id"].tolist()
+    facts: dict[str, dict] = {"popularity": {"7d": sold("pop_7d"), "30d": sold("pop_30d"), "all": sold("pop_all")}}
+    for column in ("first_sale", "last_sale", "repeat_rate"):
+        facts[column] = dict(zip(ids, table[column].astype(float), strict=True))
+    return facts

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.batch.tables import co_purchase_table, item_table, table_to_lists
+from recsys.batch.tables import co_purchase_table, item_facts, item_table, table_to_lists
 from recsys.candidates.base import ItemInfo, Snapshot, _style_neighbour_popularity
 from recsys.cf import CFConfig, CollaborativeFilter
 from recsys.hybrid import StyleSpace
@@ -81,11 +81,8 @@ def snapshot_at(
     past = _past(source, now)
     table = item_table(con, past, now)
 
-    def counts(column: str) -> dict[str, float]:  # most sold first, ties by item id
-        sold = table[table[column] > 0].sort_values([column, "item_id"], ascending=[False, True], kind="stable")
-        return dict(zip(sold["item_id"], sold[column].astype(float), strict=True))
-
-    popularity = {"7d": counts("pop_7d"), "30d": counts("pop_30d"), "all": counts("pop_all")}
+    facts = item_facts(table)
+    popularity = facts["popularity"]
     ids = table["item_id"].tolist()
     if cf is None and len(ids):
         cf = fit_cf(con, past, cf_config or CFConfig())
@@ -99,9 +96,9 @@ def snapshot_at(
         allowed=allowed,
         histories=histories(con, past, shoppers),
         popularity=popularity,
-        first_sale=dict(zip(ids, table["first_sale"].astype(float), strict=True)),
-        last_sale=dict(zip(ids, table["last_sale"].astype(float), strict=True)),
-        repeat_rate=dict(zip(ids, table["repeat_rate"].astype(float), strict=True)),
+        first_sale=facts["first_sale"],
+        last_sale=facts["last_sale"],
+        repeat_rate=facts["repeat_rate"],
         trending=[],
         trending_by_kind={},
         group_members={},
