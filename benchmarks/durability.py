@@ -32,21 +32,13 @@ from recsys.store_copy import copy_store
 from recsys.stores import open_store
 
 sys.path.insert(0, os.path.dirname(__file__))
-from serving import copy_shop
+from serving import copy_shop, start_service
 
 
 def start(port: int, env: dict) -> subprocess.Popen:
-    command = [sys.executable, "-m", "recsys.cli", "serve", "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen(
-        command, env={**os.environ, **env}, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    for _ in range(240):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.5)
-    raise RuntimeError("the service did not start")
+    """Two web workers in a session of their own (the benchmark kills the whole group), output discarded."""
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    return start_service(port, ["--workers", "2"], env, ceiling_s=120, start_new_session=True, **quiet)
 
 
 def post_events(base: str, client: int, stop: float, items: list[str], acked: dict, lock: threading.Lock) -> None:

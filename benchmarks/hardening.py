@@ -33,21 +33,13 @@ import httpx
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(__file__))
-from serving import copy_shop
+from serving import copy_shop, start_service
 
 KEY = "bench-key"
 
 
 def start(port: int, env: dict) -> subprocess.Popen:
-    command = [sys.executable, "-m", "recsys.cli", "serve", "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.5)
-    raise RuntimeError("the service did not start")
+    return start_service(port, ["--workers", "2"], env, ceiling_s=300, stdout=subprocess.DEVNULL)
 
 
 def announced(port: int, path: str, admin: bool) -> dict:

@@ -16,20 +16,30 @@ from pathlib import Path
 import httpx
 
 
+def start_service(
+    port: int, args: list[str] | None = None, env: dict | None = None, ceiling_s: float = 120.0, **popen
+) -> subprocess.Popen:
+    """`stylerec serve --port PORT ARGS` in a subprocess (environment `env` over this one's, `popen` passed to
+    `Popen`), returned once /health answers 200; RuntimeError when it has not within `ceiling_s` seconds."""
+    command = [sys.executable, "-m", "recsys.cli", "serve", "--port", str(port), *(args or [])]
+    server = subprocess.Popen(command, env={**os.environ, **(env or {})}, **popen)
+    deadline = time.monotonic() + ceiling_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.5)
+    server.kill()
+    raise RuntimeError(f"the service on port {port} did not answer /health within {ceiling_s:.0f} s")
+
+
 @contextmanager
 def running_service(port: int, args: list[str] | None = None, env: dict | None = None) -> Iterator[str]:
     """Start the service on `port` (extra CLI `args`, environment `env`), yield its base URL, stop it after."""
-    command = [sys.executable, "-m", "recsys.cli", "serve", "--port", str(port), *(args or [])]
-    server = subprocess.Popen(command, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-    base = f"http://127.0.0.1:{port}"
+    server = start_service(port, args, {"PYTHONUNBUFFERED": "1", **(env or {})})
     try:
-        for _ in range(120):
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(1)
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
