@@ -8,7 +8,7 @@ On a copy of the demo store: starts `stylerec serve` (web workers + render worke
 event ids from several clients, kills the whole process group with SIGKILL mid-load, starts it again; `--kills`
 times. Then every acknowledged event must be in the store exactly once, and re-posting acknowledged events (the
 client retrying) must answer with the same event ids and store nothing new. Prints one JSON object.
-`--engine postgresql`: the copy goes into a private PostgreSQL cluster (`recsys.pg_local`, fsync on) instead.
+`--engine postgresql`: the copy goes into a private PostgreSQL cluster (`recsys.store.pg_local`, fsync on) instead.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import httpx
 
-from recsys.pg_local import LocalPostgres
-from recsys.store_copy import copy_store
-from recsys.stores import open_store
+from recsys.store.copy_store import copy_store
+from recsys.store.opener import open_store
+from recsys.store.pg_local import LocalPostgres
 
 sys.path.insert(0, os.path.dirname(__file__))
 from serving import copy_shop, start_service

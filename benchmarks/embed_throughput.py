@@ -29,7 +29,7 @@ def sample_images(n: int) -> list[Path]:
     hm = sorted((root / "hm" / "images").rglob("*.jpg"))
     if len(hm) >= n:
         return hm[:: len(hm) // n][:n]
-    from recsys.demo import make_demo_catalog
+    from recsys.shop.demo import make_demo_catalog
 
     out = Path(tempfile.mkdtemp()) / "demo"
     make_demo_catalog(out)

@@ -11,10 +11,10 @@ import sys
 
 import pandas as pd
 
-from recsys.data_io import read_catalog, read_interactions
-from recsys.evaluate import EvalData, evaluate
-from recsys.ranker import RankerConfig
-from recsys.splits import split
+from recsys.evaluation.evaluate import EvalData, evaluate
+from recsys.evaluation.splits import split
+from recsys.models.ranker import RankerConfig
+from recsys.store.data_io import read_catalog, read_interactions
 
 HM = "/work/shared/datasets/hm"
 

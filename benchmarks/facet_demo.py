@@ -5,7 +5,7 @@ items costs (the style-first re-ordering keeps the rest).
     python benchmarks/facet_demo.py CATALOG_DIR EMBEDDINGS_DIR
 
 CATALOG_DIR holds the demo's items.csv and interactions.csv (`stylerec demo`), EMBEDDINGS_DIR its (faceted)
-embedding store. The palette style is drawn by `recsys.demo.make_demo_styles` and embedded by the store's encoder.
+embedding store. The palette style is drawn by `recsys.shop.demo.make_demo_styles` and embedded by the store's encoder.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import tempfile
 import numpy as np
 import pandas as pd
 
-from recsys.catalog import load_encoder
-from recsys.demo import make_demo_styles, read_catalog
+from recsys.shop.catalog import load_encoder
+from recsys.shop.demo import make_demo_styles, read_catalog
 from transfer.facets import pattern_dim_of, weigh_query
 from transfer.store import EmbeddingStore
 

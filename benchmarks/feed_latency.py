@@ -28,8 +28,8 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from recsys.candidates import ItemInfo, Snapshot  # noqa: E402
-from recsys.data_io import read_catalog, read_interactions  # noqa: E402
-from recsys.ranker import Feed, LearnedRanker, RankerConfig  # noqa: E402
+from recsys.models.ranker import Feed, LearnedRanker, RankerConfig  # noqa: E402
+from recsys.store.data_io import read_catalog, read_interactions  # noqa: E402
 
 DATA = Path(os.environ.get("STYLEREC_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")) / "hm"
 
@@ -45,7 +45,7 @@ def main() -> None:
     catalog = read_catalog(DATA)
     style = None
     if args.embeddings:
-        from recsys.catalog import catalog_style_space
+        from recsys.shop.catalog import catalog_style_space
 
         style = catalog_style_space(DATA, args.embeddings, catalog)
     user = interactions["user_id"].value_counts().index[0]

@@ -1,7 +1,7 @@
 """Train-only validation of the feed ranker's settings (issue 13): windows inside the training data, never a test
 window.
 
-The training windows of `recsys.ranker.training_folds` are carved from the purchases before `--cutoff` (28 days
+The training windows of `recsys.models.ranker.training_folds` are carved from the purchases before `--cutoff` (28 days
 each, 14 days apart). Each of the latest `--val` non-overlapping windows is ranked by a ranker trained on the
 windows that end before it starts (rolling origin) and scored as `stylerec evaluate` scores a test window: MAP@12
 and NDCG@12 over every shopper who bought in it, next to the repurchase rule on the same snapshot. Candidates and
@@ -21,12 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys import metrics
 from recsys.candidates import ItemInfo, Shopper, generate, repurchase_order
-from recsys.catalog import catalog_style_space
-from recsys.data_io import read_catalog, read_interactions
-from recsys.hybrid import DAY
-from recsys.ranker import (
+from recsys.evaluation import metrics
+from recsys.models.hybrid import DAY
+from recsys.models.ranker import (
     EXTRA_FEATURES,
     STYLE_FEATURES,
     Feed,
@@ -37,6 +35,8 @@ from recsys.ranker import (
     train_booster,
     window_shoppers,
 )
+from recsys.shop.catalog import catalog_style_space
+from recsys.store.data_io import read_catalog, read_interactions
 
 REPO = Path(__file__).resolve().parents[1]
 K = 12
@@ -109,7 +109,7 @@ def main() -> int:
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
 
-    from recsys.ranker import training_folds
+    from recsys.models.ranker import training_folds
 
     started = time.time()
     interactions = read_interactions(args.data)

@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 
 
 def build_shop(root: Path, items: int, image_size: int | None):
-    from recsys.data_io import read_catalog
-    from recsys.demo import make_demo_catalog
     from recsys.service.settings import Settings
-    from recsys.store import Store
+    from recsys.shop.demo import make_demo_catalog
+    from recsys.store.data_io import read_catalog
+    from recsys.store.sqlite import Store
     from transfer.embed import embed_folder
     from transfer.encoder import EncoderConfig
 

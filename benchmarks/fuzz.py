@@ -6,7 +6,7 @@
 Runs on a copy of the demo store, index and models (admin routes included, with a generated API key, so fuzzing
 may add and delete items there), renders made tiny (64 px, 2 steps) so queued jobs do not swamp the machine. Exit
 status is schemathesis's: 0 when every check passed. `--engine postgresql`: the store copied into a private
-PostgreSQL cluster (`recsys.pg_local`).
+PostgreSQL cluster (`recsys.store.pg_local`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from recsys.pg_local import LocalPostgres
-from recsys.store_copy import copy_store
+from recsys.store.copy_store import copy_store
+from recsys.store.pg_local import LocalPostgres
 
 sys.path.insert(0, os.path.dirname(__file__))
 from serving import copy_shop, running_service

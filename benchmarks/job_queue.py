@@ -2,7 +2,7 @@
 
     python benchmarks/job_queue.py [--jobs 400] [--hosts 4] [--starts 8]
 
-For an SQLite file and a private PostgreSQL cluster (`recsys.pg_local`) each:
+For an SQLite file and a private PostgreSQL cluster (`recsys.store.pg_local`) each:
 - `--jobs` no-op jobs queued, then `--hosts` processes run `JobRunner.run_once` until the queue is empty, all at
   once: jobs/s, and whether every job ran exactly once (done, one attempt, counted once across the runners);
 - `--starts` processes enqueue an admin job at the same moment (the admin bound: one queued or running): how many
@@ -24,11 +24,11 @@ import time
 import uuid
 from pathlib import Path
 
-from recsys import store as store_module
-from recsys.pg_local import LocalPostgres
 from recsys.service.job_runner import JobRunner
-from recsys.store import QueueFull
-from recsys.stores import open_store
+from recsys.store import sqlite as store_module
+from recsys.store.opener import open_store
+from recsys.store.pg_local import LocalPostgres
+from recsys.store.sqlite import QueueFull
 
 
 def _run_jobs(url: str, ready, go, counts) -> None:

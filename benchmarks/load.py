@@ -39,9 +39,9 @@ import httpx
 import numpy as np
 import psutil
 
-from recsys.pg_local import LocalPostgres
-from recsys.store_copy import copy_store
-from recsys.stores import open_store
+from recsys.store.copy_store import copy_store
+from recsys.store.opener import open_store
+from recsys.store.pg_local import LocalPostgres
 
 sys.path.insert(0, os.path.dirname(__file__))
 from serving import copy_shop, running_service
@@ -198,7 +198,7 @@ def main() -> None:
 
 def measure(args: argparse.Namespace, engine: str) -> dict:
     """Every scenario against one service on a copy of the shop in `engine`'s store (`sqlite`, or `postgresql`:
-    a private cluster of `recsys.pg_local`, fsync on)."""
+    a private cluster of `recsys.store.pg_local`, fsync on)."""
     load_users = ("load-1", "load-2")  # the users of load.lua's events (one per wrk thread)
     work = Path(tempfile.mkdtemp(prefix="stylerec-load-"))
     # The service runs on a copy of the shop: the events posted here never pile up in it (every run starts from

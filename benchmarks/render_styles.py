@@ -3,7 +3,7 @@ demo products, on CPU at the service's render size, with the service's defaults 
 
     python benchmarks/render_styles.py [--size 384] [--steps 100] [--products D0001,D0054,D0100]
         [--renderers fast,adain,gatys] [--cache var/render-styles] [--sheet docs/render_styles_sheet.png]
-        [--json OUT] [--write-defaults recsys/render_defaults.json]
+        [--json OUT] [--write-defaults recsys/style/render_defaults.json]
 
 Per render:
 - style carried: the distance between the render's pattern descriptor (the pattern facet's raw descriptor:
@@ -17,7 +17,7 @@ Per render:
 A renderer **carries** a style when its mean style distance over the products is at most `CARRIES` and every
 render keeps the silhouette (IoU >= `SILHOUETTE`). The default renderer of a style is the fastest renderer that
 carries it, else the one with the lowest style distance; `--write-defaults` stores that choice where the service
-reads it (`recsys.render_defaults`).
+reads it (`recsys.style.render_defaults`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from recsys.demo import make_demo_catalog, make_demo_styles
+from recsys.shop.demo import make_demo_catalog, make_demo_styles
 from transfer.adain import renderer_for
 from transfer.encoder import EncoderConfig, StyleEncoder, prepare_image
 from transfer.images import LoadedImage, foreground_mask, load_image

@@ -329,7 +329,7 @@ def generate(out: str | os.PathLike, scale: float, seed: int = 42, style_dim: in
 
 
 def _write_style_store(folder: Path, catalog: Catalog, dim: int, seed: int) -> None:
-    """The embedding store `recsys.catalog` opens, with a synthetic model id (no encoder can make these)."""
+    """The embedding store `recsys.shop.catalog` opens, with a synthetic model id (no encoder can make these)."""
     from transfer.store import PROJECTION_FILE, EmbeddingStore
 
     n = len(catalog)

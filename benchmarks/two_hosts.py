@@ -3,7 +3,7 @@
     stylerec demo --no-serve          # once: the demo shop in var/
     python benchmarks/two_hosts.py [--clients 8] [--seconds 6]
 
-Starts a private PostgreSQL cluster (`recsys.pg_local`), copies the demo shop's store into it (`copy-store`), and
+Starts a private PostgreSQL cluster (`recsys.store.pg_local`), copies the demo shop's store into it (`copy-store`), and
 runs two `stylerec serve` hosts (A and B, each its own process group with its web workers and render worker) on
 two ports, with the same STYLEREC_DB URL and the same index and models folders. Then measures:
 - a style like posted to A: how long until it moves the shopper's styles on B (`/users/{id}/styles`);
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import httpx
 
-from recsys.pg_local import LocalPostgres
-from recsys.store_copy import copy_store
-from recsys.stores import open_store
+from recsys.store.copy_store import copy_store
+from recsys.store.opener import open_store
+from recsys.store.pg_local import LocalPostgres
 
 sys.path.insert(0, os.path.dirname(__file__))
 from durability import post_events, start

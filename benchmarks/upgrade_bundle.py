@@ -3,7 +3,7 @@
     python benchmarks/upgrade_bundle.py --models MODELS
 
 For a folder `stylerec train` wrote before the served arrays (CF as `model.npz` + JSON user ids; tables without
-the co-purchase arrays): the current CF version is loaded and saved again as `.npy` arrays (`recsys.cf_arrays`),
+the co-purchase arrays): the current CF version is loaded and saved again as `.npy` arrays (`recsys.models.cf_arrays`),
 the current tables version is copied with the co-purchase arrays added (`recsys.batch.served`), each as a new
 version (the old ones stay until pruned). The same models, so a worker's open, memory and latency can be compared
 before and after on one shop. Running workers pick them up at their next reload.
@@ -25,8 +25,8 @@ def upgrade(models: Path) -> dict:
     from index.persistence import current_version, save_version
     from recsys.batch.bundle import CO_PURCHASES_FILE, TABLES_DIR
     from recsys.batch.served import write_co_purchases
-    from recsys.catalog import CF_DIR, MODEL_VERSIONS_KEPT, TRAINED_FILE
-    from recsys.cf import CollaborativeFilter
+    from recsys.models.cf import CollaborativeFilter
+    from recsys.shop.catalog import CF_DIR, MODEL_VERSIONS_KEPT, TRAINED_FILE
 
     out: dict = {}
     started = time.perf_counter()

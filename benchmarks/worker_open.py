@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=200, help="random shoppers whose feed is timed")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    from recsys.catalog import CatalogPaths, open_catalog
+    from recsys.shop.catalog import CatalogPaths, open_catalog
 
     paths = CatalogPaths(
         db=Path(args.db), embeddings=Path(args.embeddings), index=Path(args.index), models=Path(args.models)

@@ -2,7 +2,7 @@
 
 import sys
 
-from recsys.demo import make_demo_catalog
+from recsys.shop.demo import make_demo_catalog
 
 if __name__ == "__main__":
     print(make_demo_catalog(sys.argv[1] if len(sys.argv) > 1 else "data/demo"))

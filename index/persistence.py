@@ -58,7 +58,7 @@ def current_version(folder: str | os.PathLike) -> str | None:
 def save_version(folder: str | os.PathLike, write: Callable[[Path], None], keep: int = KEEP_VERSIONS) -> str:
     """Call `write(staging_dir)`, fsync what it wrote, publish that folder as the new current version (one atomic
     rename of CURRENT) and return its name. Versions beyond the last `keep` are removed (a reader of one of those
-    has already loaded it). Used for the index here and for the saved models (`recsys.catalog`)."""
+    has already loaded it). Used for the index here and for the saved models (`recsys.shop.catalog`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     versions = sorted(p.name for p in folder.glob("v[0-9]*") if p.is_dir())

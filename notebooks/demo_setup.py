@@ -1,15 +1,15 @@
 """Shared by the notebooks: the demo shop (catalog + shoppers) with small, fast style vectors, opened through
-`recsys.catalog.open_catalog` like the CLI and the service open a shop."""
+`recsys.shop.catalog.open_catalog` like the CLI and the service open a shop."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from recsys.catalog import Catalog, CatalogPaths, open_catalog
-from recsys.data_io import read_catalog, read_interactions
-from recsys.demo import make_demo_catalog
-from recsys.shoppers import INTERACTIONS_FILE, make_demo_shoppers
-from recsys.store import Store
+from recsys.shop.catalog import Catalog, CatalogPaths, open_catalog
+from recsys.shop.demo import make_demo_catalog
+from recsys.shop.shoppers import INTERACTIONS_FILE, make_demo_shoppers
+from recsys.store.data_io import read_catalog, read_interactions
+from recsys.store.sqlite import Store
 from transfer.embed import embed_folder
 from transfer.encoder import EncoderConfig
 

@@ -39,7 +39,7 @@ NOTEBOOKS = {
         new_code_cell(
             """\
 from PIL import Image
-from recsys.demo import read_catalog
+from recsys.shop.demo import read_catalog
 
 catalog = read_catalog(catalog_dir / "items.csv")
 queries = ["D0010", "D0077", "D0165", "D0236"]
@@ -80,10 +80,10 @@ assert same > 0.4"""
         new_code_cell(SETUP),
         new_code_cell(
             """\
-from recsys.data_io import read_catalog, read_interactions
-from recsys.evaluate import EvalData, evaluate
-from recsys.ranker import RankerConfig
-from recsys.splits import split
+from recsys.store.data_io import read_catalog, read_interactions
+from recsys.evaluation.evaluate import EvalData, evaluate
+from recsys.models.ranker import RankerConfig
+from recsys.evaluation.splits import split
 
 hm = DATASETS / "hm"
 if hm.is_dir():
@@ -92,16 +92,16 @@ if hm.is_dir():
     train, test = split(interactions, "temporal", cutoff=cutoff)
     style = None
     if (REPO / "var" / "embeddings" / "hm" / "encoder.json").exists():
-        from recsys.catalog import catalog_style_space
+        from recsys.shop.catalog import catalog_style_space
         style = catalog_style_space(hm, REPO / "var" / "embeddings" / "hm")
     data = EvalData(train, test, style, list(read_catalog(hm)["item_id"]), "temporal")
     models = ["repurchase", "popularity", "cf"] + (["style"] if style else []) + ["hybrid"]
     k = 12
 else:
     from demo_setup import demo_shop
-    from recsys.catalog import catalog_style_space
+    from recsys.shop.catalog import catalog_style_space
     catalog_dir, _ = demo_shop(WORK)
-    from recsys.shoppers import DAY, START
+    from recsys.shop.shoppers import DAY, START
     interactions = read_interactions(catalog_dir / "interactions.csv")
     train, test = split(interactions, "temporal", cutoff=START + 100 * DAY)
     style = catalog_style_space(catalog_dir, WORK / "store")
@@ -139,7 +139,7 @@ assert result.models["hybrid"][f"ndcg@{k}"] > 0"""
         new_code_cell(SETUP),
         new_code_cell(
             """\
-from recsys.demo import make_demo_catalog, make_demo_styles
+from recsys.shop.demo import make_demo_catalog, make_demo_styles
 from transfer.images import load_image
 from transfer.render import GatysRenderer, RenderOptions, finish
 from transfer.render_cache import load_style

@@ -64,8 +64,8 @@ def _add_encoder_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from recsys.demo import make_demo_catalog
-    from recsys.shoppers import make_demo_shoppers
+    from recsys.shop.demo import make_demo_catalog
+    from recsys.shop.shoppers import make_demo_shoppers
 
     print(f"demo catalog written to {make_demo_catalog(args.out)}")
     print(f"demo shoppers written to {make_demo_shoppers(args.out)}")
@@ -116,7 +116,7 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 def cmd_similar(args: argparse.Namespace) -> int:
     """Items in the style of an item or a photo, from the shop's catalog (`open_catalog`: the store, the embedding
     store and its encoder, the persisted index): the lists `GET /items/ID/similar` and `POST /shop-this-style` give."""
-    from recsys.catalog import open_catalog
+    from recsys.shop.catalog import open_catalog
 
     if (args.item_id is None) == (args.image is None):
         raise ValueError("give an ITEM_ID or --image PATH (not both)")
@@ -169,7 +169,7 @@ def _epoch(value: str | None) -> float | None:
 
 
 def _cf_config(args: argparse.Namespace):
-    from recsys.cf import CFConfig
+    from recsys.models.cf import CFConfig
 
     given = {
         "model": args.cf_model,
@@ -185,11 +185,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Offline evaluation of popularity, CF, style and hybrid models on one split."""
     import time
 
-    from recsys.catalog import catalog_style_space
-    from recsys.data_io import read_catalog, read_interactions
-    from recsys.evaluate import EvalData, evaluate, write_report
-    from recsys.ranker import RankerConfig
-    from recsys.splits import split
+    from recsys.evaluation.evaluate import EvalData, evaluate, write_report
+    from recsys.evaluation.splits import split
+    from recsys.models.ranker import RankerConfig
+    from recsys.shop.catalog import catalog_style_space
+    from recsys.store.data_io import read_catalog, read_interactions
 
     if (args.data is None) == (args.train is None and args.test is None):
         raise ValueError("give --data FILE (and a --split), or --train FILE --test FILE")
@@ -234,8 +234,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Load a catalog and/or interaction files into the SQLite store (idempotent, all or nothing per file)."""
-    from recsys.data_io import file_digest, iter_interactions, read_catalog
-    from recsys.stores import open_store
+    from recsys.store.data_io import file_digest, iter_interactions, read_catalog
+    from recsys.store.opener import open_store
 
     if not args.catalog and not args.interactions:
         raise ValueError("nothing to import: give --catalog DIR and/or --interactions FILE")
@@ -272,8 +272,8 @@ def _rows_progress(chunks, desc: str):
 
 def cmd_copy_store(args: argparse.Namespace) -> int:
     """Copy every row of one store into a new, empty one (ids kept), in one transaction of the target."""
-    from recsys.store_copy import copy_store
-    from recsys.stores import check_url, store_exists
+    from recsys.store.copy_store import copy_store
+    from recsys.store.opener import check_url, store_exists
 
     check_url(args.target)
     if not store_exists(args.source):
@@ -285,7 +285,7 @@ def cmd_copy_store(args: argparse.Namespace) -> int:
 
 def _catalog_paths(args: argparse.Namespace):
     """Where the shop's data and models are, from the flags the user gave (the rest: the defaults)."""
-    from recsys.catalog import CatalogPaths
+    from recsys.shop.catalog import CatalogPaths
 
     given = {"db": args.db, "embeddings": args.store, "index": args.index, "models": args.models}
     paths = {k: v if k == "db" else Path(v) for k, v in _given(given).items()}  # db: a path or a URL
@@ -307,8 +307,8 @@ def cmd_feed(args: argparse.Namespace) -> int:
     """A shopper's feed, from the same catalog and models the service serves: the learned pipeline when
     <models>/ranker holds a ranker version (--retrain trains one on the store's events and saves it there as a new
     version; --ranker DIR uses a folder written by `LearnedRanker.save`), else the hand-set blend."""
-    from recsys.catalog import open_catalog
-    from recsys.ranker import RANKER_DIR, LearnedRanker
+    from recsys.models.ranker import RANKER_DIR, LearnedRanker
+    from recsys.shop.catalog import open_catalog
 
     catalog = open_catalog(_catalog_paths(args))
     try:
@@ -335,8 +335,8 @@ def cmd_feed(args: argparse.Namespace) -> int:
 
 def cmd_styles(args: argparse.Namespace) -> int:
     """The style palette: add, list, remove."""
-    from recsys.palette import add_style
-    from recsys.stores import open_store
+    from recsys.store.opener import open_store
+    from recsys.style.palette import add_style
 
     store = open_store(args.db)
     try:
@@ -379,7 +379,7 @@ def _render_options(args: argparse.Namespace):
 
 def _style_blend(specs: list[str], store) -> list[tuple[str, float]]:
     """[(style image path, weight)] from `--style NAME_OR_IMAGE[:WEIGHT]` flags (weight 1 when not given)."""
-    from recsys.palette import style_image
+    from recsys.style.palette import style_image
 
     blend = []
     for spec in specs:
@@ -399,7 +399,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     """Re-render products (item ids or image paths) in a palette style, a style image or a blend of styles."""
     from tqdm.auto import tqdm
 
-    from recsys.stores import open_store, store_exists
+    from recsys.store.opener import open_store, store_exists
     from transfer.adain import renderer_for
     from transfer.render import RenderError
     from transfer.render_cache import RenderCache
@@ -491,10 +491,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from recsys.catalog import open_catalog
     from recsys.service import logs
     from recsys.service.server import end_resource_tracker, supervisor, uvicorn_options, with_parent_pid
     from recsys.service.settings import Settings
+    from recsys.shop.catalog import open_catalog
 
     for flag, variable in SERVE_ENV.items():
         if getattr(args, flag, None) is not None:
@@ -538,9 +538,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: make the demo catalog and shoppers, embed, index, import, show "shop this style" and feeds,
     then serve the web service on it."""
     from index.style_index import StyleIndex
-    from recsys.demo import CATALOG_FILE, make_demo_catalog, make_demo_styles, read_catalog
-    from recsys.palette import add_style
-    from recsys.shoppers import INTERACTIONS_FILE, make_demo_shoppers
+    from recsys.shop.demo import CATALOG_FILE, make_demo_catalog, make_demo_styles, read_catalog
+    from recsys.shop.shoppers import INTERACTIONS_FILE, make_demo_shoppers
+    from recsys.style.palette import add_style
     from transfer.embed import embed_folder
     from transfer.encoder import EncoderConfig
 
@@ -590,7 +590,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         db=args.db, catalog=args.catalog, interactions=[str(Path(args.catalog) / INTERACTIONS_FILE)], format=None
     )
     cmd_import(import_args)
-    from recsys.catalog import CatalogPaths, open_catalog
+    from recsys.shop.catalog import CatalogPaths, open_catalog
 
     # Opening the catalog the first time trains and saves the CF model the service and `stylerec feed` load.
     paths = CatalogPaths(args.db, Path(args.store), Path(args.index), Path(args.models), args.device)
@@ -839,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    from recsys.schema import SchemaError
+    from recsys.store.schema import SchemaError
     from transfer.images import ImageError
     from transfer.render import RenderError
     from transfer.store import StoreError

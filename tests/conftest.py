@@ -26,7 +26,7 @@ def datasets() -> Path:
 @pytest.fixture(scope="session")
 def demo_catalog(tmp_path_factory) -> Path:
     """The full generated demo catalog (288 items), made once per test session."""
-    from recsys.demo import make_demo_catalog
+    from recsys.shop.demo import make_demo_catalog
 
     out = tmp_path_factory.mktemp("demo")
     make_demo_catalog(out)
@@ -36,8 +36,8 @@ def demo_catalog(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_shop(demo_catalog, tmp_path_factory):
     """The demo catalog with its synthetic shoppers and small, fast style vectors (96 px, 64-d)."""
-    from recsys.catalog import catalog_style_space
-    from recsys.shoppers import make_demo_shoppers
+    from recsys.shop.catalog import catalog_style_space
+    from recsys.shop.shoppers import make_demo_shoppers
     from transfer.embed import embed_folder
     from transfer.encoder import EncoderConfig
 
@@ -50,9 +50,9 @@ def demo_shop(demo_catalog, tmp_path_factory):
 @pytest.fixture(scope="session")
 def service_settings(demo_shop, tmp_path_factory):
     """Service settings over the demo shop in a temporary SQLite store (admin key `secret`, tiny renders)."""
-    from recsys.data_io import read_catalog, read_interactions
     from recsys.service.settings import Settings
-    from recsys.store import Store
+    from recsys.store.data_io import read_catalog, read_interactions
+    from recsys.store.sqlite import Store
 
     catalog_dir, embeddings, style = demo_shop
     root = tmp_path_factory.mktemp("service")
@@ -81,8 +81,8 @@ def service_settings(demo_shop, tmp_path_factory):
 # -- PostgreSQL: one private cluster per test session (Debian's `postgresql` package), a fresh database per test ---
 @pytest.fixture(scope="session")
 def postgres():
-    """A private PostgreSQL cluster (`recsys.pg_local`), or a skip naming why none can be started here."""
-    from recsys.pg_local import LocalPostgres, NoPostgres
+    """A private PostgreSQL cluster (`recsys.store.pg_local`), or a skip naming why none can be started here."""
+    from recsys.store.pg_local import LocalPostgres, NoPostgres
 
     cluster = LocalPostgres(fsync=False)  # throwaway data: no disk syncs in tests
     try:

@@ -1,4 +1,5 @@
-"""The ranking-model contract (`recsys.models.RankingModel`) as a pytest mixin, like scikit-learn's `check_estimator`.
+"""The ranking-model contract (`recsys.models.base.RankingModel`) as a pytest mixin, like scikit-learn's
+`check_estimator`.
 
 A test class mixes in `ModelContract` and says how to make its unfitted model (`make_model`); the module provides
 the `contract_data` fixture (a `ContractData`: a snapshot, the training events it was built from, some shoppers).
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 from recsys.candidates import Snapshot
-from recsys.models import RankingModel
+from recsys.models.base import RankingModel
 
 UNKNOWN = "a-shopper-nobody-has-seen"
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys.batch.tables import co_purchases
-from recsys.hybrid import DAY
+from recsys.models.hybrid import DAY
 
 
 def plain_co_purchases(past: pd.DataFrame, days: float, keep: int = 30, max_per_shopper: int = 500) -> dict:
@@ -73,7 +73,7 @@ def test_co_purchases_equal_the_plain_count_on_the_hm_sample(datasets):
     path = datasets / "hm" / "transactions.csv"
     if not path.is_file():
         pytest.skip("the H&M sample is not in the datasets folder")
-    from recsys.data_io import read_interactions
+    from recsys.store.data_io import read_interactions
 
     events = read_interactions(path)
     plain = plain_co_purchases(events, 7)
@@ -107,7 +107,7 @@ def test_mapped_co_purchase_lists_equal_the_table(tmp_path):
 
 
 def test_top_k_is_the_head_of_a_stable_sort():
-    from recsys.hybrid import top_k
+    from recsys.models.hybrid import top_k
 
     scores = np.random.default_rng(0).integers(0, 20, 500).astype(float)
     full = np.argsort(-scores, kind="stable")
@@ -151,11 +151,11 @@ def test_train_publishes_every_model_as_a_version_the_catalog_opens(demo_catalog
 
     from index.persistence import current_version
     from recsys.candidates import ItemInfo, Snapshot
-    from recsys.catalog import GENERATION, CatalogPaths, open_catalog
     from recsys.cli import main
-    from recsys.data_io import read_catalog, read_interactions
-    from recsys.shoppers import make_demo_shoppers
-    from recsys.store import Store
+    from recsys.shop.catalog import GENERATION, CatalogPaths, open_catalog
+    from recsys.shop.shoppers import make_demo_shoppers
+    from recsys.store.data_io import read_catalog, read_interactions
+    from recsys.store.sqlite import Store
 
     if not (demo_catalog / "interactions.csv").exists():
         make_demo_shoppers(demo_catalog)
@@ -190,7 +190,7 @@ def test_train_publishes_every_model_as_a_version_the_catalog_opens(demo_catalog
     assert table_to_lists(pairs) == snapshot.co_bought
 
     from recsys.batch.served import CoBought
-    from recsys.cf_arrays import is_mapped
+    from recsys.models.cf_arrays import is_mapped
 
     catalog = open_catalog(
         CatalogPaths(db=db, embeddings=tmp_path / "none", index=tmp_path / "index", models=models),
@@ -209,7 +209,7 @@ def test_train_publishes_every_model_as_a_version_the_catalog_opens(demo_catalog
         assert served.co_bought == snapshot.co_bought and served.now == snapshot.now
         assert is_mapped(catalog.recommender.cf.user_factors)
         assert served.repeat_rate == pytest.approx(snapshot.repeat_rate)
-        from recsys.hybrid import Popularity
+        from recsys.models.hybrid import Popularity
 
         counted = Popularity(events)
         assert catalog.recommender.popularity.scores == pytest.approx(counted.scores)
@@ -224,10 +224,10 @@ def test_a_feed_during_a_swap_comes_from_one_version_or_the_other(tmp_path):
     answer is the answer of version A or of version B, never one mixed from both."""
     import threading
 
-    from recsys.cf import CFConfig, CollaborativeFilter
-    from recsys.cf_arrays import is_mapped
-    from recsys.recommender import Recommender
-    from recsys.store import Store
+    from recsys.models.cf import CFConfig, CollaborativeFilter
+    from recsys.models.cf_arrays import is_mapped
+    from recsys.shop.recommender import Recommender
+    from recsys.store.sqlite import Store
 
     rng = np.random.default_rng(0)
     items = pd.DataFrame(
@@ -290,7 +290,7 @@ _WORKER = """
 import json, sys
 from pathlib import Path
 import psutil
-from recsys.catalog import CatalogPaths, open_catalog
+from recsys.shop.catalog import CatalogPaths, open_catalog
 root = Path(sys.argv[1])
 paths = CatalogPaths(db=root / "shop.db", embeddings=root / "none", index=root / "index", models=root / "models")
 catalog = open_catalog(paths, build_missing=False)
@@ -304,7 +304,7 @@ print(json.dumps({"anon": anon * 1024, "uss": psutil.Process().memory_full_info(
 
 def _trained_shop(root, shoppers: int, events_per_shopper: int) -> None:
     from recsys.batch.train import TrainOptions, train_shop
-    from recsys.store import Store
+    from recsys.store.sqlite import Store
 
     rng = np.random.default_rng(7)
     n = shoppers * events_per_shopper
@@ -358,7 +358,7 @@ def test_the_export_reads_either_engine_as_the_same_columnar_table(store_url, tm
     import pyarrow.parquet as pq
 
     from recsys.batch.export import export_events
-    from recsys.stores import open_store
+    from recsys.store.opener import open_store
 
     store = open_store(store_url)
     try:

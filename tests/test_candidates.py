@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys.candidates import SOURCES, ItemInfo, Pool, Shopper, Snapshot, generate, repurchase_order
-from recsys.hybrid import DAY, StyleSpace
+from recsys.models.hybrid import DAY, StyleSpace
 
 ITEMS = {  # item_id: (title, kind, group)
     "red-tee": ("Red tee", "T-shirt", "tee"),
@@ -92,7 +92,7 @@ def test_pool_merges_sources_and_reasons_follow_source_order(snapshot):
 
 
 def test_the_repurchase_rule_and_the_facts_the_ranker_learns_from(snapshot):
-    from recsys.ranker import RankerConfig, feature_names, features
+    from recsys.models.ranker import RankerConfig, feature_names, features
 
     # u1 bought the red tee, then jeans: their purchases latest first, the tee's other colour, last week's sellers
     u1 = Shopper(snapshot, "u1")

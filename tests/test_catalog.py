@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from index.persistence import current_version
-from recsys.catalog import open_catalog
+from recsys.shop.catalog import open_catalog
 
 
 def test_processes_sharing_a_store_serve_alike(service_settings):

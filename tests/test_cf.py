@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.cf import CFConfig, CollaborativeFilter
-from recsys.data_io import read_interactions
-from recsys.metrics import ranking_metrics
-from recsys.splits import random_split
+from recsys.evaluation.metrics import ranking_metrics
+from recsys.evaluation.splits import random_split
+from recsys.models.cf import CFConfig, CollaborativeFilter
+from recsys.store.data_io import read_interactions
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_saved_cf_is_memory_mapped_and_answers_as_trained(tmp_path):
     """`save` writes .npy arrays; `load` maps them (no copy) and answers every shopper as the trained model does;
     users are found by binary search, unknown and over-long ids are not; fold-in works on the mapped model and a
     new user folded in lands in id order when it is saved again."""
-    from recsys.cf_arrays import SortedIds, is_mapped
+    from recsys.models.cf_arrays import SortedIds, is_mapped
 
     cf = CollaborativeFilter(CFConfig(factors=8, iterations=5)).fit(_small_shop())
     cf.save(tmp_path / "a")

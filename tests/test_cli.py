@@ -9,7 +9,7 @@ from recsys.cli import main
 @pytest.fixture()
 def labelled(tmp_path, demo_catalog):
     """<pattern>/<image> folders from the demo catalog, plus a stray file at the top (ignored)."""
-    from recsys.demo import read_catalog
+    from recsys.shop.demo import read_catalog
 
     root = tmp_path / "labelled"
     for item_id, row in read_catalog(demo_catalog / "items.csv").items():
@@ -76,7 +76,7 @@ def test_embed_then_similar(demo_catalog, tmp_path, capsys):
 
 
 def test_similar_answers_from_the_persisted_index_like_the_service(demo_catalog, tmp_path, capsys):
-    from recsys.catalog import CatalogPaths, open_catalog
+    from recsys.shop.catalog import CatalogPaths, open_catalog
     from transfer.facets import facet_weights, pattern_dim_of, weigh_query
     from transfer.store import EmbeddingStore
 

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from recsys.demo import read_catalog
+from recsys.shop.demo import read_catalog
 from transfer.embed import PROGRESS_DIR, embed_folder
 from transfer.encoder import STYLE_LAYERS, STYLE_LAYERS_V1, EncoderConfig, StyleEncoder
 from transfer.store import EmbeddingStore, StoreError

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 
 from recsys.candidates import ItemInfo, Snapshot
-from recsys.data_io import read_catalog, read_interactions
-from recsys.evaluate import EvalData, evaluate
-from recsys.models import HybridModel, make_models
-from recsys.ranker import RankerConfig
-from recsys.recommender import Recommender
-from recsys.shoppers import DAY, START
-from recsys.splits import temporal_split
-from recsys.store import Store
+from recsys.evaluation.evaluate import EvalData, evaluate
+from recsys.evaluation.splits import temporal_split
+from recsys.models.base import HybridModel, make_models
+from recsys.models.ranker import RankerConfig
+from recsys.shop.recommender import Recommender
+from recsys.shop.shoppers import DAY, START
+from recsys.store.data_io import read_catalog, read_interactions
+from recsys.store.sqlite import Store
 
 
 @pytest.fixture(scope="module")

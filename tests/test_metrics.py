@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys import metrics
-from recsys.splits import leave_last_k_split, random_split, split, temporal_split, validation_split
+from recsys.evaluation import metrics
+from recsys.evaluation.splits import leave_last_k_split, random_split, split, temporal_split, validation_split
 
 
 def test_user_metrics_by_hand():

@@ -1,15 +1,13 @@
 """Every ranking model passes the contract (`tests/model_contract.py`); the feed's learned -> blend decision is one
-object (`recsys.feeds.FeedModel`) that the service and `stylerec evaluate` both call."""
+object (`recsys.models.feeds.FeedModel`) that the service and `stylerec evaluate` both call."""
 
 from __future__ import annotations
 
 import pytest
 
 from recsys.candidates import ItemInfo, Snapshot
-from recsys.data_io import read_catalog, read_interactions
-from recsys.feeds import FeedModel
-from recsys.hybrid import HybridConfig
-from recsys.models import (
+from recsys.evaluation.splits import temporal_split
+from recsys.models.base import (
     BlendModel,
     CFModel,
     HybridModel,
@@ -19,11 +17,13 @@ from recsys.models import (
     StyleModel,
     make_models,
 )
-from recsys.ranker import RankerConfig
-from recsys.recommender import Recommender
-from recsys.shoppers import DAY, START
-from recsys.splits import temporal_split
-from recsys.store import Store
+from recsys.models.feeds import FeedModel
+from recsys.models.hybrid import HybridConfig
+from recsys.models.ranker import RankerConfig
+from recsys.shop.recommender import Recommender
+from recsys.shop.shoppers import DAY, START
+from recsys.store.data_io import read_catalog, read_interactions
+from recsys.store.sqlite import Store
 from tests.model_contract import ContractData, ModelContract
 
 FAST = RankerConfig(windows=3, max_users_per_window=300, rounds=30, min_data_in_leaf=20)

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 from recsys.candidates import ItemInfo
-from recsys.data_io import read_catalog, read_interactions
-from recsys.hybrid import DAY
-from recsys.ranker import Feed, LearnedRanker, RankerConfig, features, training_folds, training_windows
-from recsys.recommender import Recommender
-from recsys.shoppers import START
-from recsys.splits import temporal_split
-from recsys.store import Store
+from recsys.evaluation.splits import temporal_split
+from recsys.models.hybrid import DAY
+from recsys.models.ranker import Feed, LearnedRanker, RankerConfig, features, training_folds, training_windows
+from recsys.shop.recommender import Recommender
+from recsys.shop.shoppers import START
+from recsys.store.data_io import read_catalog, read_interactions
+from recsys.store.sqlite import Store
 
 FAST = RankerConfig(windows=3, max_users_per_window=300, rounds=60, min_data_in_leaf=20)
 REASONS = {
@@ -106,7 +106,7 @@ def test_too_little_data_leaves_the_blend_in_charge():
 
 
 def test_the_shop_saves_serves_and_retrains_its_ranker_as_versions(demo_shop, tmp_path):
-    from recsys.catalog import CatalogPaths, open_catalog
+    from recsys.shop.catalog import CatalogPaths, open_catalog
 
     catalog_dir, embeddings, _ = demo_shop
     store = Store(tmp_path / "shop.db")

@@ -29,7 +29,7 @@ def product(demo_catalog):
 
 @pytest.fixture(scope="module")
 def style_image(tmp_path_factory):
-    from recsys.demo import make_demo_styles
+    from recsys.shop.demo import make_demo_styles
 
     return make_demo_styles(tmp_path_factory.mktemp("styles"), size=128)[0]
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from recsys.service.app import create_app
 from recsys.service.render_queue import RenderWorker
-from recsys.store import Store
+from recsys.store.sqlite import Store
 
 KEY = {"X-API-Key": "secret"}
 
@@ -480,7 +480,7 @@ def test_a_restart_requeues_or_fails_stranded_jobs(fresh):
 
 def test_index_and_embedding_store_import_without_torch():
     code = (
-        "import sys, index.style_index, index.persistence, index.sharded, transfer.store, recsys.store;"
+        "import sys, index.style_index, index.persistence, index.sharded, transfer.store, recsys.store.sqlite;"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     repo = Path(__file__).resolve().parents[1]

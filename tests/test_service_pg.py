@@ -11,14 +11,14 @@ from fastapi.testclient import TestClient
 
 from recsys.service.app import create_app
 from recsys.service.render_queue import RenderWorker
-from recsys.stores import open_store
+from recsys.store.opener import open_store
 
 
 @pytest.fixture(scope="module")
 def pg_settings(service_settings, postgres):
     """The service settings of the shared demo shop, its store copied into a new PostgreSQL database (the index
     and models folders of its own, shared by both hosts)."""
-    from recsys.store import Store
+    from recsys.store.sqlite import Store
 
     url = postgres.create_database("service_shop")
     source, target = Store(service_settings.db), open_store(url)
@@ -81,7 +81,7 @@ def test_an_event_id_acknowledged_by_one_host_is_known_to_the_other(hosts):
 
 
 def test_a_dead_hosts_render_jobs_are_recovered(hosts, pg_settings, monkeypatch):
-    from recsys import store as store_module
+    from recsys.store import sqlite as store_module
 
     a, _ = hosts
     job_url = a.get("/items/D0008/render", params={"style": "dots", "strength": 0.5, "renderer": "gatys"}).json()["url"]
@@ -153,7 +153,7 @@ def test_a_killed_admin_job_is_reported_failed_on_every_host(hosts):
 
 
 def test_a_dead_hosts_admin_job_is_failed_not_run_again(hosts, pg_settings, monkeypatch):
-    from recsys import store as store_module
+    from recsys.store import sqlite as store_module
 
     a, b = hosts
     dead = open_store(pg_settings.db)  # a host queued an admin job and claimed it...

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data_io import DataError, detect_format, read_catalog, read_interactions
-from recsys.stores import open_store
+from recsys.store.data_io import DataError, detect_format, read_catalog, read_interactions
+from recsys.store.opener import open_store
 
 
 def test_hm_transactions_and_articles(datasets):
@@ -127,7 +127,7 @@ def test_events_survive_a_reopen_and_concurrent_writers(store_url, demo_catalog)
 def test_big_files_stream_in_chunks_all_or_nothing(tmp_path, store_url):
     """A file read in chunks gives the table read whole; its import is one transaction: the same file again
     writes nothing, a bad row in a later chunk names its line and leaves the store as it was."""
-    from recsys.data_io import file_digest, iter_interactions
+    from recsys.store.data_io import file_digest, iter_interactions
 
     path = tmp_path / "events.csv"
     path.write_text("user_id,item_id,weight\n" + "".join(f"u{n % 4},i{n % 9},{1 + n % 3}\n" for n in range(10)))

@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys import schema
-from recsys.data_io import DataError
-from recsys.store import INDEXES, SCHEMA, NotFound, QueueFull, Store
-from recsys.stores import StoreAPI, StoreURLError, is_postgres, open_store, sqlite_path, store_exists
+from recsys.store.data_io import DataError
+from recsys.store.opener import StoreAPI, StoreURLError, is_postgres, open_store, sqlite_path, store_exists
+from recsys.store.sqlite import INDEXES, SCHEMA, NotFound, QueueFull, Store, schema
 
 
 @pytest.fixture
@@ -137,7 +136,7 @@ def test_the_job_queue(store):
 def test_hosts_claim_different_jobs_and_a_dead_hosts_jobs_are_recovered(store_url, monkeypatch):
     if not is_postgres(store_url):
         pytest.skip("one host per SQLite store")
-    from recsys import store as store_module
+    from recsys.store import sqlite as store_module
 
     hosts = [open_store(store_url) for _ in range(4)]
     for n in range(8):
@@ -252,7 +251,7 @@ def test_sqlite_urls_and_paths(tmp_path, monkeypatch):
 
 
 def test_an_unreachable_postgres_is_a_clear_error():
-    from recsys.pg_local import free_port
+    from recsys.store.pg_local import free_port
 
     with pytest.raises(ConnectionError, match="cannot connect to the PostgreSQL store"):
         open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/shop")
@@ -282,7 +281,7 @@ def test_a_store_is_copied_between_engines(tmp_path, postgres):
 
 def test_commands_refuse_a_bad_url_and_name_an_unreachable_server(tmp_path, monkeypatch, capsys):
     from recsys.cli import main
-    from recsys.pg_local import free_port
+    from recsys.store.pg_local import free_port
 
     monkeypatch.chdir(tmp_path)
     assert main(["import", "--db", "mysql://shop@db/shop", "--catalog", "catalog"]) == 2
@@ -296,7 +295,7 @@ def test_commands_refuse_a_bad_url_and_name_an_unreachable_server(tmp_path, monk
 def test_one_admin_job_across_hosts_and_a_dead_owners_job_is_failed(store_url, monkeypatch):
     """Admin jobs on the same queue: one in flight across hosts (the bound is the store's), any host claims it,
     and a job whose owner stops saying it is alive is failed with the reason, not queued again."""
-    from recsys import store as store_module
+    from recsys.store import sqlite as store_module
 
     a, b = open_store(store_url), open_store(store_url)  # two hosts (SQLite: two processes' store objects)
     assert a.enqueue_job("a1", "admin", {"task": "index"}, "admin", max_pending=1, max_per_client=1)

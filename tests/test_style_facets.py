@@ -21,9 +21,9 @@ CLOTHING = ("tshirt", "dress", "trousers")
 def settings(service_settings, demo_shop, tmp_path_factory):
     """The demo service on its own copy of the store, with the demo's drawn palette (bold-stripes among them)
     embedded by the catalog's own encoder."""
-    from recsys.demo import make_demo_styles
-    from recsys.palette import add_style
-    from recsys.store import Store
+    from recsys.shop.demo import make_demo_styles
+    from recsys.store.sqlite import Store
+    from recsys.style.palette import add_style
 
     root = tmp_path_factory.mktemp("facets")
     source, copy = sqlite3.connect(service_settings.db), sqlite3.connect(root / "shop.db")
@@ -45,7 +45,7 @@ def client(settings):
 
 @pytest.fixture(scope="module")
 def demo_rows(demo_catalog):
-    from recsys.demo import read_catalog
+    from recsys.shop.demo import read_catalog
 
     return read_catalog(demo_catalog / "items.csv")
 
@@ -66,10 +66,10 @@ def _photo(path, degrees: float = 0.0) -> bytes:
 
 def _palette_patterns(settings, demo_rows, demo_catalog) -> dict[str, str]:
     """{palette style: the demo pattern it shows} for every style of the shop's palette that shows one: the drawn
-    styles that `recsys.demo.STYLE_PATTERNS` names, and the styles made from a demo product's photo (the
+    styles that `recsys.shop.demo.STYLE_PATTERNS` names, and the styles made from a demo product's photo (the
     product's own pattern attribute)."""
-    from recsys.demo import STYLE_PATTERNS
-    from recsys.store import Store
+    from recsys.shop.demo import STYLE_PATTERNS
+    from recsys.store.sqlite import Store
 
     by_image = {str((demo_catalog / row["image"]).resolve()): row["pattern"] for row in demo_rows.values()}
     store = Store(settings.db)
@@ -129,7 +129,7 @@ def test_item_queries_name_the_item_not_a_photo(client, demo_rows):
 
 
 def test_shop_this_style_puts_the_style_first_and_the_shopper_second(client, demo_rows, demo_catalog, settings):
-    from recsys.store import Store
+    from recsys.store.sqlite import Store
 
     striped = [i for i, row in demo_rows.items() if row["pattern"] == "stripes" and row["category"] in CLOTHING]
     photos = [_photo(demo_catalog / demo_rows[i]["image"]) for i in striped[:4]]
@@ -208,10 +208,10 @@ def test_favicon(client):
 
 
 def test_each_palette_style_renders_with_its_measured_renderer_by_default(settings):
-    """The defaults `benchmarks/render_styles.py` measured (recsys/render_defaults.json) are what /styles says and
+    """The defaults `benchmarks/render_styles.py` measured (recsys/style/render_defaults.json) are what /styles says and
     what a render without `renderer` uses; a fast-only request (a shopper's adjustments) stays fast."""
-    from recsys.demo import STYLE_NAMES
-    from recsys.render_defaults import measured_defaults
+    from recsys.shop.demo import STYLE_NAMES
+    from recsys.style.render_defaults import measured_defaults
 
     roomy = settings.model_copy(update={"render_queue": 64, "render_per_client": 64})  # bounds: not tested here
     with TestClient(create_app(roomy)) as client:

@@ -108,7 +108,7 @@ def test_remembered_adjustments_apply_to_the_next_render(client, settings, shopp
 
 
 def test_products_in_the_style_you_liked(client, settings, shopper):
-    from recsys.store import Store
+    from recsys.store.sqlite import Store
 
     found = client.get(f"/users/{shopper}/styles/dots/items", params={"k": 8}).json()["items"]
     assert len(found) == 8 and {r["reason"] for r in found} == {"in the style you liked"}

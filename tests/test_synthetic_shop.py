@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks.synthetic_shop import generate, shape_stats
-from recsys.data_io import detect_format, read_catalog, read_interactions
+from recsys.store.data_io import detect_format, read_catalog, read_interactions
 from transfer.store import EmbeddingStore
 
 SCALE = 0.002  # 2.7k shoppers, 211 articles, ~60k purchases

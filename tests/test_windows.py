@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 from recsys.batch.engine import connect
 from recsys.batch.windows import WINDOW_END, iter_folds
 from recsys.candidates import ItemInfo
-from recsys.data_io import read_catalog, read_interactions
-from recsys.ranker import LearnedRanker, RankerConfig, iter_training_folds
+from recsys.models.ranker import LearnedRanker, RankerConfig, iter_training_folds
+from recsys.store.data_io import read_catalog, read_interactions
 
 CONFIG = RankerConfig(windows=3, max_users_per_window=150, rounds=30, min_data_in_leaf=20, window_cf_iterations=3)
 

@@ -77,8 +77,9 @@ def _read_tables(folder: Path) -> dict:
 
 
 def read_popularity(folder: Path):
-    """The blend's time-decayed popularity (`recsys.hybrid.Popularity`, 30-day half-life) from a tables version."""
-    from recsys.hybrid import Popularity
+    """The blend's time-decayed popularity (`recsys.models.hybrid.Popularity`, 30-day half-life) from a tables
+    version."""
+    from recsys.models.hybrid import Popularity
 
     return Popularity.from_scores(_read_tables(Path(folder))["decayed"])  # from_scores copies it
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from recsys.stores import is_postgres, sqlite_path
+from recsys.store.opener import is_postgres, sqlite_path
 
 EVENT_SCHEMA = pa.schema(
     [

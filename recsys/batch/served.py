@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.cf_arrays import SortedIds
+from recsys.models.cf_arrays import SortedIds
 
 CO_IDS, CO_OFFSETS, CO_OTHER, CO_N = "co_ids.npy", "co_offsets.npy", "co_other.npy", "co_n.npy"
 

@@ -115,7 +115,7 @@ def table_to_lists(table: pd.DataFrame) -> dict[str, list[tuple[str, float]]]:
 def item_table(con: duckdb.DuckDBPyConnection, source: str, now: float) -> pd.DataFrame:
     """One row per item sold before `now`: purchases in the 7 and 30 days before it and in all, first and last
     sale, the repeat rate (the share of its buyers who bought it more than once) and `pop_decayed`, the blend's
-    popularity (`recsys.hybrid.Popularity`: weights halving every 30 days before the latest event); by item id.
+    popularity (`recsys.models.hybrid.Popularity`: weights halving every 30 days before the latest event); by item id.
     `source` has user_id, item_id, timestamp and weight."""
     query = f"""
         WITH past AS (

@@ -77,9 +77,9 @@ def train_shop(
     """Build every model of the shop in the store `db` as new versions under `models`; returns what was built
     (versions, sizes, seconds per stage). `embeddings` (an embedding store) turns the style features on."""
     from index.persistence import save_version
-    from recsys.catalog import CF_DIR, GENERATION, MODEL_VERSIONS_KEPT, TRAINED_FILE
-    from recsys.cf import CFConfig
-    from recsys.ranker import RANKER_DIR
+    from recsys.models.cf import CFConfig
+    from recsys.models.ranker import RANKER_DIR
+    from recsys.shop.catalog import CF_DIR, GENERATION, MODEL_VERSIONS_KEPT, TRAINED_FILE
 
     o = options or TrainOptions()
     models = Path(models)
@@ -186,7 +186,7 @@ def _copy(staged: Path, folder: Path) -> None:
 def _served_cf_config(folder: Path):
     """The config of the CF version being served (retraining keeps it), or None."""
     from index.persistence import CURRENT
-    from recsys.cf import CollaborativeFilter
+    from recsys.models.cf import CollaborativeFilter
 
     if not (folder / CURRENT).exists():
         return None
@@ -203,8 +203,8 @@ def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: Train
     from index.persistence import CURRENT
     from recsys.batch.windows import iter_folds
     from recsys.candidates import ItemInfo
-    from recsys.ranker import LearnedRanker, RankerConfig
-    from recsys.stores import open_store
+    from recsys.models.ranker import LearnedRanker, RankerConfig
+    from recsys.store.opener import open_store
 
     config = RankerConfig()
     if (folder / CURRENT).exists():
@@ -231,7 +231,7 @@ def _train_ranker(con, events: str, db, folder: Path, style, cf_config, o: Train
 
 
 def _open_style(db, embeddings, index):
-    from recsys.stores import open_store
+    from recsys.store.opener import open_store
 
     store = open_store(db)
     try:
@@ -247,8 +247,8 @@ def load_style(store, embeddings, index=None):
         return None
     from index.persistence import CURRENT, IndexFileError
     from index.style_index import StyleIndex
-    from recsys.catalog import _reconcile
-    from recsys.hybrid import StyleSpace
+    from recsys.models.hybrid import StyleSpace
+    from recsys.shop.catalog import _reconcile
     from transfer.store import EmbeddingStore
 
     vectors = EmbeddingStore.load(embeddings)
@@ -274,7 +274,7 @@ def load_style(store, embeddings, index=None):
 
 def _bump_generation(db, key: str) -> None:
     """Tell the running web workers to swap in the new versions (they compare the generation in `sync`)."""
-    from recsys.stores import open_store
+    from recsys.store.opener import open_store
 
     store = open_store(db)
     try:

@@ -1,7 +1,7 @@
 """The shop as of a moment and the ranker's training windows, built by DuckDB over an events relation.
 
 One way to build a `Snapshot` for both paths: `stylerec train` points `source` at the exported Parquet file (the
-events never enter pandas), and `Snapshot.build` / `recsys.ranker.iter_training_folds` register their frame with
+events never enter pandas), and `Snapshot.build` / `recsys.models.ranker.iter_training_folds` register their frame with
 DuckDB (`frame_source`) and run the same queries. `source` is SQL naming the events with columns user_id, item_id,
 timestamp, weight and rid (the row's position: it breaks ties between events of the same second).
 
@@ -27,8 +27,8 @@ import scipy.sparse as sp
 
 from recsys.batch.tables import co_purchase_table, item_facts, item_table, table_to_lists
 from recsys.candidates.base import ItemInfo, Snapshot, _style_neighbour_popularity
-from recsys.cf import CFConfig, CollaborativeFilter
-from recsys.hybrid import StyleSpace
+from recsys.models.cf import CFConfig, CollaborativeFilter
+from recsys.models.hybrid import StyleSpace
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +184,10 @@ def iter_folds(
     """(the shop as of a training window's start, the purchases inside the window) for each window of `config`
     (a `RankerConfig`), latest first, built one at a time: a window's snapshot and labels are made when the
     previous ones were used. `sampled`: the snapshot keeps the histories, and the labels the purchases, of the
-    window's sampled shoppers only (`recsys.ranker.window_shoppers`), else everyone's. The labels (user_id,
+    window's sampled shoppers only (`recsys.models.ranker.window_shoppers`), else everyone's. The labels (user_id,
     item_id, timestamp, weight) are indexed by the events' rid, in time order; their attrs hold WINDOW_END, one
     past the window's last purchase."""
-    from recsys.ranker import training_windows_between, window_shoppers
+    from recsys.models.ranker import training_windows_between, window_shoppers
 
     first, last = con.execute(f"SELECT min(timestamp), max(timestamp) FROM ({source})").fetchone()
     if first is None:

@@ -17,8 +17,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from recsys.cf import CFConfig, CollaborativeFilter
-from recsys.hybrid import DAY, StyleSpace, style_profile
+from recsys.models.cf import CFConfig, CollaborativeFilter
+from recsys.models.hybrid import DAY, StyleSpace, style_profile
 
 GROUP_COLUMNS = ("group", "product_code")  # items.csv's `group`; H&M's product code (colours of one garment)
 KIND_COLUMNS = ("product_type_name", "kind")  # the finest product type a catalog has; else its category
@@ -106,7 +106,7 @@ class ItemInfo:
 
     @classmethod
     def from_data(cls, catalog: pd.DataFrame | None, interactions: pd.DataFrame) -> ItemInfo:
-        """Item facts from a catalog table (`recsys.data_io.read_catalog`) and mean prices paid, when known."""
+        """Item facts from a catalog table (`recsys.store.data_io.read_catalog`) and mean prices paid, when known."""
         prices = None
         if "price" in interactions and interactions["price"].notna().any():
             prices = interactions.dropna(subset=["price"]).groupby("item_id")["price"].mean().to_dict()

@@ -35,11 +35,11 @@ import time
 import uuid
 from pathlib import Path
 
-from recsys import store as store_module
 from recsys.service.job_runner import JobRunner
 from recsys.service.server import with_parent_pid
-from recsys.store import NotFound, QueueFull, Store
-from recsys.stores import open_store
+from recsys.store import sqlite as store_module
+from recsys.store.opener import open_store
+from recsys.store.sqlite import NotFound, QueueFull, Store
 
 log = logging.getLogger("stylerec.admin_jobs")
 KIND = "admin"
@@ -169,7 +169,7 @@ def _job_out(job: dict) -> dict:
 
 def run_task(task: str, paths: dict) -> dict:
     """Do an admin task on the catalog at `paths` (what the job process runs); returns its result."""
-    from recsys.catalog import CatalogPaths, open_catalog
+    from recsys.shop.catalog import CatalogPaths, open_catalog
 
     if task == "cf":  # the batch step of `stylerec train`: no catalog opened, the workers swap the versions in
         return _train(paths)

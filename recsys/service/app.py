@@ -16,14 +16,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from recsys.data_io import DataError
 from recsys.service.admin_jobs import JobRunning
 from recsys.service.guards import BodyGuard, validation_error
 from recsys.service.openapi import ROUTER_ERRORS, add_docs
 from recsys.service.routes import admin, events, health, items, renders, users
 from recsys.service.settings import Settings
 from recsys.service.state import Busy, ServiceState
-from recsys.store import NotFound, QueueFull
+from recsys.store.data_io import DataError
+from recsys.store.sqlite import NotFound, QueueFull
 from transfer.images import ImageError
 from transfer.render import RenderError
 from transfer.store import StoreError

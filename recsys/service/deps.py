@@ -11,12 +11,12 @@ from typing import TypeVar
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
-from recsys.catalog import Catalog
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.event_writer import EventWriter
 from recsys.service.render_queue import RenderQueue
 from recsys.service.settings import Settings
 from recsys.service.state import Embedder
+from recsys.shop.catalog import Catalog
 
 
 # The dependencies are `async def`: FastAPI would run a plain `def` one on a worker thread (a thread hop per

@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import Literal
 
-from recsys.store import Store
+from recsys.store.sqlite import Store
 
 log = logging.getLogger("stylerec.events")
 

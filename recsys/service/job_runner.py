@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from recsys.store import Store
+from recsys.store.sqlite import Store
 
 log = logging.getLogger("stylerec.jobs")
 RECOVER_EVERY = 10.0  # seconds between looks for a dead host's jobs (PostgreSQL: several hosts share the queue)

@@ -17,11 +17,11 @@ import os
 import threading
 from pathlib import Path
 
-from recsys.render_defaults import default_renderer
 from recsys.service.job_runner import JobRunner
 from recsys.service.settings import Settings
-from recsys.store import NotFound, Store
-from recsys.stores import open_store
+from recsys.store.opener import open_store
+from recsys.store.sqlite import NotFound, Store
+from recsys.style.render_defaults import default_renderer
 from transfer.render import RenderOptions
 from transfer.render_cache import RenderCache, cache_key
 
@@ -59,7 +59,7 @@ class RenderQueue:
     def options(self, renderer: str, strength: float, preserve_colour: bool, admin: bool) -> RenderOptions:
         """Render options from a request; anonymous clients get the palette's few strengths only."""
         if not admin and not any(abs(strength - s) < 1e-9 for s in self.settings.render_strengths):
-            from recsys.data_io import DataError
+            from recsys.store.data_io import DataError
 
             allowed = ", ".join(f"{s:g}" for s in self.settings.render_strengths)
             raise DataError(f"strength must be one of {allowed} (other strengths need the admin API key)")

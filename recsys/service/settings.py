@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from recsys.catalog import CatalogPaths
+from recsys.shop.catalog import CatalogPaths
 
 
 class Settings(BaseSettings):

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.catalog import Catalog, open_catalog
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.event_writer import EventWriter
 from recsys.service.render_queue import RenderQueue
 from recsys.service.settings import Settings
+from recsys.shop.catalog import Catalog, open_catalog
 
 log = logging.getLogger("stylerec.service")
 
@@ -55,7 +55,7 @@ def _start_embedding_process(embeddings: str, device: str | None, parent: int) -
     import torch
 
     torch.set_num_threads(1)
-    from recsys.catalog import load_encoder
+    from recsys.shop.catalog import load_encoder
 
     _encoder = load_encoder(embeddings, device)
 

@@ -10,8 +10,6 @@ from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, HTTPExcepti
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
-from recsys.catalog import Catalog
-from recsys.palette import NAME
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.deps import get_catalog, get_embedder, get_jobs, get_settings, item_out, off_loop, require_admin
 from recsys.service.guards import BadJson, strict_json
@@ -19,7 +17,9 @@ from recsys.service.routes.items import read_upload
 from recsys.service.schemas import AdminJob, Item, PaletteStyle
 from recsys.service.settings import Settings
 from recsys.service.state import Embedder
-from recsys.store import NotFound
+from recsys.shop.catalog import Catalog
+from recsys.store.sqlite import NotFound
+from recsys.style.palette import NAME
 from transfer.images import load_image
 from transfer.render_cache import load_style
 

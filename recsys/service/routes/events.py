@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from recsys.catalog import Catalog
 from recsys.service.deps import get_catalog, get_event_writer, off_loop
 from recsys.service.event_writer import EventWriter
 from recsys.service.schemas import EventIn, EventOut
+from recsys.shop.catalog import Catalog
 
 router = APIRouter(tags=["events"])
 

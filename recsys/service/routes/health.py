@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from recsys.catalog import Catalog
 from recsys.service.deps import get_catalog, get_renders
 from recsys.service.render_queue import RenderQueue
 from recsys.service.schemas import Health
+from recsys.shop.catalog import Catalog
 
 router = APIRouter(tags=["health"])
 

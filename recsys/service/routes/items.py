@@ -8,12 +8,12 @@ from typing import Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from recsys.catalog import Catalog
 from recsys.service.deps import get_catalog, get_embedder, get_settings, item_out, recommendations_out
 from recsys.service.schemas import MAX_K, MAX_OFFSET, Item, ItemList, Recommendations
 from recsys.service.settings import Settings
 from recsys.service.state import Embedder
-from recsys.store import NotFound
+from recsys.shop.catalog import Catalog
+from recsys.store.sqlite import NotFound
 
 router = APIRouter(tags=["items"])
 

@@ -10,13 +10,13 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from recsys.data_io import DataError
-from recsys.palette import parse_blend
-from recsys.render_defaults import default_renderer
 from recsys.service.deps import get_renders, get_settings, is_admin
 from recsys.service.render_queue import RenderQueue
 from recsys.service.schemas import Job, PaletteStyle, RenderSettings
 from recsys.service.settings import Settings
+from recsys.store.data_io import DataError
+from recsys.style.palette import parse_blend
+from recsys.style.render_defaults import default_renderer
 
 router = APIRouter(tags=["styles and renders"])
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from recsys.catalog import Catalog
 from recsys.service.deps import get_catalog, get_settings, recommendations_out
 from recsys.service.routes.items import WEIGHT_HELP, FacetName, categories_of, facet_of
 from recsys.service.schemas import MAX_K, Recommendations, RenderSettings, StyleScore
 from recsys.service.settings import Settings
+from recsys.shop.catalog import Catalog
 
 router = APIRouter(tags=["shoppers"])
 LIKED_FACET_HELP = "what 'in this style' matches: the pattern/texture (the default), the colours, or both"

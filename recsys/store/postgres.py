@@ -21,10 +21,10 @@ from typing import Literal
 
 import numpy as np
 
-from recsys import store as _store
-from recsys.data_io import EVENT_WEIGHTS, DataError
-from recsys.schema import POSTGRES_STEPS, VERSION, SchemaError
-from recsys.store import STYLE_EVENTS, Store, _style_event_dict, owner_name
+from recsys.store import sqlite as _store
+from recsys.store.data_io import EVENT_WEIGHTS, DataError
+from recsys.store.schema import POSTGRES_STEPS, VERSION, SchemaError
+from recsys.store.sqlite import STYLE_EVENTS, Store, _style_event_dict, owner_name
 
 log = logging.getLogger("stylerec.store")
 # Advisory lock keys (any bigint; these spell "stylerec" and a purpose).
@@ -183,7 +183,7 @@ class PostgresStore(Store):
         self, category: str | None = None, limit: int | None = None, offset: int = 0, search: str | None = None
     ) -> list[dict]:
         """Items in id order, optionally of one category and/or whose id or title contains `search`."""
-        from recsys.store import _item_dict
+        from recsys.store.sqlite import _item_dict
 
         where, params = self._item_filter(category, search)
         sql = "SELECT item_id, title, category, attributes, image FROM items" + where

@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from recsys.store import Store
+from recsys.store.sqlite import Store
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -116,7 +116,7 @@ def store_exists(url: str | os.PathLike) -> bool:
 def open_store(url: str | os.PathLike) -> Store:
     """Open (creating or migrating its schema) the store that `url` names: see the module docstring."""
     if is_postgres(url):
-        from recsys.store_pg import PostgresStore
+        from recsys.store.postgres import PostgresStore
 
         return PostgresStore(str(url))
     return Store(sqlite_path(url))

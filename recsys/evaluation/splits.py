@@ -1,4 +1,4 @@
-"""Train/test splits of an interaction table (see `recsys.data_io`)."""
+"""Train/test splits of an interaction table (see `recsys.store.data_io`)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Ranking models behind one contract: fitted on a shop's snapshot, each ranks items for a shopper.
 
 `RankingModel` is the contract (after implicit's `RecommenderBase`): `fit`, `rank` / `recommend` (one shopper),
-`recommend_many` (many), `save` / `load`, with `allow` / `exclude` filters. `recsys.evaluate` compares these models
-and the service serves the feed through the same `FeedModel` (`recsys.feeds`) as the `hybrid` model here. The
-models: the classic baselines of fashion recommendation (`repurchase`, `popularity-1w`), the project's earlier
-models (`popularity`, `cf`, `style`, `blend`: the hand-set blend of `recsys.hybrid`) and the feed (`hybrid`: the
+`recommend_many` (many), `save` / `load`, with `allow` / `exclude` filters. `recsys.evaluation.evaluate` compares
+these models and the service serves the feed through the same `FeedModel` (`recsys.models.feeds`) as the `hybrid` model
+here. The models: the classic baselines of fashion recommendation (`repurchase`, `popularity-1w`), the project's earlier
+models (`popularity`, `cf`, `style`, `blend`: the hand-set blend of `recsys.models.hybrid`) and the feed (`hybrid`: the
 learned pipeline with the blend as its fallback; `hybrid-nostyle` without the style source and features, to measure
 what style adds). A model without the data it needs (no style vectors) raises `ValueError` in `fit`.
 `tests/model_contract.py` holds the contract's tests, run against every model.
@@ -24,9 +24,9 @@ import pandas as pd
 
 from recsys.candidates import Shopper, Snapshot, repurchase_order
 from recsys.candidates.siblings import Siblings
-from recsys.feeds import FeedModel
-from recsys.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation
-from recsys.ranker import LearnedRanker, RankerConfig
+from recsys.models.feeds import FeedModel
+from recsys.models.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation
+from recsys.models.ranker import LearnedRanker, RankerConfig
 
 MODEL_FILE = "model.json"  # a saved model's name, settings and learned state (`RankingModel.save`)
 RANKER_FOLDER = "ranker"  # the learned feed's LightGBM ranker inside a saved model's folder
@@ -285,7 +285,7 @@ class CFModel(RankingModel):
 
 
 class BlendModel(RankingModel):
-    """The hand-set blend of `recsys.hybrid` (CF, style and popularity z-scores, `HybridConfig`)."""
+    """The hand-set blend of `recsys.models.hybrid` (CF, style and popularity z-scores, `HybridConfig`)."""
 
     name = "blend"
 
@@ -337,8 +337,8 @@ class StyleModel(BlendModel):
 
 
 class HybridModel(RankingModel):
-    """The feed (`recsys.feeds.FeedModel`, as the service serves it): candidate sources and a LightGBM ranker
-    trained on windows of the training data; the hand-set blend of `recsys.hybrid` when there is too little data
+    """The feed (`recsys.models.feeds.FeedModel`, as the service serves it): candidate sources and a LightGBM ranker
+    trained on windows of the training data; the hand-set blend of `recsys.models.hybrid` when there is too little data
     to train (`fallback` says so) and to fill a short list."""
 
     name = "hybrid"

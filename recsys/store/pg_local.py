@@ -3,7 +3,7 @@
 `LocalPostgres` runs Debian's PostgreSQL binaries (`apt-get install postgresql`; `initdb` is looked up on PATH
 and in /usr/lib/postgresql/*/bin) in a folder of its own, on a free port of 127.0.0.1, trusting local
 connections; `stop` ends it and removes the folder. As root it runs the server as the `postgres` user
-(`initdb` refuses root). `python -m recsys.pg_local FOLDER` starts one and prints its URL (stopped on Ctrl-C).
+(`initdb` refuses root). `python -m recsys.store.pg_local FOLDER` starts one and prints its URL (stopped on Ctrl-C).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Each later version is one numbered step per engine. SQLite records the version i
 PostgreSQL in the table `schema_version`. A store newer than this code is refused (an older release must not
 write into a schema it does not know).
 
-A new table, column or index is a new step at the end of both lists (never an edit of `recsys.store.SCHEMA` or of
+A new table, column or index is a new step at the end of both lists (never an edit of `recsys.store.sqlite.SCHEMA` or of
 an earlier step: stores already at that version would never see it).
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 def _sqlite_v1(db: sqlite3.Connection) -> None:
     """The first releases' schema, with the columns they added over time (each added only when missing)."""
-    from recsys.store import INDEXES, MIGRATIONS, SCHEMA
+    from recsys.store.sqlite import INDEXES, MIGRATIONS, SCHEMA
 
     _script(db, SCHEMA)
     for table, column, declaration in MIGRATIONS:

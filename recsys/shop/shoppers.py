@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.demo import CATALOG_FILE, read_catalog
+from recsys.shop.demo import CATALOG_FILE, read_catalog
 
 INTERACTIONS_FILE = "interactions.csv"
 SHOPPERS_FILE = "shoppers.csv"

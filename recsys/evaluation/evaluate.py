@@ -1,6 +1,6 @@
 """Offline evaluation: the classic baselines, the project's models and the learned feed on one train/test split.
 
-Every model of `recsys.models` is fitted on one snapshot of the training data and ranks for every test shopper
+Every model of `recsys.models.base` is fitted on one snapshot of the training data and ranks for every test shopper
 (shoppers a model cannot personalise for get what it gives a stranger). The feed's ranker learns on windows carved
 from the training data only, never from the test window. Each metric comes with a 95% bootstrap interval over
 shoppers, the feed is compared with the best baseline and with itself without style by a paired bootstrap, and
@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from recsys import metrics
 from recsys.candidates import ItemInfo, Shopper, Snapshot
-from recsys.cf import CFConfig
-from recsys.hybrid import StyleSpace
-from recsys.models import BASELINES, MODELS, HybridModel, make_models
-from recsys.ranker import RankerConfig, training_folds
+from recsys.evaluation import metrics
+from recsys.models.base import BASELINES, MODELS, HybridModel, make_models
+from recsys.models.cf import CFConfig
+from recsys.models.hybrid import StyleSpace
+from recsys.models.ranker import RankerConfig, training_folds
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,10 @@ def evaluate(
     relevant = _relevant(data.test)
     max_k = max(k, 20)
     lists: dict[str, dict[str, list[str]]] = {}
-    for name, model in fitted.items():  # the same objects the service calls (`recsys.models`, `recsys.feeds`)
+    for (
+        name,
+        model,
+    ) in fitted.items():  # the same objects the service calls (`recsys.models.base`, `recsys.models.feeds`)
         users = tqdm(relevant, desc=f"ranking test users: {name}", disable=not progress)
         lists[name] = model.recommend_many(users, max_k)
 

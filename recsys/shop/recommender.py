@@ -18,11 +18,11 @@ import pandas as pd
 from recsys.batch.bundle import read_popularity, read_snapshot
 from recsys.batch.tables import POPULARITY_HALF_LIFE_DAYS
 from recsys.candidates import ItemInfo, Snapshot
-from recsys.cf import CFConfig, CollaborativeFilter
-from recsys.feeds import FeedModel
-from recsys.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation, StyleSpace, style_profile
-from recsys.ranker import Feed, LearnedRanker, RankerConfig
-from recsys.store import NotFound, Store
+from recsys.models.cf import CFConfig, CollaborativeFilter
+from recsys.models.feeds import FeedModel
+from recsys.models.hybrid import HybridConfig, HybridRanker, Popularity, Recommendation, StyleSpace, style_profile
+from recsys.models.ranker import Feed, LearnedRanker, RankerConfig
+from recsys.store.sqlite import NotFound, Store
 
 ImageEmbedder = Callable[[bytes | str | os.PathLike], np.ndarray]
 KEEP = object()  # `use_models`: keep the ranker being served
@@ -37,8 +37,8 @@ def _zscores(values: np.ndarray) -> np.ndarray:
 class Recommender:
     """Feeds and style search over a `Store`; `style` may be None (no photos) and CF is trained on demand.
 
-    The feed is the two-stage pipeline of `recsys.ranker` when a trained `LearnedRanker` is given (or trained
-    with `train_ranker`), else the hand-set blend of `recsys.hybrid` (`feed_model` says which)."""
+    The feed is the two-stage pipeline of `recsys.models.ranker` when a trained `LearnedRanker` is given (or trained
+    with `train_ranker`), else the hand-set blend of `recsys.models.hybrid` (`feed_model` says which)."""
 
     def __init__(
         self,
@@ -178,7 +178,7 @@ class Recommender:
 
     @property
     def feed_ranker(self) -> FeedModel:
-        """The feed's model over the rankers being served (`recsys.feeds.FeedModel`, which decides between the
+        """The feed's model over the rankers being served (`recsys.models.feeds.FeedModel`, which decides between the
         learned pipeline and the blend; `stylerec evaluate`'s `hybrid` calls the same)."""
         model = getattr(self, "_feed_ranker", None)
         if model is None or model.learned is not self.pipeline or model.blend is not self.ranker:
@@ -303,8 +303,8 @@ class Recommender:
 
     def preferred_styles(self, user_id: str, k: int = 3) -> list[dict]:
         """The palette styles the shopper prefers, best first: cosine between their style profile and each style's
-        vector, moved at once by their likes and dislikes of renders (`recsys.style_feedback`)."""
-        from recsys.style_feedback import blend_scores, latest_feedback
+        vector, moved at once by their likes and dislikes of renders (`recsys.style.feedback`)."""
+        from recsys.style.feedback import blend_scores, latest_feedback
 
         palette = self.store.styles()
         feedback = latest_feedback(self.store.style_events(user_id))

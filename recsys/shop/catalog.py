@@ -26,11 +26,11 @@ import pandas as pd
 
 from index.persistence import current_version, save_version
 from recsys.batch.bundle import tables_for
-from recsys.cf import CFConfig, CollaborativeFilter
-from recsys.data_io import read_catalog
-from recsys.hybrid import StyleSpace
-from recsys.recommender import Recommender
-from recsys.store import NotFound, Store
+from recsys.models.cf import CFConfig, CollaborativeFilter
+from recsys.models.hybrid import StyleSpace
+from recsys.shop.recommender import Recommender
+from recsys.store.data_io import read_catalog
+from recsys.store.sqlite import NotFound, Store
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ GENERATION = "catalog_generation"  # meta key: bumped by every change other proc
 class CatalogPaths:
     """Where a shop's data and models live (the defaults are the CLI's and the service's)."""
 
-    db: Path | str = Path("var/stylerec.db")  # a path (SQLite) or a postgresql:// URL (`recsys.stores`)
+    db: Path | str = Path("var/stylerec.db")  # a path (SQLite) or a postgresql:// URL (`recsys.store.opener`)
     embeddings: Path = Path("var/store")
     index: Path = Path("var/index")
     models: Path = Path("var/models")
@@ -160,9 +160,9 @@ class Catalog:
         self._fold_in_since(self._trained_through)
 
     def _read_ranker(self):
-        """(the feed's learned ranker (`recsys.ranker`): the current version in <models>/ranker, its version);
+        """(the feed's learned ranker (`recsys.models.ranker`): the current version in <models>/ranker, its version);
         (None, None) without one: the blend."""
-        from recsys.ranker import RANKER_DIR, LearnedRanker
+        from recsys.models.ranker import RANKER_DIR, LearnedRanker
 
         folder = Path(self.paths.models) / RANKER_DIR
         version = current_version(folder)
@@ -534,10 +534,10 @@ class Catalog:
         return {"users": cf.user_count, "items": len(cf.item_ids), "version": self.versions.cf}
 
     def retrain_ranker(self, config=None) -> dict:
-        """Train the feed's ranker (`recsys.ranker.LearnedRanker`) on every stored event and, when there was
+        """Train the feed's ranker (`recsys.models.ranker.LearnedRanker`) on every stored event and, when there was
         enough data to learn, save it as a new version in <models>/ranker and serve it; else the feed stays on
         the hand-set blend (the answer says why). `config`: a `RankerConfig` (default: the served one's)."""
-        from recsys.ranker import RANKER_DIR
+        from recsys.models.ranker import RANKER_DIR
 
         if self.store.count_events() == 0:
             raise NotFound("no events to train the feed's ranker on")
@@ -597,7 +597,7 @@ def open_catalog(paths: CatalogPaths | None = None, build_missing: bool = True, 
     """Open a shop (see the module docstring). The SQLite store must exist (`stylerec import` or `demo`).
     `feed_cache`: feed answers kept (the service's; see `FeedCache`)."""
     paths = paths or CatalogPaths()
-    from recsys.stores import open_store, store_exists
+    from recsys.store.opener import open_store, store_exists
 
     if not store_exists(paths.db):
         raise FileNotFoundError(f"no store at {paths.db} (run `stylerec import` or `stylerec demo` first)")

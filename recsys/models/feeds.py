@@ -1,10 +1,10 @@
 """The feed's one decision between the learned pipeline and the hand-set blend.
 
-`FeedModel` is what the service's `Recommender.feed` and `stylerec evaluate`'s `hybrid` model (`recsys.models`)
-both call: the learned pipeline of `recsys.ranker` (`Feed` over a trained `LearnedRanker`) when there is one, the
-hand-set blend of `recsys.hybrid` (`HybridRanker`) otherwise (no ranker trained, too little data to learn from) or
-when a caller asks for a blend weight (`alpha`); and the blend fills a list the learned pipeline leaves short (a
-narrow category, a small catalog). No other code chooses between the two.
+`FeedModel` is what the service's `Recommender.feed` and `stylerec evaluate`'s `hybrid` model (`recsys.models.base`)
+both call: the learned pipeline of `recsys.models.ranker` (`Feed` over a trained `LearnedRanker`) when there is one,
+the hand-set blend of `recsys.models.hybrid` (`HybridRanker`) otherwise (no ranker trained, too little data to
+learn from) or when a caller asks for a blend weight (`alpha`); and the blend fills a list the learned pipeline
+leaves short (a narrow category, a small catalog). No other code chooses between the two.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Collection
 import pandas as pd
 
 from recsys.candidates import Snapshot
-from recsys.hybrid import HybridRanker, Recommendation
-from recsys.ranker import Feed, LearnedRanker
+from recsys.models.hybrid import HybridRanker, Recommendation
+from recsys.models.ranker import Feed, LearnedRanker
 
 BLEND_RANKS = "the hand-set blend ranks"
 

@@ -5,7 +5,7 @@ filters and fold-in) and the weighting statistics, so that new events for a user
 `recalculate_user` without retraining. A fold-in costs the shopper's own history (one row solved), never the
 whole matrix: folded users live beside the trained matrix until `save` merges them.
 
-Saved as one folder of `.npy` arrays that `load` memory-maps (`recsys.cf_arrays`): every web worker opening the
+Saved as one folder of `.npy` arrays that `load` memory-maps (`recsys.models.cf_arrays`): every web worker opening the
 same version shares its pages, and a worker's private memory holds only the users folded in since. User ids are
 a sorted fixed-width bytes array, looked up by binary search (no dict of every shopper). Folders of the older
 format (`model.npz`, `cf.json` with the user ids, `user_items.npz`) still load, into memory.
@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
-from recsys.cf_arrays import ARRAYS_FORMAT, CFArrays, SortedIds, read_arrays, write_arrays
+from recsys.models.cf_arrays import ARRAYS_FORMAT, CFArrays, SortedIds, read_arrays, write_arrays
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class CollaborativeFilter:
 
     # -- training -----------------------------------------------------------------------------------------
     def fit(self, interactions: pd.DataFrame, show_progress: bool = False) -> CollaborativeFilter:
-        """Train on a table with user_id, item_id and weight (see `recsys.data_io`)."""
+        """Train on a table with user_id, item_id and weight (see `recsys.store.data_io`)."""
         if len(interactions) == 0:
             raise ValueError("no interactions to train collaborative filtering on")
         users = pd.Categorical(interactions["user_id"].astype(str))
@@ -287,7 +287,7 @@ class CollaborativeFilter:
 
     # -- persistence ----------------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> None:
-        """Write the model into `folder` as `.npy` arrays `load` maps (`recsys.cf_arrays`) and `cf.json`;
+        """Write the model into `folder` as `.npy` arrays `load` maps (`recsys.models.cf_arrays`) and `cf.json`;
         users folded in since training are merged in (rows sorted by id again)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from recsys.data_io import EVENT_WEIGHTS, DataError, attributes_json
-from recsys.schema import migrate_sqlite
+from recsys.store.data_io import EVENT_WEIGHTS, DataError, attributes_json
+from recsys.store.schema import migrate_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -100,7 +100,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._writing():
-            migrate_sqlite(self._db, str(self.path))  # numbered schema versions (`recsys.schema`)
+            migrate_sqlite(self._db, str(self.path))  # numbered schema versions (`recsys.store.schema`)
         self._read_lock = threading.Lock()
         self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._checkpointer: sqlite3.Connection | None = None
@@ -181,7 +181,7 @@ class Store:
 
     # -- items ----------------------------------------------------------------------------------------------
     def import_items(self, catalog: pd.DataFrame, source: str) -> int:
-        """Insert or update the items of a catalog table (`recsys.data_io.read_catalog`); returns rows written,
+        """Insert or update the items of a catalog table (`recsys.store.data_io.read_catalog`); returns rows written,
         0 when this exact content was imported from `source` before."""
         if len(catalog) == 0:
             raise DataError(f"{source}: the catalog is empty")
@@ -300,13 +300,13 @@ class Store:
         content_digest: str | None = None,
         bulk: bool = False,
     ) -> int:
-        """Add interactions (`recsys.data_io.read_interactions`'s table, or a stream of such tables from
-        `recsys.data_io.iter_interactions`) from `source`; re-importing the same content is a no-op, changed
+        """Add interactions (`recsys.store.data_io.read_interactions`'s table, or a stream of such tables from
+        `recsys.store.data_io.iter_interactions`) from `source`; re-importing the same content is a no-op, changed
         content replaces that source's earlier rows. Returns rows written.
 
         A stream is written chunk by chunk inside one transaction (memory bounded by a chunk; a bad row in any
         chunk rolls the whole import back) and needs `content_digest`, what its content is known by (the file's
-        `recsys.data_io.file_digest`): the same digest again is skipped before any row is read. A table without
+        `recsys.store.data_io.file_digest`): the same digest again is skipped before any row is read. A table without
         one is known by the digest of its rows. `bulk` (a big file): the events' indexes are dropped and built
         again after the rows are in, in the same transaction (one sort instead of millions of random B-tree
         inserts: measured, inserts fell from 21k to 6k rows/s past 6M rows with them in place)."""

@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from index.style_index import StyleIndex
-from recsys.cf import CollaborativeFilter
+from recsys.models.cf import CollaborativeFilter
 
 DAY = 86400.0
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.data_io import DataError
-from recsys.store import Store
+from recsys.store.data_io import DataError
+from recsys.store.sqlite import Store
 from transfer.render_cache import load_style
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -19,7 +19,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 def style_vector(image: str | os.PathLike, embeddings_dir: str | os.PathLike) -> tuple[np.ndarray, str]:
     """The style vector of an image under the embedding store's own encoder, and that encoder's model id."""
-    from recsys.catalog import load_encoder
+    from recsys.shop.catalog import load_encoder
 
     encoder = load_encoder(embeddings_dir)
     return encoder.embed_image(image), encoder.model_id

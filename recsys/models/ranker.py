@@ -4,7 +4,7 @@ not-bought classifier by default, LambdaRank as an option: `RankerConfig.objecti
 Training carves windows from the interactions it is given (never anything later): for each window the shop is
 rebuilt as of the window's start (`Snapshot.build`), candidates are generated for the shoppers who bought in the
 window, and a candidate's label is whether they bought it in the window. With too few such shoppers no model is
-trained (`LearnedRanker.trained` is False) and callers fall back to the hand-set blend of `recsys.hybrid`.
+trained (`LearnedRanker.trained` is False) and callers fall back to the hand-set blend of `recsys.models.hybrid`.
 
 `Feed` is the pipeline a shop serves: sources -> features -> ranker -> top-k with the reason of the source that
 found each item ("buy again", "another colour of X", "often bought with X", "same style as X", "trending in ...").
@@ -37,9 +37,9 @@ from recsys.candidates import (
     generate,
     repurchase_order,
 )
-from recsys.cf import CFConfig
-from recsys.hybrid import DAY, Recommendation, StyleSpace
-from recsys.splits import random_split
+from recsys.evaluation.splits import random_split
+from recsys.models.cf import CFConfig
+from recsys.models.hybrid import DAY, Recommendation, StyleSpace
 
 log = logging.getLogger(__name__)
 

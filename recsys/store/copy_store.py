@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 
-from recsys.store import Store
-from recsys.stores import open_store
+from recsys.store.opener import open_store
+from recsys.store.sqlite import Store
 
-# The tables of schema version 2 (`recsys.schema`), parents first.
+# The tables of schema version 2 (`recsys.store.schema`), parents first.
 TABLES = ("items", "interactions", "styles", "jobs", "imports", "item_vectors", "meta", "style_events",
           "render_settings", "hosts")  # fmt: skip
 IDENTITY_TABLES = ("interactions", "style_events")
@@ -23,7 +23,7 @@ class TargetNotEmpty(ValueError):
 
 def copy_store(source: str | os.PathLike, target: str | os.PathLike, batch: int = 5000) -> dict[str, int]:
     """Copy every row of the store at `source` into the new or empty store at `target` (paths or URLs, see
-    `recsys.stores`); returns rows copied per table."""
+    `recsys.store.opener`); returns rows copied per table."""
     src, dst = open_store(source), open_store(target)
     try:
         if dst.count_items() or dst.count_events() or dst.styles():

@@ -1,0 +1,1 @@
+"""Offline evaluation: splits, metrics with intervals, baselines and ablations."""
