@@ -7,17 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from recsys.cli.common import (
-    _catalog_paths,
-    _given,
-)
+from recsys.cli.common import DB_HELP, given, setting_flag, settings_from
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Build every model of a shop (CF, item tables, co-purchases, the feed's ranker) as new versions."""
     from recsys.batch.train import TrainOptions, train_shop
 
-    paths = _catalog_paths(args)
+    paths = settings_from(args).catalog_paths()
     options = TrainOptions(sample_shoppers=args.sample_shoppers, windows=args.windows, ranker=not args.no_ranker)
     result = train_shop(paths.db, paths.models, paths.embeddings, paths.index, options)
     print(json.dumps(result, indent=1))
@@ -39,14 +36,7 @@ def _epoch(value: str | None) -> float | None:
 def _cf_config(args: argparse.Namespace):
     from recsys.models.cf import CFConfig
 
-    given = {
-        "model": args.cf_model,
-        "factors": args.factors,
-        "regularization": args.regularization,
-        "iterations": args.iterations,
-        "weighting": args.weighting,
-    }
-    return CFConfig.model_validate(_given(given))
+    return CFConfig.model_validate(given(args, CFConfig, exclude=("seed",)))  # --seed is the split's
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -88,7 +78,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.keep_new is not None and not 0 <= args.keep_new <= 1:
         raise ValueError(f"--keep-new is a share between 0 and 1, got {args.keep_new}")
     data = EvalData(train, test, style, catalog_items, split_name, args.seed, catalog, args.keep_new)
-    ranker_config = RankerConfig.model_validate(_given({"windows": args.windows}))
+    ranker_config = RankerConfig.model_validate(given(args, RankerConfig, exclude=("seed",)))
     result = evaluate(data, args.k, models, _cf_config(args), ranker_config, progress=not args.json)
     report_dir = Path(args.report or Path("var") / "reports" / time.strftime("eval-%Y%m%d-%H%M%S"))
     report = write_report(result, report_dir, "stylerec offline evaluation", "stylerec " + " ".join(sys.argv[1:]))
@@ -103,10 +93,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `stylerec` parser."""
     p = sub.add_parser("train", help="build every model of the shop as a new version (batch, out of core)")
-    p.add_argument("--db", help="SQLite store (default var/stylerec.db or $STYLEREC_DB)")
-    p.add_argument("--models", help="saved models folder (default var/models or $STYLEREC_MODELS)")
-    p.add_argument("--embeddings", "--store", dest="store", help="embedding store: style features (default var/store)")
-    p.add_argument("--index", help="persisted style index (default var/index or $STYLEREC_INDEX)")
+    setting_flag(p, "--db", field="db", help=DB_HELP)
+    setting_flag(p, "--models", field="models", help="saved models folder")
+    setting_flag(p, "--embeddings", "--store", field="embeddings", help="embedding store: style features")
+    setting_flag(p, "--index", field="index", help="persisted style index")
     p.add_argument("--sample-shoppers", type=int, help="shoppers learned from per ranker window (default 1000)")
     p.add_argument("--windows", type=int, help="ranker windows (default: the served ranker's, else 30; fewer if big)")
     p.add_argument("--no-ranker", action="store_true", help="leave the feed's ranker as it is")
@@ -138,7 +128,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="keep only this share (seeded) of the test window's new articles in the catalog, e.g. 0.15",
     )
-    p.add_argument("--cf-model", choices=["als", "bpr"])
+    p.add_argument("--cf-model", dest="model", choices=["als", "bpr"])
     p.add_argument("--factors", type=int)
     p.add_argument("--regularization", type=float)
     p.add_argument("--iterations", type=int)

@@ -7,18 +7,10 @@ import os
 import socket
 import sys
 from collections import Counter
-from pathlib import Path
 
-from recsys.cli.common import (
-    DB_HELP,
-    DEFAULT_DB,
-    DEFAULT_DEMO_DIR,
-    DEFAULT_INDEX,
-    DEFAULT_MODELS,
-    DEFAULT_STORE,
-    DEFAULT_WORKERS,
-)
+from recsys.cli.common import add_shop_flags, setting_flag, settings_from
 from recsys.cli.shop import cmd_import
+from recsys.settings import Settings
 
 
 class PortBusy(OSError):
@@ -41,34 +33,30 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-# What `serve` exports so its worker processes (and their settings) see the flags the user gave.
-SERVE_ENV = {
-    "db": "STYLEREC_DB", "store": "STYLEREC_EMBEDDINGS", "index": "STYLEREC_INDEX", "models": "STYLEREC_MODELS"
-}  # fmt: skip
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the web service (API at /docs, the web page at /): `--workers` web processes sharing one socket,
-    plus one low-priority render worker process. SQLite (WAL) is the source of truth they share."""
+    """Run the web service with the settings, the flags given on top (`serve`)."""
+    return serve(settings_from(args))
+
+
+def serve(settings: Settings) -> int:
+    """Run the web service (API at /docs, the web page at /): `web_workers` web processes sharing one socket,
+    plus one low-priority render worker process. SQLite (WAL) is the source of truth they share. The worker
+    processes read the same settings from the environment (`Settings.to_env`)."""
     import subprocess
 
     import uvicorn
 
     from recsys.service import logs
     from recsys.service.server import end_resource_tracker, supervisor, uvicorn_options, with_parent_pid
-    from recsys.service.settings import Settings
     from recsys.shop.catalog import open_catalog
 
-    for flag, variable in SERVE_ENV.items():
-        if getattr(args, flag, None) is not None:
-            os.environ[variable] = str(getattr(args, flag))
+    os.environ.update(settings.to_env())  # what the worker processes started below read with Settings()
     cpus = os.cpu_count() or 1
     # Thread counts, set once here for the processes started below: one compute thread per web worker (requests
     # are many and small; photo embeddings run on a bounded pool), every core for the low-priority renderer.
     web_threads = {v: os.environ.get(v, "1") for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     render_threads = {v: os.environ.get(v, str(cpus)) for v in web_threads}
-    settings = Settings()
-    sock = _listen(args.host, args.port)  # a busy port is reported before anything is loaded
+    sock = _listen(settings.host, settings.port)  # a busy port is reported before anything is loaded
     open_catalog(settings.catalog_paths()).close()  # builds what is missing once, before the workers start
     logs.configure()
     renderer = subprocess.Popen(
@@ -76,11 +64,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     os.environ.update(web_threads)
     config = uvicorn.Config(
-        "recsys.service.worker:serve_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+        "recsys.service.worker:serve_app", factory=True, host=settings.host, port=settings.port,
+        workers=settings.web_workers,
         log_level="warning", access_log=False, **uvicorn_options(settings),
     )  # fmt: skip
     print(
-        f"stylerec serving on http://{args.host}:{args.port} with {args.workers} web worker(s) "
+        f"stylerec serving on http://{settings.host}:{settings.port} with {settings.web_workers} web worker(s) "
         "(web page at /, API docs at /docs)",
         flush=True,
     )
@@ -107,22 +96,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from transfer.embed import embed_folder
     from transfer.encoder import EncoderConfig
 
+    settings = settings_from(args)
+    demo_dir = settings.demo_dir
     if not args.no_serve:
-        _listen(args.host, args.port).close()  # a busy port is reported now, not after the whole build
-    catalog_csv = Path(args.catalog) / CATALOG_FILE
+        _listen(settings.host, settings.port).close()  # a busy port is reported now, not after the whole build
+    catalog_csv = demo_dir / CATALOG_FILE
     if not catalog_csv.exists():
-        make_demo_catalog(args.catalog)
-    if not (Path(args.catalog) / INTERACTIONS_FILE).exists():
-        make_demo_shoppers(args.catalog)
+        make_demo_catalog(demo_dir)
+    if not (demo_dir / INTERACTIONS_FILE).exists():
+        make_demo_shoppers(demo_dir)
     catalog = read_catalog(catalog_csv)
     config = None if args.image_size is None else EncoderConfig(image_size=args.image_size)
     store, report = embed_folder(
-        Path(args.catalog) / "images", args.store, config, progress=not args.quiet, device=args.device
+        demo_dir / "images", settings.embeddings, config, progress=not args.quiet, device=settings.device
     )
-    print(f"embedded the demo catalog into {args.store}: {report.summary()}")
+    print(f"embedded the demo catalog into {settings.embeddings}: {report.summary()}")
     index = StyleIndex.build(store.vectors, store.ids, model_id=store.model_id)
-    index.save(args.index)
-    print(f"style index in {args.index}: {index.info()}\n")
+    index.save(settings.index)
+    print(f"style index in {settings.index}: {index.info()}\n")
 
     def similar(item_id: str, k: int) -> list[tuple[str, float]]:
         return index.similar(store.vector(item_id), k, exclude=item_id)
@@ -150,18 +141,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"    {other}  {score:.3f}  {catalog[other]['title']}")
 
     import_args = argparse.Namespace(
-        db=args.db, catalog=args.catalog, interactions=[str(Path(args.catalog) / INTERACTIONS_FILE)], format=None
+        db=settings.db, catalog=demo_dir, interactions=[str(demo_dir / INTERACTIONS_FILE)], format=None
     )
     cmd_import(import_args)
-    from recsys.shop.catalog import CatalogPaths, open_catalog
+    from recsys.shop.catalog import open_catalog
 
     # Opening the catalog the first time trains and saves the CF model the service and `stylerec feed` load.
-    paths = CatalogPaths(args.db, Path(args.store), Path(args.index), Path(args.models), args.device)
-    shop = open_catalog(paths)
+    shop = open_catalog(settings.catalog_paths())
     known_styles = {s["name"] for s in shop.store.styles() if s["model_id"] == store.model_id}
-    for path in make_demo_styles(Path(args.catalog) / "styles"):
+    for path in make_demo_styles(demo_dir / "styles"):
         if path.stem not in known_styles:
-            add_style(shop.store, path.stem, path, path.parent, args.store)
+            add_style(shop.store, path.stem, path, path.parent, settings.embeddings)
     if shop.versions.ranker is None:  # the feed's learned ranker, when the shop has the data to learn it
         trained = shop.retrain_ranker()
         if trained["learned"]:
@@ -179,33 +169,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.no_serve:
         return 0
     print()
-    serve_args = {"db": args.db, "store": args.store, "index": args.index, "models": args.models}
-    return cmd_serve(argparse.Namespace(**serve_args, host=args.host, port=args.port, workers=args.workers))
+    return serve(settings)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `stylerec` parser."""
     p = sub.add_parser("serve", help="run the web service (API + web page)")
-    p.add_argument("--db", help=DB_HELP + " (default var/stylerec.db or $STYLEREC_DB)")
-    p.add_argument("--store", help="embedding store (default var/store or $STYLEREC_EMBEDDINGS)")
-    p.add_argument("--index", help="persisted style index (default var/index or $STYLEREC_INDEX)")
-    p.add_argument("--models", help="saved models folder (default var/models or $STYLEREC_MODELS)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="web worker processes")
+    add_shop_flags(p)
+    _add_listen_flags(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="make + embed the demo catalog and show shop-this-style results")
-    p.add_argument("--catalog", default=str(DEFAULT_DEMO_DIR))
-    p.add_argument("--store", default=str(DEFAULT_STORE))
-    p.add_argument("--index", default=str(DEFAULT_INDEX))
-    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
-    p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
-    p.add_argument("--device")
+    setting_flag(p, "--catalog", field="demo_dir", help="the demo catalog (made when missing)")
+    add_shop_flags(p)
+    setting_flag(p, "--device", field="device")
     p.add_argument("--image-size", type=int, help="encoder image size (default 256)")
     p.add_argument("--no-serve", action="store_true", help="prepare and print, do not start the service")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="web worker processes")
+    _add_listen_flags(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
+
+
+def _add_listen_flags(parser: argparse.ArgumentParser) -> None:
+    """--host, --port, --workers: where the service listens and with how many web processes."""
+    setting_flag(parser, "--host", field="host")
+    setting_flag(parser, "--port", field="port", type=int)
+    setting_flag(parser, "--workers", field="web_workers", type=int, help="web worker processes")

@@ -7,23 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from recsys.cli.common import (
-    DB_HELP,
-    DEFAULT_DB,
-    DEFAULT_DEMO_DIR,
-    DEFAULT_INDEX,
-    DEFAULT_MODELS,
-    DEFAULT_STORE,
-    _catalog_paths,
-)
+from recsys.cli.common import DB_HELP, add_shop_flags, setting_flag, settings_from
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from recsys.shop.demo import make_demo_catalog
     from recsys.shop.shoppers import make_demo_shoppers
 
-    print(f"demo catalog written to {make_demo_catalog(args.out)}")
-    print(f"demo shoppers written to {make_demo_shoppers(args.out)}")
+    out = settings_from(args).demo_dir
+    print(f"demo catalog written to {make_demo_catalog(out)}")
+    print(f"demo shoppers written to {make_demo_shoppers(out)}")
     return 0
 
 
@@ -34,7 +27,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     if not args.catalog and not args.interactions:
         raise ValueError("nothing to import: give --catalog DIR and/or --interactions FILE")
-    store = open_store(args.db)
+    store = open_store(settings_from(args).db)
     try:
         if args.catalog:
             written = store.import_items(read_catalog(args.catalog), str(Path(args.catalog).resolve()))
@@ -85,7 +78,7 @@ def cmd_feed(args: argparse.Namespace) -> int:
     from recsys.models.ranker import RANKER_DIR, LearnedRanker
     from recsys.shop.catalog import open_catalog
 
-    catalog = open_catalog(_catalog_paths(args))
+    catalog = open_catalog(settings_from(args).catalog_paths())
     try:
         if args.retrain:
             trained = catalog.retrain_ranker()
@@ -111,11 +104,11 @@ def cmd_feed(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `stylerec` parser."""
     p = sub.add_parser("demo-data", help="write the generated demo catalog (images + items.csv)")
-    p.add_argument("--out", default=str(DEFAULT_DEMO_DIR))
+    setting_flag(p, "--out", field="demo_dir", help="where the demo catalog goes")
     p.set_defaults(func=cmd_demo_data)
 
     p = sub.add_parser("import", help="load a catalog and interactions into the SQLite store")
-    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
+    setting_flag(p, "--db", field="db", help=DB_HELP)
     p.add_argument("--catalog", help="catalog folder (H&M layout, or items.csv + images)")
     p.add_argument("--interactions", nargs="*", help="interaction files (H&M, MovieLens, generic CSV/Parquet)")
     p.add_argument("--format", choices=["hm", "recbole", "movielens", "generic"], help="default: detected")
@@ -128,10 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("feed", help="a shopper's personalised feed with reasons")
     p.add_argument("user_id")
-    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
-    p.add_argument("--store", default=str(DEFAULT_STORE), help="embedding store of the catalog's images")
-    p.add_argument("--index", default=str(DEFAULT_INDEX), help="the persisted style index")
-    p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
+    add_shop_flags(p)
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--category", help="only these categories (comma-separated)")
     p.add_argument("--alpha", type=float, help="the hand-set blend with this CF weight against style")

@@ -9,35 +9,32 @@ from pathlib import Path
 
 from recsys.cli.common import (
     DB_HELP,
-    DEFAULT_DB,
-    DEFAULT_INDEX,
-    DEFAULT_MODELS,
-    DEFAULT_RENDERS,
-    DEFAULT_STORE,
-    DEFAULT_STYLES,
-    _add_encoder_flags,
-    _catalog_paths,
-    _encoder_config,
-    _given,
+    add_encoder_flags,
+    add_shop_flags,
+    encoder_config,
+    given,
+    setting_flag,
+    settings_from,
 )
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from transfer.embed import embed_folder
 
+    settings = settings_from(args)
     store, report = embed_folder(
         args.images_dir,
-        args.out,
-        _encoder_config(args),
+        settings.embeddings,
+        encoder_config(args),
         refit=args.refit,
-        device=args.device,
+        device=settings.device,
         batch_size=args.batch_size,
         num_workers=args.workers,
         id_from=args.id_from,
         progress=not args.quiet,
         ray_address=args.ray,
     )
-    print(f"{args.out}: {len(store)} vectors; {report.summary()}")
+    print(f"{settings.embeddings}: {len(store)} vectors; {report.summary()}")
     for item_id, message in report.failed.items():
         print(f"  skipped {item_id}: {message}", file=sys.stderr)
     return 0
@@ -47,11 +44,12 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from index.style_index import StyleIndex
     from transfer.store import EmbeddingStore
 
-    store = EmbeddingStore.load(args.store)
+    settings = settings_from(args)
+    store = EmbeddingStore.load(settings.embeddings)
     if len(store) == 0:
-        raise ValueError(f"{args.store} holds no vectors to index")
+        raise ValueError(f"{settings.embeddings} holds no vectors to index")
     index = StyleIndex.build(store.vectors, store.ids, spec=args.spec, model_id=store.model_id)
-    version = index.save(args.out)
+    version = index.save(settings.index)
     print(json.dumps({**index.info(), "path": str(version)}, indent=2))
     return 0
 
@@ -59,7 +57,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 def cmd_index_info(args: argparse.Namespace) -> int:
     from index.style_index import StyleIndex
 
-    print(json.dumps(StyleIndex.load(args.index).info(), indent=2))
+    print(json.dumps(StyleIndex.load(settings_from(args).index).info(), indent=2))
     return 0
 
 
@@ -70,10 +68,10 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
     if (args.item_id is None) == (args.image is None):
         raise ValueError("give an ITEM_ID or --image PATH (not both)")
-    catalog = open_catalog(_catalog_paths(args))
+    catalog = open_catalog(settings_from(args).catalog_paths())
     try:
         if catalog.style is None:
-            raise ValueError(f"the shop has no style vectors (embed its images into {args.store} first)")
+            raise ValueError(f"the shop has no style vectors (embed its images into {catalog.paths.embeddings} first)")
         if args.image is not None:
             results = catalog.shop_this_style(catalog.embed_image(args.image), args.k, facet=args.facet)
         else:
@@ -94,9 +92,16 @@ def cmd_style_eval(args: argparse.Namespace) -> int:
     from transfer.style_eval import style_eval
 
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
-    config = _encoder_config(args) or EncoderConfig()
+    config = encoder_config(args) or EncoderConfig()
     results = style_eval(
-        args.dir, methods, config, args.k, args.device, args.batch_size, args.workers, progress=not args.json
+        args.dir,
+        methods,
+        config,
+        args.k,
+        settings_from(args).device,
+        args.batch_size,
+        args.workers,
+        progress=not args.json,
     )
     if args.json:
         print(json.dumps(results[methods[0]] if len(methods) == 1 else results))
@@ -111,10 +116,11 @@ def cmd_styles(args: argparse.Namespace) -> int:
     from recsys.store.opener import open_store
     from recsys.style.palette import add_style
 
-    store = open_store(args.db)
+    settings = settings_from(args)
+    store = open_store(settings.db)
     try:
         if args.styles_command == "add":
-            added = add_style(store, args.name, args.image, args.styles_dir, args.store)
+            added = add_style(store, args.name, args.image, settings.styles_dir, settings.embeddings)
             vector = "with a style vector" if added["model_id"] else "no style vector (no embedding store yet)"
             print(f"style {args.name!r} added: {added['image']}, {vector}")
         elif args.styles_command == "remove":
@@ -130,24 +136,6 @@ def cmd_styles(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
-
-
-def _render_options(args: argparse.Namespace):
-    from transfer.render import RenderOptions
-
-    given = {
-        "renderer": args.renderer,
-        "size": args.size,
-        "steps": args.steps,
-        "strength": args.strength,
-        "brightness": args.brightness,
-        "contrast": args.contrast,
-        "saturation": args.saturation,
-        "style_amount": args.style_amount,
-        "preserve_colour": False if args.no_preserve_colour else None,
-        "keep_background": False if args.no_keep_background else None,
-    }
-    return RenderOptions.model_validate(_given(given))
 
 
 def _style_blend(specs: list[str], store) -> list[tuple[str, float]]:
@@ -174,11 +162,12 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from recsys.store.opener import open_store, store_exists
     from transfer.adain import renderer_for
-    from transfer.render import RenderError
+    from transfer.render import RenderError, RenderOptions
     from transfer.render_cache import RenderCache
 
-    options = _render_options(args)
-    store = open_store(args.db) if store_exists(args.db) else None
+    settings = settings_from(args)
+    options = RenderOptions.model_validate(given(args, RenderOptions))
+    store = open_store(settings.db) if store_exists(settings.db) else None
     blend = _style_blend(args.style, store)
     style = blend[0][0] if len(blend) == 1 else blend
     stem = "+".join(Path(path).stem for path, _ in blend)
@@ -196,14 +185,14 @@ def cmd_render(args: argparse.Namespace) -> int:
         else:
             raise FileNotFoundError(f"{target}: not an image file, and there is no store to look item ids up in")
     try:
-        renderer = renderer_for(options, args.device, args.threads)
+        renderer = renderer_for(options, settings.device, args.threads)
     except RenderError as exc:
         if options.renderer != "adain":
             raise
         print(f"note: {exc}; rendering with fast instead", file=sys.stderr)
         options = options.model_copy(update={"renderer": "fast"})
-        renderer = renderer_for(options, args.device, args.threads)
-    cache = RenderCache(args.cache)
+        renderer = renderer_for(options, settings.device, args.threads)
+    cache = RenderCache(settings.renders_dir)
     out = Path(args.out) if args.out else Path(".")
     single_file = len(sources) == 1 and out.suffix.lower() in (".jpg", ".jpeg")
     for name, image in tqdm(sources, desc="rendering", disable=args.quiet or len(sources) == 1):
@@ -235,7 +224,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `stylerec` parser."""
     p = sub.add_parser("embed", help="embed a folder of images (incremental)")
     p.add_argument("images_dir")
-    p.add_argument("--out", default=str(DEFAULT_STORE), help="embedding store folder")
+    setting_flag(p, "--out", field="embeddings", help="embedding store folder")
     p.add_argument("--refit", action="store_true", help="refit the projection and re-embed everything")
     p.add_argument("--fit-samples", type=int, help="images used to fit the PCA (default 1024)")
     p.add_argument("--id-from", choices=["stem", "path"], default="stem", help="item id from file name or path")
@@ -244,7 +233,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="embed with a Ray Data pipeline: a local Ray instance, or the cluster at ADDRESS (ray://host:10001)",
     )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_encoder_flags(p)
+    add_encoder_flags(p)
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("similar", help="items in the same style as an item or a photo")
@@ -253,24 +242,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--facet", choices=["pattern", "colour", "both"], help="match the pattern, the colours or both (default)"
     )
-    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP + " (`stylerec import` or `demo`)")
-    p.add_argument("--store", default=str(DEFAULT_STORE), help="embedding store of the catalog's images")
-    p.add_argument("--index", default=str(DEFAULT_INDEX), help="the persisted style index (built when missing)")
-    p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
+    add_shop_flags(p, DB_HELP + " (`stylerec import` or `demo`)")
     p.add_argument("-k", type=int, default=10)
-    p.add_argument("--device")
+    setting_flag(p, "--device", field="device")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_similar)
 
     index_parser = sub.add_parser("index", help="the FAISS style index").add_subparsers(dest="index_command")
     index_parser.required = True
     p = index_parser.add_parser("build", help="build the index from an embedding store")
-    p.add_argument("--store", default=str(DEFAULT_STORE))
-    p.add_argument("--out", default=str(DEFAULT_INDEX))
+    setting_flag(p, "--store", field="embeddings", help="the embedding store to index")
+    setting_flag(p, "--out", field="index", help="the index folder (a new version in it)")
     p.add_argument("--spec", default="auto", help="auto, or a FAISS factory string (Flat, IVF1024,Flat, HNSW32...)")
     p.set_defaults(func=cmd_index_build)
     p = index_parser.add_parser("info", help="what the index holds")
-    p.add_argument("--index", default=str(DEFAULT_INDEX))
+    setting_flag(p, "--index", field="index")
     p.set_defaults(func=cmd_index_info)
 
     p = sub.add_parser("style-eval", help="same-style retrieval on a labelled folder (<label>/<image>)")
@@ -282,7 +268,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--json", action="store_true")
-    _add_encoder_flags(p)
+    add_encoder_flags(p)
     p.set_defaults(func=cmd_style_eval)
 
     styles = sub.add_parser("styles", help="the style palette").add_subparsers(dest="styles_command")
@@ -294,9 +280,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("name")
         if name == "add":
             p.add_argument("image")
-            p.add_argument("--styles-dir", default=str(DEFAULT_STYLES), help="where palette images are kept")
-            p.add_argument("--store", default=str(DEFAULT_STORE), help="the catalog's embedding store")
-        p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
+            setting_flag(p, "--styles-dir", field="styles_dir", help="where palette images are kept")
+            setting_flag(p, "--store", field="embeddings", help="the catalog's embedding store")
+        setting_flag(p, "--db", field="db", help=DB_HELP)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_styles)
 
@@ -314,11 +300,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--brightness", type=float)
     p.add_argument("--contrast", type=float)
     p.add_argument("--saturation", type=float)
-    p.add_argument("--no-preserve-colour", action="store_true", help="take the style's colours too")
-    p.add_argument("--no-keep-background", action="store_true", help="style the whole photo")
-    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
-    p.add_argument("--cache", default=str(DEFAULT_RENDERS))
-    p.add_argument("--device")
+    p.add_argument("--no-preserve-colour", dest="preserve_colour", action="store_false", default=None,
+                   help="take the style's colours too")  # fmt: skip
+    p.add_argument("--no-keep-background", dest="keep_background", action="store_false", default=None,
+                   help="style the whole photo")  # fmt: skip
+    setting_flag(p, "--db", field="db", help=DB_HELP)
+    setting_flag(p, "--cache", field="renders_dir", help="the render cache")
+    setting_flag(p, "--device", field="device")
     p.add_argument("--threads", type=int, help="fast: onnxruntime threads (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_render)
