@@ -42,12 +42,12 @@ GENERATION = "catalog_generation"  # meta key: bumped by every change other proc
 
 @dataclass(frozen=True)
 class CatalogPaths:
-    """Where a shop's data and models live (the defaults are the CLI's and the service's)."""
+    """Where a shop's data and models live (the configured ones: `recsys.settings.Settings.catalog_paths()`)."""
 
-    db: Path | str = Path("var/stylerec.db")  # a path (SQLite) or a postgresql:// URL (`recsys.store.opener`)
-    embeddings: Path = Path("var/store")
-    index: Path = Path("var/index")
-    models: Path = Path("var/models")
+    db: Path | str  # a path (SQLite) or a postgresql:// URL (`recsys.store.opener`)
+    embeddings: Path
+    index: Path
+    models: Path
     device: str | None = None
 
 
@@ -595,8 +595,12 @@ def load_encoder(embeddings_dir: str | os.PathLike, device: str | None = None):
 
 def open_catalog(paths: CatalogPaths | None = None, build_missing: bool = True, feed_cache: int = 0) -> Catalog:
     """Open a shop (see the module docstring). The SQLite store must exist (`stylerec import` or `demo`).
-    `feed_cache`: feed answers kept (the service's; see `FeedCache`)."""
-    paths = paths or CatalogPaths()
+    `feed_cache`: feed answers kept (the service's; see `FeedCache`). Without `paths`: the configured ones
+    (`recsys.settings.Settings`)."""
+    if paths is None:
+        from recsys.settings import Settings
+
+        paths = Settings().catalog_paths()
     from recsys.store.opener import open_store, store_exists
 
     if not store_exists(paths.db):
