@@ -183,3 +183,30 @@ def cancel_admin_jobs(db: str | Path) -> list[str]:
     finally:
         store.close()
     return left
+
+
+def private_service(settings, root: Path):
+    """`settings` over a private copy of its SQLite store, index and models under `root` (renders, uploads and
+    styles in empty folders of its own): for a module or test that writes (events, items, retrains, rebuilds), so
+    nothing it does reaches the session's shared demo service or the tests that run after it."""
+    import shutil
+    import sqlite3
+
+    root.mkdir(parents=True, exist_ok=True)
+    source, copy = sqlite3.connect(settings.db), sqlite3.connect(root / "shop.db")
+    source.backup(copy)
+    source.close()
+    copy.close()
+    for name in ("index", "models"):
+        if Path(getattr(settings, name)).is_dir():
+            shutil.copytree(getattr(settings, name), root / name)
+    return settings.model_copy(
+        update={
+            "db": root / "shop.db",
+            "index": root / "index",
+            "models": root / "models",
+            "renders_dir": root / "renders",
+            "uploads_dir": root / "uploads",
+            "styles_dir": root / "styles",
+        }
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import admin_job_end, cancel_admin_jobs, job_process
+from conftest import admin_job_end, cancel_admin_jobs, job_process, private_service
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -24,8 +24,10 @@ KEY = {"X-API-Key": "secret"}
 
 
 @pytest.fixture(scope="module")
-def settings(service_settings):
-    return service_settings
+def settings(service_settings, tmp_path_factory):
+    """The demo service on a private copy of its store, index and models: this module adds and deletes items,
+    posts events, retrains and rebuilds, none of which may reach the modules that run after it."""
+    return private_service(service_settings, tmp_path_factory.mktemp("service-module"))
 
 
 @pytest.fixture(scope="module")
@@ -273,6 +275,20 @@ def test_a_killed_admin_job_is_reported_failed(client, settings):
     job = admin_job_end(client, started.json()["status_url"])
     assert job["status"] == "failed" and ("killed" in job["error"] or "status -9" in job["error"]), job
     _finished(client, client.post("/admin/index/rebuild", headers=KEY))  # the next job runs
+
+
+def test_a_job_a_test_left_is_cancelled_and_the_next_start_is_accepted(client, settings):
+    """The suite's isolation (`cancel_admin_jobs`, run after every test here): a job left running (held stopped,
+    so it cannot end by itself first) is killed and failed, and the next test's start gets 202, not 409."""
+    import signal
+
+    started = client.post("/admin/cf/retrain", headers=KEY)
+    assert started.status_code == 202, started.text
+    os.kill(job_process(started.json()["id"]), signal.SIGSTOP)
+    assert client.post("/admin/index/rebuild", headers=KEY).status_code == 409  # in flight: refused
+    assert cancel_admin_jobs(settings.db) == [started.json()["id"]]
+    assert admin_job_end(client, started.json()["status_url"])["status"] == "failed"
+    _finished(client, client.post("/admin/index/rebuild", headers=KEY))
 
 
 def test_stopping_the_service_stops_its_admin_jobs(client, settings):
