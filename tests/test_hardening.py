@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import wait_until
+from conftest import private_service, wait_until
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -31,8 +31,15 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def client(service_settings):
-    settings = service_settings.model_copy(update={"max_json_bytes": 64 * 1024})
+def settings(service_settings, tmp_path_factory):
+    """The demo service on a private copy of its store (what hostile input gets through must not reach other
+    modules)."""
+    return private_service(service_settings, tmp_path_factory.mktemp("hardening"))
+
+
+@pytest.fixture(scope="module")
+def client(settings):
+    settings = settings.model_copy(update={"max_json_bytes": 64 * 1024})
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
 
@@ -157,8 +164,8 @@ def test_json_bodies_are_capped(client):
     assert streamed.status_code == 413
 
 
-def test_uploads_are_capped_on_the_stream(client, service_settings):
-    limit = service_settings.max_upload_bytes
+def test_uploads_are_capped_on_the_stream(client, settings):
+    limit = settings.max_upload_bytes
 
     def stream():
         yield b"--b\r\nContent-Disposition: form-data; name=image; filename=a.jpg\r\nContent-Type: image/jpeg\r\n\r\n"
@@ -240,8 +247,8 @@ def _uvicorn(settings):
 
 
 @pytest.fixture(scope="module")
-def running(service_settings):
-    with _uvicorn(service_settings) as port:
+def running(settings):
+    with _uvicorn(settings) as port:
         yield port
 
 
