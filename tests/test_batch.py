@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import wait_until
 
 from recsys.batch.tables import co_purchases
 from recsys.models.hybrid import DAY
@@ -277,11 +278,19 @@ def test_a_feed_during_a_swap_comes_from_one_version_or_the_other(tmp_path):
     readers = [threading.Thread(target=read) for _ in range(2)]
     for t in readers:
         t.start()
-    for n in range(40):
-        recommender.use_models(None, versions[n % 2], ranker=None)
-    stop.set()
-    for t in readers:
-        t.join(timeout=120)
+    swaps = [0]
+
+    def swap() -> bool:  # swap on while the readers read: on a busy machine they start late, read slowly
+        recommender.use_models(None, versions[swaps[0] % 2], ranker=None)
+        swaps[0] += 1
+        return swaps[0] >= 40 and answered[0] >= 4
+
+    try:
+        wait_until(swap, lambda: f"the readers to answer while the models swap ({answered[0]} rounds)", every=0.001)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
     store.close()
     assert answered[0] > 0 and not mixed
 

@@ -10,16 +10,19 @@ import shutil
 import socket
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from conftest import wait_until
 
 from recsys.service.app import create_app
 
 REPO = Path(__file__).resolve().parents[1]
+# Every wait of the page (a selector, a function) has this ceiling: on a busy machine a render or an upload's
+# embedding takes far longer than on a quiet one; a page that works waits for the event, never for the ceiling.
+BROWSER_CEILING_MS = 600_000
 
 
 def _chromium() -> str | None:
@@ -47,12 +50,7 @@ def server(service_settings, tmp_path_factory):
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
+    wait_until(lambda: instance.started, f"the test server on port {port} to start", every=0.1)
     yield base
     instance.should_exit = True
     thread.join(timeout=10)
@@ -67,28 +65,29 @@ def test_page_feed_and_upload(server, demo_shop, tmp_path):
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.set_default_timeout(BROWSER_CEILING_MS)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(server)
-        page.wait_for_selector("#feed .card", timeout=30_000)
+        page.wait_for_selector("#feed .card")
         assert page.locator("#feed .card").count() == 12
         assert "preferred styles" in page.locator("#styles-line").inner_text()
         assert httpx.get(f"{server}/health").json()["renders_pending"] == 0  # no render starts on page load
 
         # the pick in the shopper's style: a fast render, no job to wait for
-        page.wait_for_selector("#restyle img.rendered", timeout=10_000)
+        page.wait_for_selector("#restyle img.rendered")
         first = page.locator("#restyle img.rendered").get_attribute("src")
         page.eval_on_selector("#adj-brightness", "e => { e.value = '1.3'; e.dispatchEvent(new Event('change')); }")
-        page.wait_for_function(f"document.querySelector('#restyle img.rendered')?.src !== {first!r}", timeout=10_000)
+        page.wait_for_function(f"document.querySelector('#restyle img.rendered')?.src !== {first!r}")
         user = page.locator("#shopper").input_value()
         assert httpx.get(f"{server}/users/{user}/render-settings").json()["brightness"] == 1.3  # remembered
         page.click("#like")
-        page.wait_for_selector("#liked-items .card", timeout=30_000)
+        page.wait_for_selector("#liked-items .card")
         assert page.locator("#liked-items .card").count() > 0
         assert page.locator("#liked-items .card .reason").first.inner_text() == "in the style you liked"
         style = page.locator("#style-choices button.current").inner_text()
         assert httpx.get(f"{server}/users/{user}/styles").json()[0]["name"] == style
-        page.wait_for_selector("#like.pressed", timeout=30_000)  # the state shows on the button
+        page.wait_for_selector("#like.pressed")  # the state shows on the button
         if os.environ.get("STYLEREC_SAVE_SCREENSHOT"):  # the loop: the labelled pick, the buttons, the liked block
             page.locator("#view-shopper").screenshot(path=str(REPO / "docs" / "style_loop.png"))
         # the original and the restyle are labelled
@@ -97,22 +96,22 @@ def test_page_feed_and_upload(server, demo_shop, tmp_path):
 
         # the latest word wins: "not for me" after the like hides the liked block and ranks the style last
         page.click("#dislike")
-        page.wait_for_selector("#liked-block", state="hidden", timeout=30_000)
-        page.wait_for_selector("#dislike.pressed, #style-choices button.current", timeout=30_000)
+        page.wait_for_selector("#liked-block", state="hidden")
+        page.wait_for_selector("#dislike.pressed, #style-choices button.current")
         ranked = httpx.get(f"{server}/users/{user}/styles", params={"k": 50}).json()
         assert ranked[-1]["name"] == style and ranked[-1]["state"] == "disliked"
         assert "noted: not" in page.locator("#loop-status").inner_text()
 
         # a feed card opens the product in the shopper view, with its same-style products
         page.locator("#feed .card").first.click()
-        page.wait_for_selector("#product-similar .card", timeout=30_000)
+        page.wait_for_selector("#product-similar .card")
         assert page.locator("#view-shopper").is_visible() and not page.locator("#view-merch").is_visible()
         reasons = set(page.locator("#product-similar .card .reason").all_inner_texts())
         assert reasons and all(r.startswith("same style as") and "photo" not in r for r in reasons)
 
         page.set_input_files("#upload", str(catalog_dir / "images" / "D0012.jpg"))
         page.click("#upload-form button")
-        page.wait_for_selector("#upload-results .card", timeout=180_000)  # a generous ceiling on a busy machine
+        page.wait_for_selector("#upload-results .card")
         assert page.locator("#upload-results .card").first.get_attribute("data-item-id") == "D0012"
         assert page.locator("#upload-preview").is_visible()  # the shopper's photo beside its results
         assert page.locator("#upload-photo").get_attribute("src").startswith("blob:")
@@ -122,8 +121,9 @@ def test_page_feed_and_upload(server, demo_shop, tmp_path):
 
         # a phone-sized screen: the header fits, nothing scrolls sideways
         phone = browser.new_page(viewport={"width": 375, "height": 800})
+        phone.set_default_timeout(BROWSER_CEILING_MS)
         phone.goto(server)
-        phone.wait_for_selector("#feed .card", timeout=30_000)
+        phone.wait_for_selector("#feed .card")
         width = phone.evaluate("document.documentElement.scrollWidth")
         header = phone.evaluate("document.querySelector('header').scrollWidth")
         assert width <= 375 and header <= 375, (width, header)

@@ -4,9 +4,8 @@ shared, and a dead host's jobs are recovered by another; admin jobs are one in f
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from conftest import admin_job_end, cancel_admin_jobs, job_process, wait_until
 from fastapi.testclient import TestClient
 
 from recsys.service.app import create_app
@@ -34,6 +33,10 @@ def pg_settings(service_settings, postgres):
     )
 
 
+# B hears of A's commits by notifications (LISTEN/NOTIFY): milliseconds when quiet; a generous ceiling when busy.
+NOTIFIED_S = 300.0
+
+
 @pytest.fixture(scope="module")
 def hosts(pg_settings):
     with TestClient(create_app(pg_settings)) as a, TestClient(create_app(pg_settings)) as b:
@@ -46,22 +49,16 @@ def test_hosts_see_each_others_events_and_style_feedback(hosts):
     assert bought.status_code == 201
     assert b.get("/health").json()["events"] == bought.json()["id"]  # the other host's next answer counts it
     # B hears of A's commit by a notification (LISTEN/NOTIFY): waited for, with a generous ceiling.
-    assert wait_for(lambda: "D0005" not in feed_of(b, "two-hosts"))  # folded in on B: a bought item is left out
+    wait_until(lambda: "D0005" not in feed_of(b, "two-hosts"), "host B to leave out the item bought on A", NOTIFIED_S)
 
     styles = {s["name"]: s for s in b.get("/users/two-hosts/styles").json()}
     like = {"user_id": "two-hosts", "style": "dots", "event": "style_like", "event_id": "style-1"}
     assert a.post("/events", json=like).status_code == 201
-    assert wait_for(lambda: style_score(b, "two-hosts", "dots") > styles["dots"]["score"])
-
-
-def wait_for(check, ceiling: float = 30.0) -> bool:
-    """Whether `check()` becomes true within `ceiling` seconds (a generous bound, not a deadline)."""
-    end = time.monotonic() + ceiling
-    while not check():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.01)
-    return True
+    wait_until(
+        lambda: style_score(b, "two-hosts", "dots") > styles["dots"]["score"],
+        "host B to raise the style liked on A",
+        NOTIFIED_S,
+    )
 
 
 def feed_of(client, user: str) -> list[str]:
@@ -98,31 +95,20 @@ def test_a_dead_hosts_render_jobs_are_recovered(hosts, pg_settings, monkeypatch)
 
 # -- admin jobs: one queue for all hosts ------------------------------------------------------------------------
 KEY = {"X-API-Key": "secret"}
-JOB_CEILING_S = 1800.0  # a generous bound on an admin job on a busy machine, not a deadline
 
 
-def admin_job_end(client, job_id: str) -> dict:
+def job_end(client, job_id: str) -> dict:
     """Wait for an admin job to leave queued/running (asked of `client`, any host); its last status."""
-    end = time.monotonic() + JOB_CEILING_S
-    while (job := client.get(f"/admin/jobs/{job_id}", headers=KEY).json())["status"] in ("queued", "running"):
-        assert time.monotonic() < end, f"admin job still {job['status']} after {JOB_CEILING_S:.0f} s: {job}"
-        time.sleep(0.2)
-    return job
+    return admin_job_end(client, f"/admin/jobs/{job_id}")
 
 
-def job_process(job_id: str) -> int | None:
-    """The pid of the process running an admin job (its id is on its command line), waited for a while."""
-    from pathlib import Path
-
-    for _ in range(200):
-        for proc in Path("/proc").iterdir():
-            try:
-                if proc.name.isdigit() and job_id in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                    return int(proc.name)
-            except OSError:
-                continue
-        time.sleep(0.05)
-    return None
+@pytest.fixture(autouse=True)
+def no_admin_job_left(request):
+    """Each test's admin jobs are its own: one left queued or running is cancelled (see `cancel_admin_jobs`)."""
+    db = request.getfixturevalue("pg_settings").db if "hosts" in request.fixturenames else None
+    yield
+    if db is not None:
+        cancel_admin_jobs(db)
 
 
 def test_one_admin_job_across_hosts_any_host_answers_for_it(hosts):
@@ -131,10 +117,10 @@ def test_one_admin_job_across_hosts_any_host_answers_for_it(hosts):
     assert started.status_code == 202, started.text
     second = b.post("/admin/ranker/retrain", headers=KEY)  # another host: refused while A's job is in flight
     assert second.status_code == 409 and second.json()["job_id"] == started.json()["id"], second.text
-    job = admin_job_end(b, started.json()["id"])  # B answers for A's job from the shared store
+    job = job_end(b, started.json()["id"])  # B answers for A's job from the shared store
     assert job["status"] == "done" and job["result"]["count"] == 288, job
     again = b.post("/admin/index/rebuild", headers=KEY)  # done: the next one may start, on any host
-    assert again.status_code == 202 and admin_job_end(a, again.json()["id"])["status"] == "done"
+    assert again.status_code == 202 and job_end(a, again.json()["id"])["status"] == "done"
 
 
 def test_a_killed_admin_job_is_reported_failed_on_every_host(hosts):
@@ -144,12 +130,10 @@ def test_a_killed_admin_job_is_reported_failed_on_every_host(hosts):
     a, b = hosts
     started = a.post("/admin/index/rebuild", headers=KEY)
     assert started.status_code == 202, started.text
-    pid = job_process(started.json()["id"])
-    assert pid is not None, "no job process"
-    os.kill(pid, signal.SIGKILL)
-    job = admin_job_end(b, started.json()["id"])
+    os.kill(job_process(started.json()["id"]), signal.SIGKILL)
+    job = job_end(b, started.json()["id"])
     assert job["status"] == "failed" and "status -9" in job["error"], job
-    assert admin_job_end(b, b.post("/admin/index/rebuild", headers=KEY).json()["id"])["status"] == "done"
+    assert job_end(b, b.post("/admin/index/rebuild", headers=KEY).json()["id"])["status"] == "done"
 
 
 def test_a_dead_hosts_admin_job_is_failed_not_run_again(hosts, pg_settings, monkeypatch):
@@ -167,7 +151,7 @@ def test_a_dead_hosts_admin_job_is_failed_not_run_again(hosts, pg_settings, monk
         job = b.get("/admin/jobs/dead-host-job", headers=KEY).json()
     assert job["status"] == "failed" and "not run again" in job["error"], job
     assert a.get("/admin/jobs/dead-host-job", headers=KEY).json()["status"] == "failed"  # in the store: all hosts
-    assert admin_job_end(a, a.post("/admin/index/rebuild", headers=KEY).json()["id"])["status"] == "done"
+    assert job_end(a, a.post("/admin/index/rebuild", headers=KEY).json()["id"])["status"] == "done"
 
 
 def test_stopping_a_host_stops_its_admin_jobs(hosts, pg_settings):

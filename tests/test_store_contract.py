@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import wait_until
 
 from recsys.store import schema
 from recsys.store.data_io import DataError
@@ -92,25 +93,15 @@ def test_imports_replace_a_changed_source(store):
 
 
 def test_data_version_sees_another_connections_commit(store_url, store):
-    """SQLite: at once; PostgreSQL: once the commit's notification has arrived (waited for, up to 30 s)."""
+    """SQLite: at once; PostgreSQL: once the commit's notification has arrived (waited for, with a generous ceiling)."""
     other = open_store(store_url)
     before = store.data_version()
     other.add_event("u1", "A1")
-    assert wait_for(lambda: store.data_version() != before)
+    wait_until(lambda: store.data_version() != before, "this connection to see the other's commit", ceiling=300)
     seen = store.data_version()
     time.sleep(0.2)
     assert store.data_version() == seen  # nothing committed: no change
     other.close()
-
-
-def wait_for(check, ceiling: float = 30.0) -> bool:
-    """Whether `check()` becomes true within `ceiling` seconds (a generous bound, not a deadline)."""
-    end = time.monotonic() + ceiling
-    while not check():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_the_job_queue(store):
