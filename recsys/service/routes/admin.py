@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, HTTPExcepti
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
+from common.atomic import atomic_write_bytes
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.deps import get_catalog, get_embedder, get_jobs, get_settings, item_out, off_loop, require_admin
 from recsys.service.guards import BadJson, strict_json
@@ -35,12 +36,7 @@ def _save_upload(data: bytes, folder: Path, stem: str) -> Path:
 
     with Image.open(io.BytesIO(data)) as image:
         suffix = SUFFIXES.get(image.format or "", ".jpg")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stem}{suffix}"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    return atomic_write_bytes(folder / f"{stem}{suffix}", data)
 
 
 @router.post("/items", response_model=Item, status_code=201)
