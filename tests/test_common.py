@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from common.atomic import atomic_write, atomic_write_bytes
+from common.topk import top_k
 
 
 def test_atomic_write_replaces_the_file_and_leaves_no_temp_file(tmp_path):
@@ -36,3 +37,32 @@ def test_callback_form_works_with_numpy_writers(tmp_path):
     with np.load(target) as z:
         assert z["a"].tolist() == [0, 1, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["arrays.npz"]
+
+
+def _full_sort(scores: np.ndarray) -> list[int]:
+    """The reference: every score sorted, best first, ties by position, NaN as -inf."""
+    keyed = np.where(np.isnan(scores), -np.inf, scores)
+    return sorted(range(len(scores)), key=lambda i: (-keyed[i], i))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_top_k_agrees_with_a_full_sort_including_ties_and_nan(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 20, 300).astype(np.float32)  # many ties
+    scores[rng.choice(300, 15, replace=False)] = np.nan
+    scores[rng.choice(300, 5, replace=False)] = -np.inf
+    full = _full_sort(scores)
+    for k in (1, 2, 7, 50, 299, 300, 301, 10_000):
+        got = top_k(scores, k)
+        assert got.dtype == np.int64
+        assert got.tolist() == full[:k], k
+
+
+def test_top_k_edges():
+    assert top_k(np.array([3.0, 1.0, 2.0]), 0).tolist() == []
+    assert top_k(np.array([3.0, 1.0, 2.0]), -4).tolist() == []
+    assert top_k(np.zeros(0), 3).tolist() == []
+    assert top_k(np.array([1, 5, 5, 0], dtype=np.uint8), 2).tolist() == [1, 2]
+    assert top_k(np.array([np.nan, 1.0]), 2).tolist() == [1, 0]
+    with pytest.raises(ValueError, match="1-D"):
+        top_k(np.zeros((2, 2)), 1)

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.atomic import atomic_write
+from common.topk import top_k
 
 EMBEDDINGS_FILE = "embeddings.parquet"
 ENCODER_FILE = "encoder.json"
@@ -79,8 +80,7 @@ class EmbeddingStore:
         if exclude is not None and exclude in self._row:
             scores[self._row[exclude]] = -np.inf
         k = min(k, len(self) - (exclude in self._row))
-        top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], int)
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_k(scores, k)
         return [(self.ids[i], float(scores[i])) for i in top]
 
     # -- persistence --------------------------------------------------------------------------------------

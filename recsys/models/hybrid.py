@@ -19,25 +19,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.topk import top_k
 from index.style_index import StyleIndex
 from recsys.models.cf import CollaborativeFilter
 
 DAY = 86400.0
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the `k` highest scores, best first (ties by position): an `argpartition`, then a sort of
-    the k, never a sort of every score."""
-    k = min(k, len(scores))
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    if k < len(scores):
-        threshold = -np.partition(-scores, k - 1)[k - 1]  # the k-th highest score
-        above = np.flatnonzero(scores > threshold)
-        head = np.sort(np.concatenate([above, np.flatnonzero(scores == threshold)[: k - len(above)]]))
-    else:
-        head = np.arange(len(scores))
-    return head[np.argsort(-scores[head], kind="stable")]
 
 
 class HybridConfig(BaseModel):
