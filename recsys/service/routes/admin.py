@@ -18,11 +18,9 @@ from recsys.service.routes.items import read_upload
 from recsys.service.schemas import AdminJob, Item, PaletteStyle
 from recsys.service.settings import Settings
 from recsys.service.state import Embedder
-from recsys.shop.catalog import Catalog
+from recsys.shop.catalog import Catalog, load_image, load_style
 from recsys.store.sqlite import NotFound
 from recsys.style.palette import NAME
-from transfer.images import load_image
-from transfer.render_cache import load_style
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
 ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
