@@ -26,7 +26,7 @@ def _given(flags: dict) -> dict:
 
 def _encoder_config(args: argparse.Namespace):
     """An EncoderConfig from the encoder flags the user gave; None when they gave none (use the store's)."""
-    from transfer.encoder import EncoderConfig
+    from recsys.shop.catalog import EncoderConfig
 
     given = _given(
         {

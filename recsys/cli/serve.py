@@ -100,12 +100,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: make the demo catalog and shoppers, embed, index, import, show "shop this style" and feeds,
     then serve the web service on it."""
-    from index.style_index import StyleIndex
+    from recsys.shop.catalog import EncoderConfig, build_index, embed_folder
     from recsys.shop.demo import CATALOG_FILE, make_demo_catalog, make_demo_styles, read_catalog
     from recsys.shop.shoppers import INTERACTIONS_FILE, make_demo_shoppers
+    from recsys.store.opener import store_exists
     from recsys.style.palette import add_style
-    from transfer.embed import embed_folder
-    from transfer.encoder import EncoderConfig
 
     if not args.no_serve:
         _listen(args.host, args.port).close()  # a busy port is reported now, not after the whole build
@@ -120,8 +119,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         Path(args.catalog) / "images", args.store, config, progress=not args.quiet, device=args.device
     )
     print(f"embedded the demo catalog into {args.store}: {report.summary()}")
-    index = StyleIndex.build(store.vectors, store.ids, model_id=store.model_id)
-    index.save(args.index)
+    running = args.db if store_exists(args.db) else None  # a shop already served from this store: tell it
+    index = build_index(store.vectors, store.ids, args.index, store.model_id, store=running).index
     print(f"style index in {args.index}: {index.info()}\n")
 
     def similar(item_id: str, k: int) -> list[tuple[str, float]]:

@@ -23,7 +23,7 @@ from recsys.cli.common import (
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from transfer.embed import embed_folder
+    from recsys.shop.catalog import embed_folder
 
     store, report = embed_folder(
         args.images_dir,
@@ -44,22 +44,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_index_build(args: argparse.Namespace) -> int:
-    from index.style_index import StyleIndex
-    from transfer.store import EmbeddingStore
+    """Build the style index from an embedding store, save it as a new version and tell the shop's running
+    workers (`build_index_from_embeddings`: they load it at their next request)."""
+    from recsys.shop.catalog import build_index_from_embeddings
 
-    store = EmbeddingStore.load(args.store)
-    if len(store) == 0:
-        raise ValueError(f"{args.store} holds no vectors to index")
-    index = StyleIndex.build(store.vectors, store.ids, spec=args.spec, model_id=store.model_id)
-    version = index.save(args.out)
-    print(json.dumps({**index.info(), "path": str(version)}, indent=2))
+    index, version, _ = build_index_from_embeddings(args.store, args.out, args.spec, args.db)
+    print(json.dumps({**index.info(), "path": str(Path(args.out) / version)}, indent=2))
     return 0
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
-    from index.style_index import StyleIndex
+    from recsys.shop.catalog import index_info
 
-    print(json.dumps(StyleIndex.load(args.index).info(), indent=2))
+    print(json.dumps(index_info(args.index), indent=2))
     return 0
 
 
@@ -90,8 +87,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_style_eval(args: argparse.Namespace) -> int:
-    from transfer.encoder import EncoderConfig
-    from transfer.style_eval import style_eval
+    from recsys.shop.catalog import EncoderConfig, style_eval
 
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     config = _encoder_config(args) or EncoderConfig()
@@ -133,7 +129,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
 
 
 def _render_options(args: argparse.Namespace):
-    from transfer.render import RenderOptions
+    from recsys.shop.catalog import RenderOptions
 
     given = {
         "renderer": args.renderer,
@@ -151,31 +147,20 @@ def _render_options(args: argparse.Namespace):
 
 
 def _style_blend(specs: list[str], store) -> list[tuple[str, float]]:
-    """[(style image path, weight)] from `--style NAME_OR_IMAGE[:WEIGHT]` flags (weight 1 when not given)."""
-    from recsys.style.palette import style_image
+    """[(style image path, weight)] from `--style NAME_OR_IMAGE[:WEIGHT]` flags (weight 1 when not given): the
+    service's parser and rules (`recsys.style.palette.parse_blend`)."""
+    from recsys.style.palette import resolve_blend
 
-    blend = []
-    for spec in specs:
-        name, _, weight = spec.rpartition(":")
-        try:
-            name, weight = (name, float(weight)) if name else (spec, 1.0)
-        except ValueError:
-            name, weight = spec, 1.0
-        path = style_image(store, name) if store else name
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no style named {name!r} and no such image file")
-        blend.append((path, weight))
-    return blend
+    return resolve_blend(store, specs)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Re-render products (item ids or image paths) in a palette style, a style image or a blend of styles."""
     from tqdm.auto import tqdm
 
+    from common.atomic import atomic_write_bytes
+    from recsys.shop.catalog import RenderCache, RenderError, renderer_for
     from recsys.store.opener import open_store, store_exists
-    from transfer.adain import renderer_for
-    from transfer.render import RenderError
-    from transfer.render_cache import RenderCache
 
     options = _render_options(args)
     store = open_store(args.db) if store_exists(args.db) else None
@@ -209,14 +194,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     for name, image in tqdm(sources, desc="rendering", disable=args.quiet or len(sources) == 1):
         data, cached = cache.render(image, style, options, renderer, progress=not args.quiet and len(sources) == 1)
         path = out if single_file else out / f"{name}-{stem}-{options.renderer}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        atomic_write_bytes(path, data)
         print(f"{path}{' (cached)' if cached else ''}")
     return 0
 
 
 def cmd_train_decoder(args: argparse.Namespace) -> int:
-    from transfer.adain import export_weights, train_decoder
+    from recsys.shop.catalog import export_weights, train_decoder
 
     losses = train_decoder(
         args.content, args.styles, args.checkpoint, args.steps, args.batch_size, args.size, args.lr,
@@ -268,6 +252,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", default=str(DEFAULT_STORE))
     p.add_argument("--out", default=str(DEFAULT_INDEX))
     p.add_argument("--spec", default="auto", help="auto, or a FAISS factory string (Flat, IVF1024,Flat, HNSW32...)")
+    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP + " (its running workers load the new index)")
     p.set_defaults(func=cmd_index_build)
     p = index_parser.add_parser("info", help="what the index holds")
     p.add_argument("--index", default=str(DEFAULT_INDEX))
