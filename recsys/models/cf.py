@@ -180,10 +180,6 @@ class CollaborativeFilter:
         """Items the user interacted with in the training data (and events folded in since)."""
         return [self.item_ids[j] for j in self._user_counts(user_id).indices]
 
-    def item_popularity(self) -> np.ndarray:
-        """Summed event weight per item, aligned with `item_ids`."""
-        return np.asarray(self.counts.sum(axis=0)).ravel()
-
     # -- scoring --------------------------------------------------------------------------------------------
     def user_vector(self, user_id: str | None = None, items: dict[str, float] | None = None) -> np.ndarray | None:
         """The user's latent factors: learnt ones, or folded in from `items` ({item_id: weight}) for a user

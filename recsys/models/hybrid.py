@@ -107,26 +107,24 @@ class StyleSpace:
 
 
 class Popularity:
-    """Time-decayed purchase counts (half-life in days; None = all-time) as of the latest event."""
+    """Time-decayed purchase counts (half-life in days; None = all-time) as of the latest event: the one
+    definition of popularity (`recsys.batch.tables.decayed_popularity_sql`), which the batch tables' `pop_decayed`
+    also computes. `ranked`: most popular first, ties by item id."""
 
     def __init__(self, interactions: pd.DataFrame, half_life_days: float | None = 30.0) -> None:
-        if len(interactions) == 0:
-            self.scores: dict[str, float] = {}
-        else:
-            weight = interactions["weight"].to_numpy(float) if "weight" in interactions else np.ones(len(interactions))
-            if half_life_days:
-                age = float(interactions["timestamp"].max()) - interactions["timestamp"].to_numpy(float)
-                weight = weight * np.exp2(-age / (half_life_days * DAY))
-            totals = pd.Series(weight, index=interactions["item_id"].to_numpy()).groupby(level=0).sum()
-            self.scores = totals.to_dict()
-        self.ranked = sorted(self.scores, key=self.scores.get, reverse=True)
+        from recsys.batch.tables import popularity_scores
+
+        self._use(popularity_scores(interactions, half_life_days))
+
+    def _use(self, scores: dict[str, float]) -> None:
+        self.scores: dict[str, float] = dict(scores)
+        self.ranked = sorted(self.scores, key=lambda item: (-self.scores[item], item))
 
     @classmethod
     def from_scores(cls, scores: dict[str, float]) -> Popularity:
         """Popularity from counted scores (a batch tables version's), ranked like counting them here."""
-        popularity = cls(pd.DataFrame({"item_id": [], "timestamp": []}))
-        popularity.scores = dict(scores)
-        popularity.ranked = sorted(popularity.scores, key=popularity.scores.get, reverse=True)
+        popularity = cls.__new__(cls)
+        popularity._use(scores)
         return popularity
 
     def top(self, n: int) -> list[str]:
