@@ -35,9 +35,9 @@ def popularity_scores(
     if len(events) == 0:
         return {}
     weight = events["weight"].to_numpy(float) if "weight" in events else np.ones(len(events))
-    frame = pd.DataFrame(
-        {"item_id": events["item_id"].to_numpy(), "timestamp": events["timestamp"].to_numpy(float), "weight": weight}
-    )
+    # all-time popularity reads no time at all (its timestamps may be anything)
+    times = events["timestamp"].to_numpy(float) if half_life_days else np.zeros(len(events))
+    frame = pd.DataFrame({"item_id": events["item_id"].to_numpy(), "timestamp": times, "weight": weight})
     con = connect(threads=1)  # one thread: the same sums in the same order, run after run
     try:
         con.register("popularity_events", frame)
