@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.atomic import atomic_write_bytes, fsync_dir, fsync_file
+
 CURRENT = "CURRENT"
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.npz"
@@ -28,21 +30,6 @@ KEEP_VERSIONS = 2
 
 class IndexFileError(ValueError):
     """A missing, corrupt or mismatched index on disk."""
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sha256(data: bytes) -> str:
@@ -69,14 +56,11 @@ def save_version(folder: str | os.PathLike, write: Callable[[Path], None], keep:
     write(staging)
     for path in staging.rglob("*"):
         if path.is_file():
-            _fsync(path)
-    _fsync(staging)
-    os.replace(staging, folder / name)
-    _fsync(folder)
-    pointer = folder / f".{CURRENT}.tmp"
-    _fsync_write(pointer, name.encode())
-    os.replace(pointer, folder / CURRENT)
-    _fsync(folder)
+            fsync_file(path)
+    fsync_dir(staging)
+    os.replace(staging, folder / name)  # a folder cannot be written through a temp file: staged, then renamed
+    fsync_dir(folder)
+    atomic_write_bytes(folder / CURRENT, name.encode())
     for old in versions[: max(0, len(versions) + 1 - keep)]:
         shutil.rmtree(folder / old, ignore_errors=True)
     return name

@@ -24,6 +24,7 @@ from torchvision import transforms
 from torchvision.models.feature_extraction import create_feature_extractor
 from tqdm.auto import tqdm
 
+from common.atomic import atomic_write
 from transfer.images import ImageError, LoadedImage, list_images, load_image
 from transfer.render import RenderError, RenderOptions, RenderResult, to_image, to_tensor
 from transfer.vgg import LAYER_NODES, caffe_preprocess, load_vgg19_features
@@ -202,20 +203,15 @@ def train_decoder(
 
 
 def _save(model: AdaINModel, optimiser, step: int, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
     state = {"decoder": model.decoder.state_dict(), "optimiser": optimiser.state_dict(), "step": step}
-    torch.save(state, tmp)
-    os.replace(tmp, out)
+    atomic_write(out, lambda f: torch.save(state, f))
 
 
 def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike = SHIPPED_WEIGHTS) -> Path:
     """The decoder weights alone, in fp16 (what ships with the package)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"decoder": {k: v.half() for k, v in state["decoder"].items()}, "step": state.get("step", 0)}, out)
-    return out
+    weights = {"decoder": {k: v.half() for k, v in state["decoder"].items()}, "step": state.get("step", 0)}
+    return atomic_write(out, lambda f: torch.save(weights, f))
 
 
 # -- rendering ----------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from common.atomic import atomic_write_bytes
 from transfer.encoder import EncoderConfig, StyleEncoder, load_prepared
 from transfer.images import DEFAULT_MAX_PIXELS, ImageError, list_images
 from transfer.projection import LinearProjection
@@ -146,7 +147,7 @@ class Progress:
         self.folder.mkdir(parents=True)
         encoder.projection.save(self.folder / PROJECTION_FILE)
         run = {"config": config.model_dump(mode="json"), "model_id": encoder.model_id}
-        _atomic_write(self.folder / "run.json", json.dumps(run).encode())
+        atomic_write_bytes(self.folder / "run.json", json.dumps(run).encode())
 
     def done(self) -> tuple[dict[str, tuple[str, np.ndarray]], dict[str, tuple[str, str]]]:
         """Vectors ({id: (sha1, vector)}) and failures ({id: (sha1, message)}) of the chunks written so far."""
@@ -174,20 +175,11 @@ class Progress:
         }
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        _atomic_write(self.folder / f"chunk-{self._count:05d}.npz", buffer.getvalue())
+        atomic_write_bytes(self.folder / f"chunk-{self._count:05d}.npz", buffer.getvalue())
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
         self._count = 0
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass

@@ -19,6 +19,8 @@ from sklearn.decomposition import PCA
 from sklearn.random_projection import SparseRandomProjection
 from threadpoolctl import threadpool_limits
 
+from common.atomic import atomic_write
+
 log = logging.getLogger(__name__)
 
 
@@ -96,17 +98,12 @@ class LinearProjection:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write to an .npz file (atomically: temporary file, fsync, rename)."""
-        tmp = f"{path}.tmp"
-        with open(tmp, "wb") as f:
-            if scipy.sparse.issparse(self.matrix):
-                m = self.matrix.tocsr()
-                arrays = {"indptr": m.indptr, "indices": m.indices, "data": m.data, "shape": np.array(m.shape)}
-            else:
-                arrays = {"matrix": self.matrix}
-            np.savez(f, kind=np.array(self.kind), mean=self.mean, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if scipy.sparse.issparse(self.matrix):
+            m = self.matrix.tocsr()
+            arrays = {"indptr": m.indptr, "indices": m.indices, "data": m.data, "shape": np.array(m.shape)}
+        else:
+            arrays = {"matrix": self.matrix}
+        atomic_write(path, lambda f: np.savez(f, kind=np.array(self.kind), mean=self.mean, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LinearProjection:

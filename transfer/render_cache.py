@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from common.atomic import atomic_write_bytes
 from transfer.images import ImageError, LoadedImage, load_image
 from transfer.render import RenderError, RenderOptions, finish
 
@@ -158,10 +159,6 @@ class RenderCache:
         buffer = io.BytesIO()
         finish(product, result.image, options).save(buffer, "JPEG", quality=JPEG_QUALITY)
         data = buffer.getvalue()
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(self.path(key), data)
         self._added(len(data))
         return data, False

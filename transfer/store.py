@@ -17,6 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.atomic import atomic_write
+from common.topk import top_k
+
 EMBEDDINGS_FILE = "embeddings.parquet"
 ENCODER_FILE = "encoder.json"
 PROJECTION_FILE = "projection.npz"
@@ -77,8 +80,7 @@ class EmbeddingStore:
         if exclude is not None and exclude in self._row:
             scores[self._row[exclude]] = -np.inf
         k = min(k, len(self) - (exclude in self._row))
-        top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], int)
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_k(scores, k)
         return [(self.ids[i], float(scores[i])) for i in top]
 
     # -- persistence --------------------------------------------------------------------------------------
@@ -96,10 +98,10 @@ class EmbeddingStore:
             },
             metadata={"model_id": self.model_id},
         )
-        _atomic_write(folder / EMBEDDINGS_FILE, lambda f: pq.write_table(table, f))
+        atomic_write(folder / EMBEDDINGS_FILE, lambda f: pq.write_table(table, f))
         encoder = {**self.encoder, "model_id": self.model_id, "dim": self.dim, "count": len(self)}
-        _atomic_write(folder / ENCODER_FILE, lambda f: f.write(json.dumps(encoder, indent=2).encode()))
-        _atomic_write(folder / FAILURES_FILE, lambda f: f.write(json.dumps(self.failures, indent=2).encode()))
+        atomic_write(folder / ENCODER_FILE, lambda f: f.write(json.dumps(encoder, indent=2).encode()))
+        atomic_write(folder / FAILURES_FILE, lambda f: f.write(json.dumps(self.failures, indent=2).encode()))
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> EmbeddingStore:
@@ -128,12 +130,3 @@ class EmbeddingStore:
             vectors=vectors,
             failures=failures,
         )
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -17,6 +17,40 @@ DAY = 86400.0
 POPULARITY_HALF_LIFE_DAYS = 30.0  # HybridConfig.popularity_half_life_days' default
 
 
+def decayed_popularity_sql(half_life_days: float | None = POPULARITY_HALF_LIFE_DAYS) -> str:
+    """The one definition of an item's popularity, as a DuckDB aggregate over its events' `weight` and
+    `timestamp` and the `latest` event's time: summed event weight, each event's weight halving every
+    `half_life_days` before the latest event (None or 0: all-time, undecayed). `item_table`'s `pop_decayed`,
+    `popularity_scores` and so the blend's `recsys.models.hybrid.Popularity` (and the `popularity` baseline) use it."""
+    if not half_life_days:
+        return "sum(weight)"
+    return f"sum(weight * pow(2, -(latest - timestamp) / {float(half_life_days) * DAY!r}))"
+
+
+def popularity_scores(
+    events: pd.DataFrame, half_life_days: float | None = POPULARITY_HALF_LIFE_DAYS
+) -> dict[str, float]:
+    """item_id -> popularity (`decayed_popularity_sql`) over a frame of events (item_id, timestamp and an
+    optional weight, 1 when absent), in item id order; {} without events."""
+    if len(events) == 0:
+        return {}
+    weight = events["weight"].to_numpy(float) if "weight" in events else np.ones(len(events))
+    # all-time popularity reads no time at all (its timestamps may be anything)
+    times = events["timestamp"].to_numpy(float) if half_life_days else np.zeros(len(events))
+    frame = pd.DataFrame({"item_id": events["item_id"].to_numpy(), "timestamp": times, "weight": weight})
+    con = connect(threads=1)  # one thread: the same sums in the same order, run after run
+    try:
+        con.register("popularity_events", frame)
+        rows = con.execute(
+            f"""SELECT item_id, {decayed_popularity_sql(half_life_days)} AS score
+                FROM popularity_events CROSS JOIN (SELECT max(timestamp) AS latest FROM popularity_events)
+                GROUP BY item_id ORDER BY item_id"""
+        ).fetchall()
+    finally:
+        con.close()
+    return {item: float(score) for item, score in rows}
+
+
 def co_purchase_table(
     con: duckdb.DuckDBPyConnection,
     source: str,
@@ -130,7 +164,7 @@ def item_table(con: duckdb.DuckDBPyConnection, source: str, now: float) -> pd.Da
                min(timestamp) AS first_sale,
                max(timestamp) AS last_sale,
                any_value(r.repeat_rate) AS repeat_rate,
-               sum(p.weight * pow(2, -(m.latest - timestamp) / {POPULARITY_HALF_LIFE_DAYS * DAY!r})) AS pop_decayed
+               {decayed_popularity_sql(POPULARITY_HALF_LIFE_DAYS)} AS pop_decayed
         FROM past p CROSS JOIN (SELECT max(timestamp) AS latest FROM past) m JOIN (
             SELECT item_id, avg(CASE WHEN n > 1 THEN 1.0 ELSE 0.0 END) AS repeat_rate FROM per_buyer GROUP BY item_id
         ) r USING (item_id)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from common.topk import top_k
 from recsys.candidates.base import Candidate, CandidateSource, Shopper, Snapshot
 
 
@@ -18,8 +17,6 @@ class CollaborativeCandidates(CandidateSource):
         if scores is None or snapshot.cf is None:
             return []
         ids = snapshot.cf.item_ids
-        top = min(n * 2 + 50, len(scores))
-        head = np.argpartition(-scores, top - 1)[:top] if top < len(scores) else np.arange(len(scores))
-        order = head[np.argsort(-scores[head], kind="stable")]
+        order = top_k(scores, n * 2 + 50)
         out = [Candidate(ids[j], float(scores[j]), "shoppers like you bought this") for j in order]
         return [c for c in out if c.item_id in snapshot.allowed][:n]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.topk import top_k
 from recsys.candidates.base import Candidate, CandidateSource, Shopper, Snapshot
 
 
@@ -34,7 +35,7 @@ class StyleNeighbours(CandidateSource):
         similarity = np.stack([style.vector(i) for i in found_list]) @ vectors.T  # candidates x recent purchases
         nearest = similarity.argmax(axis=1)
         scores = similarity.max(axis=1)
-        order = np.argsort(-scores, kind="stable")[:n]
+        order = top_k(scores, n)
         return [
             Candidate(found_list[j], float(scores[j]), f"same style as {snapshot.items.name(recent[nearest[j]])}")
             for j in order

@@ -34,10 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    from recsys.shop.catalog import ImageError, RenderError, StoreError
     from recsys.store.schema import SchemaError
-    from transfer.images import ImageError
-    from transfer.render import RenderError
-    from transfer.store import StoreError
 
     try:
         return args.func(args)

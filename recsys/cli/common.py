@@ -45,7 +45,7 @@ def add_shop_flags(parser: argparse.ArgumentParser, db_help: str = DB_HELP) -> N
 
 def encoder_config(args: argparse.Namespace):
     """An EncoderConfig from the encoder flags the user gave; None when they gave none (use the store's)."""
-    from transfer.encoder import EncoderConfig
+    from recsys.shop.catalog import EncoderConfig
 
     flags = given(args, EncoderConfig)
     return EncoderConfig.model_validate(flags) if flags else None

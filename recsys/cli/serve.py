@@ -89,12 +89,11 @@ def serve(settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: make the demo catalog and shoppers, embed, index, import, show "shop this style" and feeds,
     then serve the web service on it."""
-    from index.style_index import StyleIndex
+    from recsys.shop.catalog import EncoderConfig, build_index, embed_folder
     from recsys.shop.demo import CATALOG_FILE, make_demo_catalog, make_demo_styles, read_catalog
     from recsys.shop.shoppers import INTERACTIONS_FILE, make_demo_shoppers
+    from recsys.store.opener import store_exists
     from recsys.style.palette import add_style
-    from transfer.embed import embed_folder
-    from transfer.encoder import EncoderConfig
 
     settings = settings_from(args)
     demo_dir = settings.demo_dir
@@ -111,8 +110,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         demo_dir / "images", settings.embeddings, config, progress=not args.quiet, device=settings.device
     )
     print(f"embedded the demo catalog into {settings.embeddings}: {report.summary()}")
-    index = StyleIndex.build(store.vectors, store.ids, model_id=store.model_id)
-    index.save(settings.index)
+    running = settings.db if store_exists(settings.db) else None  # a shop already served from this store: tell it
+    index = build_index(store.vectors, store.ids, settings.index, store.model_id, store=running).index
     print(f"style index in {settings.index}: {index.info()}\n")
 
     def similar(item_id: str, k: int) -> list[tuple[str, float]]:

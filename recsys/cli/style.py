@@ -19,7 +19,7 @@ from recsys.cli.common import (
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from transfer.embed import embed_folder
+    from recsys.shop.catalog import embed_folder
 
     settings = settings_from(args)
     store, report = embed_folder(
@@ -41,23 +41,20 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_index_build(args: argparse.Namespace) -> int:
-    from index.style_index import StyleIndex
-    from transfer.store import EmbeddingStore
+    """Build the style index from an embedding store, save it as a new version and tell the shop's running
+    workers (`build_index_from_embeddings`: they load it at their next request)."""
+    from recsys.shop.catalog import build_index_from_embeddings
 
     settings = settings_from(args)
-    store = EmbeddingStore.load(settings.embeddings)
-    if len(store) == 0:
-        raise ValueError(f"{settings.embeddings} holds no vectors to index")
-    index = StyleIndex.build(store.vectors, store.ids, spec=args.spec, model_id=store.model_id)
-    version = index.save(settings.index)
-    print(json.dumps({**index.info(), "path": str(version)}, indent=2))
+    index, version, _ = build_index_from_embeddings(settings.embeddings, settings.index, args.spec, settings.db)
+    print(json.dumps({**index.info(), "path": str(Path(settings.index) / version)}, indent=2))
     return 0
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
-    from index.style_index import StyleIndex
+    from recsys.shop.catalog import index_info
 
-    print(json.dumps(StyleIndex.load(settings_from(args).index).info(), indent=2))
+    print(json.dumps(index_info(settings_from(args).index), indent=2))
     return 0
 
 
@@ -88,8 +85,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_style_eval(args: argparse.Namespace) -> int:
-    from transfer.encoder import EncoderConfig
-    from transfer.style_eval import style_eval
+    from recsys.shop.catalog import EncoderConfig, style_eval
 
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     config = encoder_config(args) or EncoderConfig()
@@ -139,31 +135,20 @@ def cmd_styles(args: argparse.Namespace) -> int:
 
 
 def _style_blend(specs: list[str], store) -> list[tuple[str, float]]:
-    """[(style image path, weight)] from `--style NAME_OR_IMAGE[:WEIGHT]` flags (weight 1 when not given)."""
-    from recsys.style.palette import style_image
+    """[(style image path, weight)] from `--style NAME_OR_IMAGE[:WEIGHT]` flags (weight 1 when not given): the
+    service's parser and rules (`recsys.style.palette.parse_blend`)."""
+    from recsys.style.palette import resolve_blend
 
-    blend = []
-    for spec in specs:
-        name, _, weight = spec.rpartition(":")
-        try:
-            name, weight = (name, float(weight)) if name else (spec, 1.0)
-        except ValueError:
-            name, weight = spec, 1.0
-        path = style_image(store, name) if store else name
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no style named {name!r} and no such image file")
-        blend.append((path, weight))
-    return blend
+    return resolve_blend(store, specs)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Re-render products (item ids or image paths) in a palette style, a style image or a blend of styles."""
     from tqdm.auto import tqdm
 
+    from common.atomic import atomic_write_bytes
+    from recsys.shop.catalog import RenderCache, RenderError, RenderOptions, renderer_for
     from recsys.store.opener import open_store, store_exists
-    from transfer.adain import renderer_for
-    from transfer.render import RenderError, RenderOptions
-    from transfer.render_cache import RenderCache
 
     settings = settings_from(args)
     options = RenderOptions.model_validate(given(args, RenderOptions))
@@ -198,14 +183,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     for name, image in tqdm(sources, desc="rendering", disable=args.quiet or len(sources) == 1):
         data, cached = cache.render(image, style, options, renderer, progress=not args.quiet and len(sources) == 1)
         path = out if single_file else out / f"{name}-{stem}-{options.renderer}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        atomic_write_bytes(path, data)
         print(f"{path}{' (cached)' if cached else ''}")
     return 0
 
 
 def cmd_train_decoder(args: argparse.Namespace) -> int:
-    from transfer.adain import export_weights, train_decoder
+    from recsys.shop.catalog import export_weights, train_decoder
 
     losses = train_decoder(
         args.content, args.styles, args.checkpoint, args.steps, args.batch_size, args.size, args.lr,
@@ -254,6 +238,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     setting_flag(p, "--store", field="embeddings", help="the embedding store to index")
     setting_flag(p, "--out", field="index", help="the index folder (a new version in it)")
     p.add_argument("--spec", default="auto", help="auto, or a FAISS factory string (Flat, IVF1024,Flat, HNSW32...)")
+    setting_flag(p, "--db", field="db", help=DB_HELP + " (its running workers load the new index)")
     p.set_defaults(func=cmd_index_build)
     p = index_parser.add_parser("info", help="what the index holds")
     setting_flag(p, "--index", field="index")

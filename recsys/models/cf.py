@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
+from common.topk import top_k
 from recsys.models.cf_arrays import ARRAYS_FORMAT, CFArrays, SortedIds, read_arrays, write_arrays
 
 log = logging.getLogger(__name__)
@@ -179,10 +180,6 @@ class CollaborativeFilter:
         """Items the user interacted with in the training data (and events folded in since)."""
         return [self.item_ids[j] for j in self._user_counts(user_id).indices]
 
-    def item_popularity(self) -> np.ndarray:
-        """Summed event weight per item, aligned with `item_ids`."""
-        return np.asarray(self.counts.sum(axis=0)).ravel()
-
     # -- scoring --------------------------------------------------------------------------------------------
     def user_vector(self, user_id: str | None = None, items: dict[str, float] | None = None) -> np.ndarray | None:
         """The user's latent factors: learnt ones, or folded in from `items` ({item_id: weight}) for a user
@@ -241,8 +238,7 @@ class CollaborativeFilter:
             seen += [self._item_col[i] for i in (items or {}) if i in self._item_col]
             scores[seen] = -np.inf
         k = min(k, int(np.isfinite(scores).sum()))
-        top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], int)
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_k(scores, k)
         return [(self.item_ids[j], float(scores[j])) for j in top]
 
     def fold_in(self, user_id: str, items: dict[str, float]) -> None:

@@ -19,25 +19,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.topk import top_k
 from index.style_index import StyleIndex
 from recsys.models.cf import CollaborativeFilter
 
 DAY = 86400.0
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the `k` highest scores, best first (ties by position): an `argpartition`, then a sort of
-    the k, never a sort of every score."""
-    k = min(k, len(scores))
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    if k < len(scores):
-        threshold = -np.partition(-scores, k - 1)[k - 1]  # the k-th highest score
-        above = np.flatnonzero(scores > threshold)
-        head = np.sort(np.concatenate([above, np.flatnonzero(scores == threshold)[: k - len(above)]]))
-    else:
-        head = np.arange(len(scores))
-    return head[np.argsort(-scores[head], kind="stable")]
 
 
 class HybridConfig(BaseModel):
@@ -121,26 +107,24 @@ class StyleSpace:
 
 
 class Popularity:
-    """Time-decayed purchase counts (half-life in days; None = all-time) as of the latest event."""
+    """Time-decayed purchase counts (half-life in days; None = all-time) as of the latest event: the one
+    definition of popularity (`recsys.batch.tables.decayed_popularity_sql`), which the batch tables' `pop_decayed`
+    also computes. `ranked`: most popular first, ties by item id."""
 
     def __init__(self, interactions: pd.DataFrame, half_life_days: float | None = 30.0) -> None:
-        if len(interactions) == 0:
-            self.scores: dict[str, float] = {}
-        else:
-            weight = interactions["weight"].to_numpy(float) if "weight" in interactions else np.ones(len(interactions))
-            if half_life_days:
-                age = float(interactions["timestamp"].max()) - interactions["timestamp"].to_numpy(float)
-                weight = weight * np.exp2(-age / (half_life_days * DAY))
-            totals = pd.Series(weight, index=interactions["item_id"].to_numpy()).groupby(level=0).sum()
-            self.scores = totals.to_dict()
-        self.ranked = sorted(self.scores, key=self.scores.get, reverse=True)
+        from recsys.batch.tables import popularity_scores
+
+        self._use(popularity_scores(interactions, half_life_days))
+
+    def _use(self, scores: dict[str, float]) -> None:
+        self.scores: dict[str, float] = dict(scores)
+        self.ranked = sorted(self.scores, key=lambda item: (-self.scores[item], item))
 
     @classmethod
     def from_scores(cls, scores: dict[str, float]) -> Popularity:
         """Popularity from counted scores (a batch tables version's), ranked like counting them here."""
-        popularity = cls(pd.DataFrame({"item_id": [], "timestamp": []}))
-        popularity.scores = dict(scores)
-        popularity.ranked = sorted(popularity.scores, key=popularity.scores.get, reverse=True)
+        popularity = cls.__new__(cls)
+        popularity._use(scores)
         return popularity
 
     def top(self, n: int) -> list[str]:

@@ -22,11 +22,9 @@ from recsys.service.openapi import ROUTER_ERRORS, add_docs
 from recsys.service.routes import admin, events, health, items, renders, users
 from recsys.service.settings import Settings
 from recsys.service.state import Busy, ServiceState
+from recsys.shop.catalog import ImageError, RenderError, StoreError
 from recsys.store.data_io import DataError
 from recsys.store.sqlite import NotFound, QueueFull
-from transfer.images import ImageError
-from transfer.render import RenderError
-from transfer.store import StoreError
 
 STATIC = Path(__file__).parent / "static"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -19,11 +19,10 @@ from pathlib import Path
 
 from recsys.service.job_runner import JobRunner
 from recsys.service.settings import Settings
+from recsys.shop.catalog import RenderCache, RenderOptions, cache_key
 from recsys.store.opener import open_store
 from recsys.store.sqlite import NotFound, Store
 from recsys.style.render_defaults import default_renderer
-from transfer.render import RenderOptions
-from transfer.render_cache import RenderCache, cache_key
 
 log = logging.getLogger("stylerec.renders")
 KIND = "render"
@@ -85,7 +84,7 @@ class RenderQueue:
         references = [(self.style_image(name), weight) for name, weight in blend]
         with self._fast_lock:
             if self._fast is None:
-                from transfer.fast import FastRenderer
+                from recsys.shop.catalog import FastRenderer
 
                 self._fast = FastRenderer()
         return self.cache.render(image, references, options, self._fast)[0]
@@ -155,7 +154,7 @@ class RenderWorker:
         self.cache.render(payload["image"], payload["style"], options, self._renderer(options))
 
     def _renderer(self, options: RenderOptions):
-        from transfer.adain import renderer_for
+        from recsys.shop.catalog import renderer_for
 
         if options.renderer not in self._renderers:
             self._renderers[options.renderer] = renderer_for(options, self.settings.device)

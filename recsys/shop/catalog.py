@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,24 @@ from recsys.models.hybrid import StyleSpace
 from recsys.shop.recommender import Recommender
 from recsys.store.data_io import read_catalog
 from recsys.store.sqlite import NotFound, Store
+
+if TYPE_CHECKING:
+    from index.style_index import StyleIndex as StyleIndex
+    from transfer.adain import export_weights as export_weights
+    from transfer.adain import renderer_for as renderer_for
+    from transfer.adain import train_decoder as train_decoder
+    from transfer.embed import embed_folder as embed_folder
+    from transfer.encoder import EncoderConfig as EncoderConfig
+    from transfer.fast import FastRenderer as FastRenderer
+    from transfer.images import ImageError as ImageError
+    from transfer.images import load_image as load_image
+    from transfer.render import RenderError as RenderError
+    from transfer.render import RenderOptions as RenderOptions
+    from transfer.render_cache import RenderCache as RenderCache
+    from transfer.render_cache import cache_key as cache_key
+    from transfer.render_cache import load_style as load_style
+    from transfer.store import StoreError as StoreError
+    from transfer.style_eval import style_eval as style_eval
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +244,8 @@ class Catalog:
             except IndexFileError as exc:
                 log.warning("not using the index in %s: %s", index_dir, exc)
         if index is None and self.build_missing and not (index_dir / CURRENT).exists():
-            index = StyleIndex.build(vectors.vectors, vectors.ids, model_id=vectors.model_id)
-            versions.index = index.save(index_dir).name
+            # the first open of a new shop: nobody serves an index yet, so nobody is told (store=None)
+            index, versions.index, _ = build_index(vectors.vectors, vectors.ids, index_dir, vectors.model_id)
         if index is None:  # an index of another model, or a damaged one: serve from memory, leave the files
             index = StyleIndex.build(matrix, ids, model_id=vectors.model_id)
         _reconcile(index, ids, matrix, added)
@@ -327,9 +346,7 @@ class Catalog:
 
     def _changed(self) -> None:
         """Tell other processes to reload (they check the generation in `sync`), and note we are current."""
-        generation = f"{time.time():.6f}-{os.getpid()}"
-        self.store.set_meta(GENERATION, generation)
-        self.versions.generation = generation
+        self.versions.generation = bump_generation(self.store)
 
     # -- the encoder -----------------------------------------------------------------------------------
     def encoder(self):
@@ -508,18 +525,18 @@ class Catalog:
             raise NotFound(f"unknown style {name!r}")
 
     def rebuild_index(self, spec: str = "auto") -> dict:
-        """Build the style index over the current vectors, save it as a new version and swap it in."""
-        from index.style_index import StyleIndex
-
+        """Build the style index over the current vectors, save it as a new version, swap it in and tell the
+        other processes (`build_index`)."""
         style = self.style
         if style is None:
             raise NotFound("the catalog has no style vectors to index")
-        fresh = StyleIndex.build(style.vectors, style.ids, spec=spec, model_id=style.model_id)
-        version = fresh.save(self.paths.index).name
+        fresh, version, generation = build_index(
+            style.vectors, style.ids, self.paths.index, style.model_id, spec, self.store
+        )
         style.index.replace_with(fresh)
         self.feeds.clear()  # style neighbours come from the index
         self.versions.index, self.versions.index_spec = version, fresh.spec
-        self._changed()
+        self.versions.generation = generation
         return {**style.index.info(), "version": version}
 
     def retrain_cf(self, config: CFConfig | None = None) -> dict:
@@ -593,6 +610,72 @@ def load_encoder(embeddings_dir: str | os.PathLike, device: str | None = None):
     return encoder
 
 
+class BuiltIndex(NamedTuple):
+    """What `build_index` made: the index, its saved version's name and the new generation (None: none told)."""
+
+    index: StyleIndex
+    version: str
+    generation: str | None
+
+
+def bump_generation(store: Store) -> str:
+    """Start a new catalog generation in `store` and return it: every process serving the shop reloads its
+    models and index at its next `Catalog.sync` (the one way to tell running workers)."""
+    generation = f"{time.time():.6f}-{os.getpid()}"
+    store.set_meta(GENERATION, generation)
+    return generation
+
+
+def build_index(
+    vectors: np.ndarray,
+    ids: list[str],
+    index_dir: str | os.PathLike,
+    model_id: str,
+    spec: str = "auto",
+    store: Store | str | os.PathLike | None = None,
+) -> BuiltIndex:
+    """The one path that builds the FAISS style index (`stylerec index build`, `stylerec demo`, the admin
+    rebuild job, a new shop's first open): build it over `vectors` (rows named by `ids`), save it as a new
+    version in `index_dir` (crash-safe, `index.persistence`) and, when `store` (a Store, or a store's path or
+    URL) is given, bump the catalog generation so that running workers load the new version."""
+    from index.style_index import StyleIndex
+
+    if len(ids) == 0:
+        raise ValueError("no vectors to index")
+    index = StyleIndex.build(vectors, list(ids), spec=spec, model_id=model_id)
+    version = index.save(index_dir).name
+    generation = None
+    if isinstance(store, str | os.PathLike):
+        from recsys.store.opener import open_store
+
+        opened = open_store(store)
+        try:
+            generation = bump_generation(opened)
+        finally:
+            opened.close()
+    elif store is not None:
+        generation = bump_generation(store)
+    return BuiltIndex(index, version, generation)
+
+
+def build_index_from_embeddings(
+    embeddings_dir: str | os.PathLike,
+    index_dir: str | os.PathLike,
+    spec: str = "auto",
+    db: str | os.PathLike | None = None,
+) -> BuiltIndex:
+    """`build_index` over every vector of an embedding store (`stylerec index build`); `db`: the shop's store
+    whose running workers must load the new index (skipped when there is no store there yet)."""
+    from recsys.store.opener import store_exists
+    from transfer.store import EmbeddingStore
+
+    vectors = EmbeddingStore.load(embeddings_dir)
+    if len(vectors) == 0:
+        raise ValueError(f"{embeddings_dir} holds no vectors to index")
+    tell = db if db is not None and store_exists(db) else None
+    return build_index(vectors.vectors, vectors.ids, index_dir, vectors.model_id, spec, tell)
+
+
 def open_catalog(paths: CatalogPaths | None = None, build_missing: bool = True, feed_cache: int = 0) -> Catalog:
     """Open a shop (see the module docstring). The SQLite store must exist (`stylerec import` or `demo`).
     `feed_cache`: feed answers kept (the service's; see `FeedCache`). Without `paths`: the configured ones
@@ -663,3 +746,45 @@ def catalog_style_space(
     if not ids:
         return None
     return StyleSpace(ids, np.asarray(store.vectors[rows]), model_id=store.model_id)
+
+
+# -- the one door from the CLI and the service to transfer/ and index/ ---------------------------------------
+# The CLI (`recsys.cli`) and the service (`recsys.service`) import these names from here, never from
+# `transfer` or `index` (tests/test_layering.py checks it). They are loaded on first use, so that opening the
+# shop does not load torch for a command that never renders or embeds.
+DOOR: dict[str, str] = {
+    "StyleIndex": "index.style_index",
+    "export_weights": "transfer.adain",
+    "renderer_for": "transfer.adain",
+    "train_decoder": "transfer.adain",
+    "embed_folder": "transfer.embed",
+    "EncoderConfig": "transfer.encoder",
+    "FastRenderer": "transfer.fast",
+    "ImageError": "transfer.images",
+    "load_image": "transfer.images",
+    "RenderError": "transfer.render",
+    "RenderOptions": "transfer.render",
+    "RenderCache": "transfer.render_cache",
+    "cache_key": "transfer.render_cache",
+    "load_style": "transfer.render_cache",
+    "StoreError": "transfer.store",
+    "style_eval": "transfer.style_eval",
+}
+
+
+def __getattr__(name: str):
+    """The names in `DOOR`, imported from their `transfer`/`index` module when first asked for."""
+    if name in DOOR:
+        import importlib
+
+        value = getattr(importlib.import_module(DOOR[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def index_info(index_dir: str | os.PathLike) -> dict:
+    """What `stylerec index info` shows: the saved index's spec, size, model and search parameters."""
+    from index.style_index import StyleIndex
+
+    return StyleIndex.load(index_dir).info()

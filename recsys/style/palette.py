@@ -3,9 +3,11 @@ catalog's (same embedding model), so shoppers' profiles can be matched to them."
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,20 +61,54 @@ def style_image(store: Store, name_or_path: str) -> str:
     raise KeyError(f"unknown style {name_or_path!r} (palette: {names}; or give an image path)")
 
 
-def parse_blend(spec: str) -> list[tuple[str, float]]:
-    """`NAME` or `NAME:WEIGHT,NAME:WEIGHT,...` (palette names have no ':' or ',') -> [(name, weight)]."""
+def parse_blend(specs: str | Sequence[str]) -> list[tuple[str, float]]:
+    """[(name, weight)] from style-blend specs: the one parser of the CLI's `--style` flags and the service's
+    `style=` parameter.
+
+    Each spec is `PART[,PART...]` and each part `NAME[:WEIGHT]` (weight 1 when not given); several specs (the
+    CLI's repeated `--style`) are the parts of one blend. NAME is a palette name or, for the CLI, an image path
+    (a path may hold ':' as in `C:\\styles\\a.jpg`: the text after the last ':' is a weight only when it holds no
+    '/' or '\\'; a path cannot hold ','). A weight must be a finite number >= 0 and the weights must not all be
+    zero; anything else is a `DataError` naming the spec and the problem.
+    """
+    parts = [specs] if isinstance(specs, str) else list(specs)
+    if not parts:
+        raise DataError("style blend: give at least one style (e.g. swirls or swirls:0.6,dots:0.4)")
     blend = []
-    for part in spec.split(","):
-        name, _, weight = part.strip().partition(":")
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            raise DataError(
-                f"style blend {spec!r}: {weight!r} is not a weight (use e.g. swirls:0.6,dots:0.4)"
-            ) from None
-        if not name or not value >= 0:
-            raise DataError(f"style blend {spec!r}: each part is a style name with an optional weight >= 0")
-        blend.append((name, value))
+    for spec in parts:
+        for part in spec.split(","):
+            part = part.strip()
+            name, colon, weight = part.rpartition(":")
+            if not colon or "/" in weight or "\\" in weight:
+                name, weight = part, ""
+            try:
+                value = float(weight) if weight else 1.0
+            except ValueError:
+                raise DataError(
+                    f"style blend {spec!r}: {weight!r} is not a weight (use e.g. swirls:0.6,dots:0.4)"
+                ) from None
+            if not name.strip() or not (math.isfinite(value) and value >= 0):
+                raise DataError(
+                    f"style blend {spec!r}: each part is a style name with an optional weight >= 0 "
+                    "(e.g. swirls:0.6,dots:0.4)"
+                )
+            blend.append((name.strip(), value))
     if sum(weight for _, weight in blend) <= 0:
-        raise DataError(f"style blend {spec!r}: the weights are all zero")
+        raise DataError(f"style blend {', '.join(parts)!r}: the weights are all zero")
+    return blend
+
+
+def resolve_blend(store: Store | None, specs: str | Sequence[str]) -> list[tuple[str, float]]:
+    """[(style image path, weight)] of a blend (`parse_blend`): palette names looked up in `store`, image paths
+    taken as they are. An unknown name is a `KeyError` naming the palette; without a store every name must be an
+    image file (`FileNotFoundError` otherwise)."""
+    blend = []
+    for name, weight in parse_blend(specs):
+        if store is not None:
+            path = style_image(store, name)
+        elif Path(name).is_file():
+            path = name
+        else:
+            raise FileNotFoundError(f"no style named {name!r} and no such image file")
+        blend.append((path, weight))
     return blend

@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, HTTPExcepti
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
+from common.atomic import atomic_write_bytes
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.deps import get_catalog, get_embedder, get_jobs, get_settings, item_out, off_loop, require_admin
 from recsys.service.guards import BadJson, strict_json
@@ -17,11 +18,9 @@ from recsys.service.routes.items import read_upload
 from recsys.service.schemas import AdminJob, Item, PaletteStyle
 from recsys.service.settings import Settings
 from recsys.service.state import Embedder
-from recsys.shop.catalog import Catalog
+from recsys.shop.catalog import Catalog, load_image, load_style
 from recsys.store.sqlite import NotFound
 from recsys.style.palette import NAME
-from transfer.images import load_image
-from transfer.render_cache import load_style
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
 ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -35,12 +34,7 @@ def _save_upload(data: bytes, folder: Path, stem: str) -> Path:
 
     with Image.open(io.BytesIO(data)) as image:
         suffix = SUFFIXES.get(image.format or "", ".jpg")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stem}{suffix}"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    return atomic_write_bytes(folder / f"{stem}{suffix}", data)
 
 
 @router.post("/items", response_model=Item, status_code=201)
