@@ -220,7 +220,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.keep_new is not None and not 0 <= args.keep_new <= 1:
         raise ValueError(f"--keep-new is a share between 0 and 1, got {args.keep_new}")
     data = EvalData(train, test, style, catalog_items, split_name, args.seed, catalog, args.keep_new)
-    ranker_config = RankerConfig.model_validate(_given({"windows": args.windows}))
+    ranker_config = RankerConfig.model_validate(_given({"windows": args.windows, "cf_pool": args.cf_pool}))
     result = evaluate(data, args.k, models, _cf_config(args), ranker_config, progress=not args.json)
     report_dir = Path(args.report or Path("var") / "reports" / time.strftime("eval-%Y%m%d-%H%M%S"))
     report = write_report(result, report_dir, "stylerec offline evaluation", "stylerec " + " ".join(sys.argv[1:]))
@@ -716,6 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: repurchase, popularity-1w, popularity, cf, style, hybrid, hybrid-nostyle",
     )
     p.add_argument("--windows", type=int, help="training windows of the feed's ranker (default 30)")
+    p.add_argument("--cf-pool", type=int, help="the learned feed's CF candidates among this many best sellers")
     p.add_argument("--no-style", action="store_true", help="the catalog's metadata only, no style vectors")
     p.add_argument(
         "--keep-new",
