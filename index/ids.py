@@ -52,7 +52,8 @@ class IdMap:
 
     def ids(self, labels: np.ndarray) -> list[str | None]:
         """Item ids of FAISS labels (None for -1, FAISS's 'no result')."""
-        return [self._id.get(int(x)) for x in labels]
+        get = self._id.get
+        return [get(x) for x in np.asarray(labels).tolist()]
 
     def items(self) -> tuple[list[str], list[int]]:
         pairs = sorted(self._label.items(), key=lambda p: p[1])

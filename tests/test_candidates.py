@@ -136,3 +136,32 @@ def test_co_purchases_count_only_each_shoppers_latest_purchases():
     assert pairs["a"] == [("b", 1.0)] and pairs["b"] == [("a", 1.0)]
     assert "i0" not in pairs and set(pairs) >= {"i2999", "i2950"} and "i2949" not in pairs
     assert all(len(others) <= 30 for others in pairs.values())
+
+
+def test_cf_candidates_from_a_pool_of_best_sellers_score_as_the_whole_catalog(snapshot):
+    shopper = Shopper(snapshot, "u1")
+    cf = snapshot.cf
+    everything = SOURCES["cf"]().generate(snapshot, shopper, len(ITEMS))
+    # a pool as large as what CF knows is the whole catalog: the same list
+    assert SOURCES["cf"](pool=len(cf.item_ids)).generate(snapshot, shopper, len(ITEMS)) == everything
+    columns, factors = snapshot.cf_best_sellers(2)
+    best = [cf.item_ids[j] for j in columns]
+    assert best == ["dress1", "hat"]  # most sold in the last 30 days (dress1 3x, hat 2x)
+    assert np.array_equal(factors, cf.item_factors[columns])
+    found = SOURCES["cf"](pool=2).generate(snapshot, shopper, len(ITEMS))
+    assert [c.item_id for c in found] == sorted(best, key=lambda i: -shopper.cf_scores[cf.item_ids.index(i)])
+    for c in found:  # each score is the item's CF score over the whole catalog
+        assert c.score == pytest.approx(float(shopper.cf_scores[cf.item_ids.index(c.item_id)]), rel=1e-6)
+    # a pool larger than what ever sold is filled in CF's column order
+    assert len(snapshot.cf_best_sellers(len(cf.item_ids))[0]) == len(cf.item_ids)
+    assert sorted(snapshot.cf_best_sellers(len(cf.item_ids))[0].tolist()) == list(range(len(cf.item_ids)))
+
+
+def test_the_feeds_per_request_shortcuts_give_the_same_values(snapshot):
+    shopper = Shopper(snapshot, "u1")
+    columns = np.array([3, 0, 2])
+    assert np.array_equal(shopper.cf_scores_of(columns), shopper.cf_scores[columns])
+    style = snapshot.style
+    ids = ["jeans", "red-tee", "hat", "jeans"]
+    assert np.array_equal(style.vectors_of(ids), np.stack([style.vector(i) for i in ids]))
+    assert style.vectors_of([]).shape == (0, 3)

@@ -184,3 +184,31 @@ def test_every_block_of_the_feed_shows_a_new_article_when_there_is_one(shop):
     assert sum(i not in sold for i in every3) > sum(i not in sold for i in plain)
     # the sold items keep the ranker's order
     assert [i for i in every3 if i in sold] == [i for i in plain if i in sold][: sum(i in sold for i in every3)]
+
+
+def test_features_read_the_items_facts_once_and_give_the_plain_lookups(shop):
+    """The per-item values come from a per-snapshot cache and CF's scores of the pool only: the same numbers as
+    looking each one up (cold cache and warm), and CF's affinity equals its score over the whole catalog."""
+    recommender, ranker, _ = shop
+    feed = recommender.pipeline
+    snapshot = feed.snapshot
+    for user in ("U0001", "U0002", "U0003"):
+        shopper, pool = feed.pool(user, recommender.history(user))
+        snapshot.__dict__.pop("item_facts", None)  # cold
+        cold = features(snapshot, shopper, pool, ranker.config)
+        warm = features(snapshot, shopper, pool, ranker.config)
+        np.testing.assert_array_equal(cold, warm)
+        column = {name: cold[:, n] for n, name in enumerate(ranker.feature_names)}
+        for n, item in enumerate(pool.items):
+            for name, window in (("pop_7d", "7d"), ("pop_30d", "30d"), ("pop_all", "all")):
+                assert column[name][n] == snapshot.popularity[window].get(item, 0.0)
+            j = snapshot.cf_col.get(item)
+            if j is None or shopper.cf_scores is None:
+                assert np.isnan(column["cf_affinity"][n])
+            else:
+                assert column["cf_affinity"][n] == float(shopper.cf_scores[j])
+            first = snapshot.first_sale.get(item)
+            if first is None:
+                assert np.isnan(column["item_age_days"][n])
+            else:
+                assert column["item_age_days"][n] == (shopper.now - first) / DAY

@@ -192,6 +192,26 @@ class Snapshot:
         return self.histories.get(user_id) if user_id is not None else None
 
     @cached_property
+    def item_facts(self) -> dict[str, tuple]:
+        """Per-item values the ranker's features read for every candidate, filled on first use
+        (`recsys.ranker.features`): one lookup per candidate instead of a dozen; bounded by the catalog."""
+        return {}
+
+    def cf_best_sellers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(CF columns, their factors, contiguous) of the `n` items CF knows that sold most in the last 30 days,
+        then ever (ties in the tables' order), built once per snapshot and size."""
+        found = self.__dict__.setdefault("_cf_best_sellers", {})
+        if n not in found:
+            col = self.cf_col
+            ranked = dict.fromkeys(i for i in (*self.popularity["30d"], *self.popularity["all"]) if i in col)
+            columns = np.fromiter((col[i] for i in ranked), np.intp)[:n]
+            if len(columns) < n:  # never sold: in CF's column order
+                rest = np.setdiff1d(np.arange(len(col)), columns, assume_unique=True)
+                columns = np.concatenate([columns, rest[: n - len(columns)]])
+            found[n] = columns, np.ascontiguousarray(self.cf.item_factors[columns])
+        return found[n]
+
+    @cached_property
     def cf_col(self) -> dict[str, int]:
         """CF's column of each item it knows."""
         return {} if self.cf is None else {item: j for j, item in enumerate(self.cf.item_ids)}
@@ -257,8 +277,8 @@ class Shopper:
         return list(dict.fromkeys(self.items[::-1]))
 
     @cached_property
-    def cf_scores(self) -> np.ndarray | None:
-        """CF scores of every item CF knows (aligned with `cf.item_ids`), or None when CF knows nothing of them."""
+    def cf_vector(self) -> np.ndarray | None:
+        """The shopper's CF vector (float32), or None when CF knows nothing of them."""
         cf = self.snapshot.cf
         if cf is None:
             return None
@@ -272,8 +292,34 @@ class Shopper:
             for item, w in zip(self.items, self.weights, strict=False):
                 extra[item] = extra.get(item, 0.0) + float(w)
             vector = cf.user_vector(None, extra)
+        return None if vector is None else np.asarray(vector, np.float32)
+
+    @cached_property
+    def cf_scores(self) -> np.ndarray | None:
+        """CF scores of every item CF knows (aligned with `cf.item_ids`), or None when CF knows nothing of them.
+        A pass over the whole catalog's factors: the feed reads `cf_scores_of` (its pool) and `cf_top` instead."""
+        vector = self.cf_vector
         # einsum, not BLAS: a threaded gemv of one vector is 50x slower on a busy two-core machine
-        return None if vector is None else np.einsum("ij,j->i", cf.item_factors, np.asarray(vector, np.float32))
+        return None if vector is None else np.einsum("ij,j->i", self.snapshot.cf.item_factors, vector)
+
+    def cf_scores_of(self, columns: np.ndarray) -> np.ndarray | None:
+        """CF scores of the items in CF `columns` (the same values as `cf_scores[columns]`), or None."""
+        vector = self.cf_vector
+        if vector is None:
+            return None
+        return np.einsum("ij,j->i", self.snapshot.cf.item_factors[columns], vector)
+
+    def cf_top(self, pool: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(CF columns, their scores) to take CF's top items from: every item CF knows, or with `pool` only the
+        `pool` best sellers among them (`Snapshot.cf_best_sellers`: the scan per request is then bounded by the
+        pool, not by the catalog); None when CF knows nothing of the shopper."""
+        if self.cf_vector is None:
+            return None
+        cf = self.snapshot.cf
+        if pool is None or pool >= len(cf.item_ids):
+            return np.arange(len(cf.item_ids)), self.cf_scores
+        columns, factors = self.snapshot.cf_best_sellers(pool)
+        return columns, np.einsum("ij,j->i", factors, self.cf_vector)
 
     @cached_property
     def styled(self) -> tuple[list[str], np.ndarray | None, np.ndarray | None]:
@@ -284,8 +330,8 @@ class Shopper:
         recent = [i for i in self.recent if i in style]
         if not recent:
             return [], None, None
-        vectors = np.stack([style.vector(i) for i in recent])
+        vectors = style.vectors_of(recent)
         mask = np.isin(self.items, recent)
-        all_vectors = np.stack([style.vector(i) for i in self.items[mask]])
+        all_vectors = style.vectors_of(self.items[mask])
         profile = style_profile(all_vectors, self.timestamps[mask])
         return recent, vectors, profile

@@ -12,11 +12,15 @@ class CollaborativeCandidates(CandidateSource):
 
     name = "cf"
 
+    def __init__(self, pool: int | None = None) -> None:
+        self.pool = pool  # None: every item CF knows; else only its `pool` best sellers (`Shopper.cf_top`)
+
     def generate(self, snapshot: Snapshot, shopper: Shopper, n: int) -> list[Candidate]:
-        scores = shopper.cf_scores
-        if scores is None or snapshot.cf is None:
+        found = shopper.cf_top(self.pool) if snapshot.cf is not None else None
+        if found is None:
             return []
+        columns, scores = found
         ids = snapshot.cf.item_ids
         order = top_k(scores, n * 2 + 50)
-        out = [Candidate(ids[j], float(scores[j]), "shoppers like you bought this") for j in order]
+        out = [Candidate(ids[columns[j]], float(scores[j]), "shoppers like you bought this") for j in order]
         return [c for c in out if c.item_id in snapshot.allowed][:n]

@@ -32,7 +32,7 @@ class StyleNeighbours(CandidateSource):
         if not found:
             return []
         found_list = sorted(found)
-        similarity = np.stack([style.vector(i) for i in found_list]) @ vectors.T  # candidates x recent purchases
+        similarity = style.vectors_of(found_list) @ vectors.T  # candidates x recent purchases
         nearest = similarity.argmax(axis=1)
         scores = similarity.max(axis=1)
         order = top_k(scores, n)

@@ -122,6 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated: repurchase, popularity-1w, popularity, cf, style, hybrid, hybrid-nostyle",
     )
     p.add_argument("--windows", type=int, help="training windows of the feed's ranker (default 30)")
+    p.add_argument("--cf-pool", type=int, help="the learned feed's CF candidates among this many best sellers")
     p.add_argument("--no-style", action="store_true", help="the catalog's metadata only, no style vectors")
     p.add_argument(
         "--keep-new",

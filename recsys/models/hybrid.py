@@ -12,7 +12,7 @@ alpha = 1 ranks like CF alone (plus new arrivals through their look-alikes) and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,6 +84,12 @@ class StyleSpace:
 
     def vector(self, item_id: str) -> np.ndarray:
         return self.vectors[self.row[item_id]]
+
+    def vectors_of(self, item_ids: Iterable[str]) -> np.ndarray:
+        """The vectors of `item_ids` (each must have one), one row each in that order: one fancy index, the same
+        values as stacking `vector` per item at a fraction of its per-request cost."""
+        row = self.row
+        return self.vectors[np.fromiter((row[i] for i in item_ids), np.intp)]
 
     def upsert(self, item_id: str, vector: np.ndarray) -> None:
         """Add or replace one item's vector (and its index entry)."""

@@ -65,6 +65,11 @@ class RankerConfig(BaseModel):
 
     sources: tuple[str, ...] = tuple(SOURCES)
     candidates: int = Field(40, ge=1, description="candidates taken from each source")
+    # measured at H&M's size (BENCHMARKS.md, "Issue 21: load at full size"): CF's top items are best sellers, and
+    # scoring all 105k articles per feed was a fifth of its CPU; a catalog this size or smaller is unaffected
+    cf_pool: int | None = Field(
+        20_000, ge=1, description="CF candidates only among its this many best sellers (None: every item CF knows)"
+    )
     use_style: bool = Field(True, description="False: no style source and no style features (style's lift)")
     # measured on train-only H&M windows: within the noise of the LightGBM seed, and they cost the demo shop's
     # planted styles their lift (BENCHMARKS.md, issue 13); kept as an option for larger shops
@@ -96,7 +101,11 @@ class RankerConfig(BaseModel):
     seed: int = 42
 
     def active_sources(self) -> list[CandidateSource]:
-        return [SOURCES[s]() for s in self.sources if self.use_style or s not in STYLE_SOURCES]
+        return [
+            SOURCES[s](pool=self.cf_pool) if s == "cf" else SOURCES[s]()
+            for s in self.sources
+            if self.use_style or s not in STYLE_SOURCES
+        ]
 
 
 def feature_names(config: RankerConfig) -> list[str]:
@@ -152,20 +161,21 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
 
     sources = [s for s in config.sources if config.use_style or s not in STYLE_SOURCES]
     rows = np.full((len(items), len(feature_names(config))), nan)
-    pop7, pop30, pop_all = (snapshot.popularity[w] for w in ("7d", "30d", "all"))
-    cf_scores, cf_col = shopper.cf_scores, snapshot.cf_col
+    facts, found_of = snapshot.item_facts, pool.found
+    cf_at, cf_rows, cf_columns = feature_names(config).index("cf_affinity"), [], []
     for n, item in enumerate(items):
-        found = pool.found[item]
+        found = found_of[item]
         row = []
         for source in sources:
             score, rank, _ = found.get(source, (nan, nan, ""))
             row += [score, rank]
-        group = info.group_of(item)
-        kind = info.kind.get(item)
-        section = info.section.get(item)
-        p7, p30 = pop7.get(item, 0.0), pop30.get(item, 0.0)
-        first = snapshot.first_sale.get(item)
-        j = cf_col.get(item)
+        fact = facts.get(item)
+        if fact is None:
+            fact = facts[item] = _item_facts(snapshot, item)
+        group, kind, section, p7, p30, p_all, first, price, j = fact
+        if j is not None:  # CF's score of the pooled items only, after the loop (never the whole catalog)
+            cf_rows.append(n)
+            cf_columns.append(j)
         row += [
             len(found),
             item_count.get(item, 0.0),
@@ -176,11 +186,11 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
             section_count.get(section, 0.0) / n_events if section and n_events else nan,
             p7,
             p30,
-            pop_all.get(item, 0.0),
+            p_all,
             (p7 + 1.0) / (p30 / 4.0 + 1.0),
             (now - first) / DAY if first is not None else nan,
-            info.price[item] / usual_price if item in info.price and usual_price > 0 else nan,
-            float(cf_scores[j]) if cf_scores is not None and j is not None else nan,
+            price / usual_price if price is not None and usual_price > 0 else nan,
+            nan,  # cf_affinity
             n_events,
             days_since_last,
         ]
@@ -194,9 +204,29 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
                 (shopper.timestamps.max() - item_last[item]) / DAY if item in item_last else nan,
             ]
         rows[n, : len(row)] = row
+    cf_scores = shopper.cf_scores_of(np.asarray(cf_columns, np.intp)) if cf_columns else None
+    if cf_scores is not None:
+        rows[cf_rows, cf_at] = cf_scores
     if config.use_style:
         _style_features(snapshot, shopper, items, rows[:, -len(STYLE_FEATURES) :])
     return rows
+
+
+def _item_facts(snapshot: Snapshot, item: str) -> tuple:
+    """What `features` reads of one item, the same for every shopper of the snapshot (`Snapshot.item_facts`):
+    group, kind, section, sales in 7 / 30 days / ever, first sale, usual price, CF column."""
+    info, popularity = snapshot.items, snapshot.popularity
+    return (
+        info.group_of(item),
+        info.kind.get(item),
+        info.section.get(item),
+        popularity["7d"].get(item, 0.0),
+        popularity["30d"].get(item, 0.0),
+        popularity["all"].get(item, 0.0),
+        snapshot.first_sale.get(item),
+        info.price.get(item),
+        snapshot.cf_col.get(item),
+    )
 
 
 def _style_features(snapshot: Snapshot, shopper: Shopper, items: Sequence[str], out: np.ndarray) -> None:
@@ -211,7 +241,7 @@ def _style_features(snapshot: Snapshot, shopper: Shopper, items: Sequence[str], 
     rows = [n for n, item in enumerate(items) if item in style]
     if not rows:
         return
-    candidates = np.stack([style.vector(items[n]) for n in rows])
+    candidates = style.vectors_of(items[n] for n in rows)
     similarity = candidates @ vectors.T  # history ordered most recent first
     out[rows, 0] = (candidates @ profile.T).max(axis=1)
     out[rows, 1] = similarity[:, :5].max(axis=1)

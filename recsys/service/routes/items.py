@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from recsys.service.deps import get_catalog, get_embedder, get_settings, item_out, recommendations_out
@@ -83,7 +83,9 @@ async def similar(
     shopper within the style's nearest (never other styles), without what they already have."""
     style = facet_of(facet, pattern_weight)
     results = catalog.similar(item_id, min(k, settings.max_k), user_id or None, categories_of(category, catalog), style)
-    return recommendations_out(catalog, results, user_id)
+    # the body serialised once by its model, as the feed does (FastAPI's response_model pass would validate it again)
+    body = Recommendations.model_validate(recommendations_out(catalog, results, user_id)).model_dump_json()
+    return Response(body.encode(), media_type="application/json")
 
 
 @router.post("/shop-this-style", response_model=Recommendations)

@@ -1,0 +1,87 @@
+"""CPU per request of the two requests `benchmarks/load.py` sends most (a shopper's feed, an item's same-style list),
+in process, on a shop opened as a web worker opens it, with one BLAS/OpenMP thread as `stylerec serve` runs them;
+optionally a cProfile breakdown of each (where the CPU goes).
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
+    python benchmarks/request_cost.py --db shop.db --models models --embeddings STORE --index DIR \\
+        [--requests 300] [--profile 40]
+
+Prints JSON: CPU ms per request (process time, robust to other jobs' load, not to what they do to the caches)
+for feeds of random shoppers and same-style lists of random items, after as many warm-up requests; the response
+bodies are built as the service builds them. With --profile N, the N functions with the most cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import time
+from pathlib import Path
+
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # before numpy and FAISS load
+    os.environ.setdefault(_variable, "1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--models", required=True)
+    parser.add_argument("--embeddings", default="/nonexistent")
+    parser.add_argument("--index", default="/nonexistent")
+    parser.add_argument("--requests", type=int, default=300, help="timed requests of each kind (as many warm-ups)")
+    parser.add_argument("--profile", type=int, default=0, help="print the top N functions of a profiled pass")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    from recsys.catalog import CatalogPaths, open_catalog
+
+    from recsys.service.deps import recommendations_out
+    from recsys.service.schemas import Recommendations
+
+    paths = CatalogPaths(
+        db=Path(args.db), embeddings=Path(args.embeddings), index=Path(args.index), models=Path(args.models)
+    )
+    catalog = open_catalog(paths, build_missing=False)
+    rng = random.Random(args.seed)
+    n = args.requests
+    shoppers = rng.sample(catalog.store.shoppers(), 3 * n)
+    styled = [i for i in catalog.store.item_ids() if catalog.style is not None and i in catalog.style]
+    items = rng.sample(styled, 3 * n) if styled else []
+
+    def feed(user: str) -> str:
+        found = catalog.feed(user, 10)
+        return Recommendations.model_validate(recommendations_out(catalog, found, user)).model_dump_json()
+
+    def similar(item: str) -> str:
+        found = catalog.similar(item, 10)
+        return Recommendations.model_validate(recommendations_out(catalog, found, None)).model_dump_json()
+
+    kinds = {"feed": (feed, shoppers), "similar": (similar, items)}
+    out: dict = {"feed_model": catalog.recommender.feed_model, "requests": n, "load_average": os.getloadavg()}
+    for name, (call, keys) in kinds.items():
+        for key in keys[:n]:  # warm-up: pages, caches
+            call(key)
+        started, wall = time.process_time(), time.perf_counter()
+        for key in keys[n : 2 * n]:
+            call(key)
+        out[f"{name}_cpu_ms"] = round((time.process_time() - started) / max(1, len(keys[n : 2 * n])) * 1000, 2)
+        out[f"{name}_wall_ms"] = round((time.perf_counter() - wall) / max(1, len(keys[n : 2 * n])) * 1000, 2)
+        if args.profile:
+            profile = cProfile.Profile()
+            profile.enable()
+            for key in keys[2 * n :]:
+                call(key)
+            profile.disable()
+            text = io.StringIO()
+            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(args.profile)
+            print(f"== {name}\n{text.getvalue()}")
+    catalog.close()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
