@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import StylerecError
+
 CURRENT = "CURRENT"
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.npz"
@@ -26,8 +28,10 @@ MANIFEST_FILE = "manifest.json"
 KEEP_VERSIONS = 2
 
 
-class IndexFileError(ValueError):
-    """A missing, corrupt or mismatched index on disk."""
+class IndexFileError(StylerecError, ValueError):
+    """A missing, corrupt or mismatched index on disk (503: the service cannot search without it)."""
+
+    http_status = 503
 
 
 def _fsync_write(path: Path, data: bytes) -> None:

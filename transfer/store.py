@@ -17,14 +17,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.errors import StylerecError
+
 EMBEDDINGS_FILE = "embeddings.parquet"
 ENCODER_FILE = "encoder.json"
 PROJECTION_FILE = "projection.npz"
 FAILURES_FILE = "failures.json"
 
 
-class StoreError(ValueError):
-    """A store that is missing, inconsistent, or asked for something it does not hold."""
+class StoreError(StylerecError, ValueError):
+    """A store that is missing, inconsistent, or asked for something it does not hold. The service cannot
+    search by style without it: 503."""
+
+    http_status = 503
+
+    @property
+    def detail(self) -> str:
+        return f"style search is unavailable: {self.message}"
 
 
 @dataclass

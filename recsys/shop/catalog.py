@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.errors import NothingToTrain
 from index.persistence import current_version, save_version
 from recsys.batch.bundle import tables_for
 from recsys.models.cf import CFConfig, CollaborativeFilter
@@ -525,7 +526,7 @@ class Catalog:
     def retrain_cf(self, config: CFConfig | None = None) -> dict:
         """Train CF on every stored event, save it as a new version and swap it in."""
         if self.store.count_events() == 0:
-            raise NotFound("no events to train collaborative filtering on")
+            raise NothingToTrain("no events to train collaborative filtering on")
         previous = self.recommender.cf.config if self.recommender.cf is not None else None
         cf = self._train_and_save_cf(self.versions, config or previous)
         self.recommender.use_models(self.style, cf, self._trained_through)
@@ -540,7 +541,7 @@ class Catalog:
         from recsys.models.ranker import RANKER_DIR
 
         if self.store.count_events() == 0:
-            raise NotFound("no events to train the feed's ranker on")
+            raise NothingToTrain("no events to train the feed's ranker on")
         served = self.recommender.learned
         ranker = self.recommender.train_ranker(config or (served.config if served is not None else None))
         if not ranker.trained:

@@ -24,14 +24,18 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from common.errors import StylerecError
+
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "weight", "event")
 CATALOG_COLUMNS = ("item_id", "title", "category", "image", "attributes")
 INTERACTION_FORMATS = ("hm", "recbole", "movielens", "generic")
 EVENT_WEIGHTS = {"view": 0.25, "click": 0.5, "like": 1.0, "add_to_cart": 1.0, "purchase": 1.0}
 
 
-class DataError(ValueError):
-    """Input data that cannot be used as it is; the message names the file, the line and the problem."""
+class DataError(StylerecError, ValueError):
+    """Input data that cannot be used as it is; the message names the file, the line and the problem (422)."""
+
+    http_status = 422
 
 
 # -- interactions -------------------------------------------------------------------------------------------

@@ -19,14 +19,17 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from common.errors import StylerecError
 from recsys.store.sqlite import Store
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-class StoreURLError(ValueError):
-    """A `--db` value that names no store this release can open."""
+class StoreURLError(StylerecError, ValueError):
+    """A `--db` value that names no store this release can open (422)."""
+
+    http_status = 422
 
 
 @runtime_checkable

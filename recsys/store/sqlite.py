@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from common.errors import StylerecError
 from recsys.store.data_io import EVENT_WEIGHTS, DataError, attributes_json
 from recsys.store.schema import migrate_sqlite
 
@@ -73,14 +74,20 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created);
 """
 
 
-class QueueFull(Exception):
-    """A bounded job queue that takes no more jobs (for now, or from this client)."""
+class QueueFull(StylerecError):
+    """A bounded job queue that takes no more jobs (for now, or from this client): 429, with the service's
+    Retry-After."""
+
+    http_status = 429
 
 
-class NotFound(KeyError):
+class NotFound(StylerecError, KeyError):
     """An id the store (or the catalog) does not hold: the only lookup failure the service answers with 404."""
 
-    def __str__(self) -> str:
+    http_status = 404
+
+    @property
+    def message(self) -> str:
         return str(self.args[0]) if self.args else "not found"
 
 
