@@ -77,6 +77,23 @@ class NoSuchFile(StylerecError, FileNotFoundError):
     http_status = 404
 
 
+class NotFound(StylerecError, KeyError):
+    """An id (item, shopper, style, job...) that the store or the catalog does not hold: 404. The only lookup
+    failure the service answers with 404; still a `KeyError` for the callers that catch one."""
+
+    http_status = 404
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+class Unavailable(StylerecError):
+    """Something the request needs that is not there or not reachable right now (a database server): 503."""
+
+    http_status = 503
+
+
 class Conflict(StylerecError):
     """A valid request that the current state does not allow (something already there, or not there yet): 409."""
 

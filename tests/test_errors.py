@@ -64,7 +64,8 @@ def test_every_user_facing_error_derives_from_the_base():
     names = {cls.__name__ for cls in ALL}
     expected = {"ImageError", "ImageTooLarge", "RenderError", "HeadError", "StoreError", "IndexFileError",
                 "DataError", "StoreURLError", "TargetNotEmpty", "SchemaError", "NotFound", "QueueFull",
-                "NoPostgres", "JobRunning", "Busy", "BadJson", "BodyTooLarge", "NothingToTrain"}  # fmt: skip
+                "NoPostgres", "JobRunning", "Busy", "BadJson", "BodyTooLarge", "NothingToTrain", "StoreUnreachable",
+                "AdminRefused", "BadInput", "NoSuchFile"}  # fmt: skip
     assert expected <= names, expected - names
 
 

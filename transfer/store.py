@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.errors import StylerecError
+from common.errors import NotFound, StylerecError
 
 EMBEDDINGS_FILE = "embeddings.parquet"
 ENCODER_FILE = "encoder.json"
@@ -69,7 +69,7 @@ class EmbeddingStore:
         try:
             return self._row[item_id]
         except KeyError:
-            raise KeyError(f"unknown item id {item_id!r}") from None
+            raise NotFound(f"unknown item id {item_id!r}") from None
 
     def vector(self, item_id: str) -> np.ndarray:
         """The style vector of one item; `KeyError` with the id when unknown."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import NothingToTrain
+from common.errors import NoSuchFile, NothingToTrain
 from index.persistence import current_version, save_version
 from recsys.batch.bundle import tables_for
 from recsys.models.cf import CFConfig, CollaborativeFilter
@@ -601,7 +601,7 @@ def open_catalog(paths: CatalogPaths | None = None, build_missing: bool = True, 
     from recsys.store.opener import open_store, store_exists
 
     if not store_exists(paths.db):
-        raise FileNotFoundError(f"no store at {paths.db} (run `stylerec import` or `stylerec demo` first)")
+        raise NoSuchFile(f"no store at {paths.db} (run `stylerec import` or `stylerec demo` first)")
     store = open_store(paths.db)
     try:
         return Catalog(paths, store, build_missing, feed_cache)

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from common.errors import StylerecError
+from common.errors import NotFound, StylerecError  # NotFound: importable from here too
 from recsys.store.data_io import EVENT_WEIGHTS, DataError, attributes_json
 from recsys.store.schema import migrate_sqlite
 
@@ -79,16 +79,6 @@ class QueueFull(StylerecError):
     Retry-After."""
 
     http_status = 429
-
-
-class NotFound(StylerecError, KeyError):
-    """An id the store (or the catalog) does not hold: the only lookup failure the service answers with 404."""
-
-    http_status = 404
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else "not found"
 
 
 class Store:
