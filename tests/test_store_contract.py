@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.store import schema
 from recsys.store.data_io import DataError
 from recsys.store.opener import StoreAPI, StoreURLError, is_postgres, open_store, sqlite_path, store_exists
-from recsys.store.sqlite import INDEXES, SCHEMA, NotFound, QueueFull, Store, schema
+from recsys.store.sqlite import INDEXES, SCHEMA, NotFound, QueueFull, Store
 
 
 @pytest.fixture
