@@ -1,0 +1,211 @@
+"""The web service: serve (the port check, the worker processes) and demo (build the demo shop, serve it)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections import Counter
+from pathlib import Path
+
+from recsys.cli.common import (
+    DB_HELP,
+    DEFAULT_DB,
+    DEFAULT_DEMO_DIR,
+    DEFAULT_INDEX,
+    DEFAULT_MODELS,
+    DEFAULT_STORE,
+    DEFAULT_WORKERS,
+)
+from recsys.cli.shop import cmd_import
+
+
+class PortBusy(OSError):
+    """The port the service should listen on cannot be bound."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (for the web workers to share); a clear error when the port is taken."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortBusy(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}. Is another service running there? "
+            "Stop it, or choose another port (--port N; make demo PORT=N)."
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+# What `serve` exports so its worker processes (and their settings) see the flags the user gave.
+SERVE_ENV = {
+    "db": "STYLEREC_DB", "store": "STYLEREC_EMBEDDINGS", "index": "STYLEREC_INDEX", "models": "STYLEREC_MODELS"
+}  # fmt: skip
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the web service (API at /docs, the web page at /): `--workers` web processes sharing one socket,
+    plus one low-priority render worker process. SQLite (WAL) is the source of truth they share."""
+    import subprocess
+
+    import uvicorn
+
+    from recsys.service import logs
+    from recsys.service.server import end_resource_tracker, supervisor, uvicorn_options, with_parent_pid
+    from recsys.service.settings import Settings
+    from recsys.shop.catalog import open_catalog
+
+    for flag, variable in SERVE_ENV.items():
+        if getattr(args, flag, None) is not None:
+            os.environ[variable] = str(getattr(args, flag))
+    cpus = os.cpu_count() or 1
+    # Thread counts, set once here for the processes started below: one compute thread per web worker (requests
+    # are many and small; photo embeddings run on a bounded pool), every core for the low-priority renderer.
+    web_threads = {v: os.environ.get(v, "1") for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    render_threads = {v: os.environ.get(v, str(cpus)) for v in web_threads}
+    settings = Settings()
+    sock = _listen(args.host, args.port)  # a busy port is reported before anything is loaded
+    open_catalog(settings.catalog_paths()).close()  # builds what is missing once, before the workers start
+    logs.configure()
+    renderer = subprocess.Popen(
+        [sys.executable, "-m", "recsys.service.render_queue"], env=with_parent_pid({**os.environ, **render_threads})
+    )
+    os.environ.update(web_threads)
+    config = uvicorn.Config(
+        "recsys.service.worker:serve_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+        log_level="warning", access_log=False, **uvicorn_options(settings),
+    )  # fmt: skip
+    print(
+        f"stylerec serving on http://{args.host}:{args.port} with {args.workers} web worker(s) "
+        "(web page at /, API docs at /docs)",
+        flush=True,
+    )
+    try:
+        supervisor(config, [sock], [renderer]).run()  # worker processes started fresh, with the settings above
+    finally:
+        renderer.terminate()
+        try:
+            renderer.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            renderer.kill()  # its running job is queued again when the next worker starts
+        sock.close()
+        end_resource_tracker()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: make the demo catalog and shoppers, embed, index, import, show "shop this style" and feeds,
+    then serve the web service on it."""
+    from index.style_index import StyleIndex
+    from recsys.shop.demo import CATALOG_FILE, make_demo_catalog, make_demo_styles, read_catalog
+    from recsys.shop.shoppers import INTERACTIONS_FILE, make_demo_shoppers
+    from recsys.style.palette import add_style
+    from transfer.embed import embed_folder
+    from transfer.encoder import EncoderConfig
+
+    if not args.no_serve:
+        _listen(args.host, args.port).close()  # a busy port is reported now, not after the whole build
+    catalog_csv = Path(args.catalog) / CATALOG_FILE
+    if not catalog_csv.exists():
+        make_demo_catalog(args.catalog)
+    if not (Path(args.catalog) / INTERACTIONS_FILE).exists():
+        make_demo_shoppers(args.catalog)
+    catalog = read_catalog(catalog_csv)
+    config = None if args.image_size is None else EncoderConfig(image_size=args.image_size)
+    store, report = embed_folder(
+        Path(args.catalog) / "images", args.store, config, progress=not args.quiet, device=args.device
+    )
+    print(f"embedded the demo catalog into {args.store}: {report.summary()}")
+    index = StyleIndex.build(store.vectors, store.ids, model_id=store.model_id)
+    index.save(args.index)
+    print(f"style index in {args.index}: {index.info()}\n")
+
+    def similar(item_id: str, k: int) -> list[tuple[str, float]]:
+        return index.similar(store.vector(item_id), k, exclude=item_id)
+
+    k = 5
+    same_pattern = same_colour = 0
+    for item_id in store.ids:
+        for other, _ in similar(item_id, k):
+            same_pattern += catalog[other]["pattern"] == catalog[item_id]["pattern"]
+            same_colour += catalog[other]["colour"] == catalog[item_id]["colour"]
+    total = k * len(store)
+    print(
+        f"over all {len(store)} items, top-{k} 'shop this style' share the query's pattern "
+        f"{same_pattern / total:.0%} and colourway {same_colour / total:.0%} of the time "
+        f"(chance: {1 / 6:.0%} and {1 / 8:.0%}).\n"
+    )
+    shown = Counter()
+    for item_id in store.ids:
+        row = catalog[item_id]
+        if shown[row["pattern"]] or row["category"] == "mug":
+            continue
+        shown[row["pattern"]] += 1
+        print(f"shop this style: {item_id} {row['title']}")
+        for other, score in similar(item_id, k):
+            print(f"    {other}  {score:.3f}  {catalog[other]['title']}")
+
+    import_args = argparse.Namespace(
+        db=args.db, catalog=args.catalog, interactions=[str(Path(args.catalog) / INTERACTIONS_FILE)], format=None
+    )
+    cmd_import(import_args)
+    from recsys.shop.catalog import CatalogPaths, open_catalog
+
+    # Opening the catalog the first time trains and saves the CF model the service and `stylerec feed` load.
+    paths = CatalogPaths(args.db, Path(args.store), Path(args.index), Path(args.models), args.device)
+    shop = open_catalog(paths)
+    known_styles = {s["name"] for s in shop.store.styles() if s["model_id"] == store.model_id}
+    for path in make_demo_styles(Path(args.catalog) / "styles"):
+        if path.stem not in known_styles:
+            add_style(shop.store, path.stem, path, path.parent, args.store)
+    if shop.versions.ranker is None:  # the feed's learned ranker, when the shop has the data to learn it
+        trained = shop.retrain_ranker()
+        if trained["learned"]:
+            print(f"feed: learned ranker (LightGBM) trained on {trained['training']}, saved as {trained['version']}")
+        else:
+            print(f"feed: too little data to learn a ranker ({trained['training']}): the hand-set blend ranks")
+    for user_id in ("U0000", "U0001"):
+        bought = Counter(catalog[i]["pattern"] for i in shop.recommender.history(user_id)["item_id"])
+        styles = ", ".join(f"{s['name']} ({s['score']:.2f})" for s in shop.preferred_styles(user_id))
+        print(f"\nfeed for shopper {user_id} (bought mostly {', '.join(p for p, _ in bought.most_common(2))}; "
+              f"preferred palette styles: {styles}):")  # fmt: skip
+        for r in shop.feed(user_id, k):
+            print(f"    {r.item_id}  {r.score:+.2f}  {catalog[r.item_id]['title']}  ({r.reason})")
+    shop.close()
+    if args.no_serve:
+        return 0
+    print()
+    serve_args = {"db": args.db, "store": args.store, "index": args.index, "models": args.models}
+    return cmd_serve(argparse.Namespace(**serve_args, host=args.host, port=args.port, workers=args.workers))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the `stylerec` parser."""
+    p = sub.add_parser("serve", help="run the web service (API + web page)")
+    p.add_argument("--db", help=DB_HELP + " (default var/stylerec.db or $STYLEREC_DB)")
+    p.add_argument("--store", help="embedding store (default var/store or $STYLEREC_EMBEDDINGS)")
+    p.add_argument("--index", help="persisted style index (default var/index or $STYLEREC_INDEX)")
+    p.add_argument("--models", help="saved models folder (default var/models or $STYLEREC_MODELS)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="web worker processes")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="make + embed the demo catalog and show shop-this-style results")
+    p.add_argument("--catalog", default=str(DEFAULT_DEMO_DIR))
+    p.add_argument("--store", default=str(DEFAULT_STORE))
+    p.add_argument("--index", default=str(DEFAULT_INDEX))
+    p.add_argument("--db", default=str(DEFAULT_DB), help=DB_HELP)
+    p.add_argument("--models", default=str(DEFAULT_MODELS), help="saved models (CF) folder")
+    p.add_argument("--device")
+    p.add_argument("--image-size", type=int, help="encoder image size (default 256)")
+    p.add_argument("--no-serve", action="store_true", help="prepare and print, do not start the service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="web worker processes")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
