@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from common.errors import StylerecError
 from recsys.cli.common import (
     DB_HELP,
     DEFAULT_DB,
@@ -21,8 +22,10 @@ from recsys.cli.common import (
 from recsys.cli.shop import cmd_import
 
 
-class PortBusy(OSError):
-    """The port the service should listen on cannot be bound."""
+class PortBusy(StylerecError, OSError):
+    """The port the service should listen on cannot be bound (503 were it ever answered over HTTP)."""
+
+    http_status = 503
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from common.errors import BadInput, Conflict, NoSuchFile, NotFound
 from recsys.cli.common import (
     DB_HELP,
     DEFAULT_DB,
@@ -49,7 +50,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 
     store = EmbeddingStore.load(args.store)
     if len(store) == 0:
-        raise ValueError(f"{args.store} holds no vectors to index")
+        raise Conflict(f"{args.store} holds no vectors to index (embed images into it first)")
     index = StyleIndex.build(store.vectors, store.ids, spec=args.spec, model_id=store.model_id)
     version = index.save(args.out)
     print(json.dumps({**index.info(), "path": str(version)}, indent=2))
@@ -69,11 +70,11 @@ def cmd_similar(args: argparse.Namespace) -> int:
     from recsys.shop.catalog import open_catalog
 
     if (args.item_id is None) == (args.image is None):
-        raise ValueError("give an ITEM_ID or --image PATH (not both)")
+        raise BadInput("give an ITEM_ID or --image PATH (not both)")
     catalog = open_catalog(_catalog_paths(args))
     try:
         if catalog.style is None:
-            raise ValueError(f"the shop has no style vectors (embed its images into {args.store} first)")
+            raise Conflict(f"the shop has no style vectors (embed its images into {args.store} first)")
         if args.image is not None:
             results = catalog.shop_this_style(catalog.embed_image(args.image), args.k, facet=args.facet)
         else:
@@ -119,7 +120,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
             print(f"style {args.name!r} added: {added['image']}, {vector}")
         elif args.styles_command == "remove":
             if not store.delete_style(args.name):
-                raise KeyError(f"unknown style {args.name!r}")
+                raise NotFound(f"unknown style {args.name!r}")
             print(f"style {args.name!r} removed")
         else:
             styles = [{"name": s["name"], "image": s["image"], "model_id": s["model_id"]} for s in store.styles()]
@@ -163,7 +164,7 @@ def _style_blend(specs: list[str], store) -> list[tuple[str, float]]:
             name, weight = spec, 1.0
         path = style_image(store, name) if store else name
         if not Path(path).is_file():
-            raise FileNotFoundError(f"no style named {name!r} and no such image file")
+            raise NoSuchFile(f"no style named {name!r} and no such image file")
         blend.append((path, weight))
     return blend
 
@@ -191,10 +192,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         elif store is not None:
             image = store.item(target)["image"]
             if not image:
-                raise ValueError(f"item {target!r} has no image to render")
+                raise BadInput(f"item {target!r} has no image to render")
             sources.append((target, image))
         else:
-            raise FileNotFoundError(f"{target}: not an image file, and there is no store to look item ids up in")
+            raise NoSuchFile(f"{target}: not an image file, and there is no store to look item ids up in")
     try:
         renderer = renderer_for(options, args.device, args.threads)
     except RenderError as exc:
