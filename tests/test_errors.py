@@ -65,7 +65,7 @@ def test_every_user_facing_error_derives_from_the_base():
     expected = {"ImageError", "ImageTooLarge", "RenderError", "HeadError", "StoreError", "IndexFileError",
                 "DataError", "StoreURLError", "TargetNotEmpty", "SchemaError", "NotFound", "QueueFull",
                 "NoPostgres", "JobRunning", "Busy", "BadJson", "BodyTooLarge", "NothingToTrain", "StoreUnreachable",
-                "AdminRefused", "BadInput", "NoSuchFile"}  # fmt: skip
+                "AdminRefused", "BadInput", "NoSuchFile", "PortBusy"}  # fmt: skip
     assert expected <= names, expected - names
 
 

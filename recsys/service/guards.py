@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -235,8 +235,8 @@ def _admin_refusal(key: bytes | None, settings) -> tuple[int, str] | None:
 
     try:
         require_admin(None if key is None else key.decode("latin-1"), settings)
-    except (HTTPException, StylerecError) as exc:
-        return (exc.status_code, exc.detail) if isinstance(exc, HTTPException) else (exc.http_status, exc.detail)
+    except StylerecError as exc:  # AdminRefused: 401 or 403
+        return exc.http_status, exc.detail
     return None
 
 
