@@ -57,7 +57,7 @@ class StylerecError(Exception):
         """The JSON body of the HTTP answer; subclasses may add fields (e.g. the id of a running job)."""
         return {"detail": self.detail}
 
-    def headers(self) -> dict[str, str]:
+    def http_headers(self) -> dict[str, str]:
         """Extra HTTP headers of the answer (Retry-After when the error says when to try again)."""
         return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 

@@ -18,9 +18,9 @@ DEFAULT_RETRY_AFTER = 5  # seconds, for a 429 when the app has no settings (test
 
 
 async def stylerec_error(request: Request, exc: StylerecError) -> JSONResponse:
-    """The answer to a user-facing error: its `http_status`, its `body()` and its `headers()`; a 429 always says
+    """The answer to a user-facing error: its `http_status`, its `body()` and its `http_headers()`; a 429 always says
     when to retry (the error's `retry_after`, else the service's `retry_after` setting)."""
-    headers = exc.headers()
+    headers = exc.http_headers()
     if exc.http_status == 429 and "Retry-After" not in headers:
         service = getattr(request.app.state, "service", None)
         headers["Retry-After"] = str(service.settings.retry_after if service is not None else DEFAULT_RETRY_AFTER)

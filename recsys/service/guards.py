@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -129,16 +129,20 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     return JSONResponse({"detail": issues(list(exc.errors()))}, status_code=422)
 
 
-class BodyTooLarge(StylerecError):
+class BodyTooLarge(StylerecError, HTTPException):
     """Raised from the body stream once it passes the route's limit, or by a route reading an upload over its
-    limit (answered 413; the server closes the connection rather than read the rest)."""
+    limit (answered 413; the server closes the connection rather than read the rest). Also an `HTTPException`:
+    FastAPI re-raises those from its form parsing (anything else there becomes a 400)."""
 
     http_status = 413
+    detail: str = ""  # set per instance by HTTPException (shadows StylerecError's property)
 
     def __init__(self, limit: int, what: str = "request body") -> None:
-        super().__init__(f"{what} larger than {limit} bytes")
+        message = f"{what} larger than {limit} bytes"
+        HTTPException.__init__(self, 413, message, headers={"Connection": "close"})
+        self.args = (message,)
 
-    def headers(self) -> dict[str, str]:
+    def http_headers(self) -> dict[str, str]:
         return {"Connection": "close"}
 
 
