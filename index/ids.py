@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from common.errors import NotFound
+
 
 class IdMap:
     """Assigns each new item id the next int64 label; labels are never reused, so a removed id cannot alias."""
@@ -41,7 +43,7 @@ class IdMap:
             if item_id in self._label:
                 out.append(self._label[item_id])
             elif strict:
-                raise KeyError(f"unknown item id {item_id!r}")
+                raise NotFound(f"unknown item id {item_id!r}")
         return np.asarray(out, dtype=np.int64)
 
     def drop(self, ids: Iterable[str]) -> np.ndarray:

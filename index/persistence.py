@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from common.atomic import atomic_write_bytes, fsync_dir, fsync_file
+from common.errors import StylerecError
 
 CURRENT = "CURRENT"
 INDEX_FILE = "index.faiss"
@@ -28,8 +29,10 @@ MANIFEST_FILE = "manifest.json"
 KEEP_VERSIONS = 2
 
 
-class IndexFileError(ValueError):
-    """A missing, corrupt or mismatched index on disk."""
+class IndexFileError(StylerecError, ValueError):
+    """A missing, corrupt or mismatched index on disk (503: the service cannot search without it)."""
+
+    http_status = 503
 
 
 def sha256(data: bytes) -> str:

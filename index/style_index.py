@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 from faiss.contrib.evaluation import knn_intersection_measure
 
+from common.errors import BadInput
 from index.ids import IdMap
 from index.locks import ReadWriteLock
 from index.persistence import IndexFileError, read_version, write_version
@@ -150,7 +151,7 @@ class StyleIndex:
         try:
             index = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as exc:
-            raise ValueError(f"not a usable FAISS factory string {spec!r}: {exc}") from exc
+            raise BadInput(f"not a usable FAISS factory string {spec!r}: {exc}") from exc
         # IVF indexes store our int64 labels themselves; others need an id map around them.
         return index if _ivf(index) is not None else faiss.IndexIDMap2(index)
 

@@ -131,3 +131,48 @@ def test_a_busy_port_is_reported_before_the_build(tmp_path, capsys):
     error = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in error and "make demo PORT=N" in error
     assert not (tmp_path / "demo").exists()  # nothing was built
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    """Bad paths, bad URLs, unknown names and bad images: a one-line `error:` and exit 2, no traceback."""
+    (tmp_path / "not_an_image.jpg").write_bytes(b"plain text")
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["copy-store", str(tmp_path / "none.db"), str(tmp_path / "copy.db")], "no store at"),
+        (["copy-store", str(tmp_path / "none.db"), "mysql://shop"], "mysql://shop"),
+        (["styles", "remove", "nope", "--db", str(tmp_path / "shop.db")], "unknown style 'nope'"),
+        (["import", "--db", str(tmp_path / "shop.db"), "--catalog", str(tmp_path / "empty")], "no catalog here"),
+        (["import", "--db", str(tmp_path / "shop.db")], "nothing to import"),
+        (["render", "NOPE", "--style", str(tmp_path / "not_an_image.jpg"), "--db", str(tmp_path / "none.db"),
+          "--cache", str(tmp_path / "cache")], "NOPE: not an image file"),
+        (["render", "NOPE", "--style", "nostyle", "--db", str(tmp_path / "none.db")], "no style named 'nostyle'"),
+    ]  # fmt: skip
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err, (args, err)
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch):
+    """Only `StylerecError`s are user errors: a plain `ValueError` from inside a command is a bug and propagates
+    (a traceback), rather than being printed as if the user had done something wrong."""
+    from recsys.store import opener
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug inside the store")
+
+    monkeypatch.setattr(opener, "open_store", broken)
+    with pytest.raises(ValueError, match="a bug inside the store"):
+        main(["styles", "list", "--db", "x.db"])
+
+
+def test_a_stylerec_error_exits_with_its_own_code(monkeypatch, capsys):
+    from common.errors import BadInput
+    from recsys.store import opener
+
+    def refuse(*args, **kwargs):
+        raise BadInput("refused", exit_code=5)
+
+    monkeypatch.setattr(opener, "open_store", refuse)
+    assert main(["styles", "list", "--db", "x.db"]) == 5
+    assert capsys.readouterr().err == "error: refused\n"

@@ -25,6 +25,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 from tqdm.auto import tqdm
 
 from common.atomic import atomic_write
+from common.errors import NoSuchFile
 from transfer.images import ImageError, LoadedImage, list_images, load_image
 from transfer.render import RenderError, RenderOptions, RenderResult, to_image, to_tensor
 from transfer.vgg import LAYER_NODES, caffe_preprocess, load_vgg19_features
@@ -106,7 +107,7 @@ class _Crops(torch.utils.data.Dataset):
     def __init__(self, folder: str | os.PathLike, size: int) -> None:
         self.paths = list_images(folder)
         if not self.paths:
-            raise FileNotFoundError(f"no images under {folder}")
+            raise NoSuchFile(f"no images under {folder}")
         self.transform = transforms.Compose(
             [transforms.Resize(int(size * 1.15)), transforms.RandomCrop(size), transforms.ToTensor()]
         )

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from common.atomic import atomic_write_bytes
+from common.errors import BadInput
 from transfer.encoder import EncoderConfig, StyleEncoder, load_prepared
 from transfer.images import DEFAULT_MAX_PIXELS, ImageError, list_images
 from transfer.projection import LinearProjection
@@ -102,7 +103,7 @@ def item_ids(paths: Sequence[Path], root: Path, id_from: str = "stem") -> list[s
     elif id_from == "path":
         ids = [p.relative_to(root).with_suffix("").as_posix() for p in paths]
     else:
-        raise ValueError(f"id_from must be 'stem' or 'path', not {id_from!r}")
+        raise BadInput(f"id_from must be 'stem' or 'path', not {id_from!r}")
     seen: dict[str, Path] = {}
     clashes = []
     for item_id, p in zip(ids, paths, strict=True):

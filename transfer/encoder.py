@@ -15,6 +15,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, field_validator, model_validator
 from torchvision.models.feature_extraction import create_feature_extractor
 
+from common.errors import BadInput
 from transfer.facets import PATTERN_VIEWS, colour_dim, colour_histogram, luminance, stored_scales, view
 from transfer.gram import descriptor_size, gram_descriptor, masked_gram, masked_gram_root
 from transfer.head import HeadError, load_head
@@ -93,7 +94,7 @@ class EncoderConfig(BaseModel):
     def _known_layers(cls, layers: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [name for name in layers if name not in LAYER_NODES]
         if unknown or not layers:
-            raise ValueError(f"unknown layers {unknown}; choose from {sorted(LAYER_NODES)}")
+            raise BadInput(f"unknown layers {unknown}; choose from {sorted(LAYER_NODES)}")
         return layers
 
     @model_validator(mode="after")

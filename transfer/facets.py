@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
+from common.errors import BadInput
+
 Facet = Literal["pattern", "colour", "both"]
 FACETS: tuple[str, ...] = ("pattern", "colour", "both")
 # (degrees, scale) of each view the pattern facet's Grams are averaged over.
@@ -81,11 +83,11 @@ def facet_weights(facet: Facet | str | None = None, pattern: float | None = None
     """(w_pattern, w_colour) for a facet name or an explicit pattern weight in [0, 1] (colour gets the rest)."""
     if pattern is not None:
         if not 0.0 <= pattern <= 1.0:
-            raise ValueError(f"the pattern weight must lie in [0, 1], not {pattern}")
+            raise BadInput(f"the pattern weight must lie in [0, 1], not {pattern}")
         return float(pattern), 1.0 - float(pattern)
     facet = facet or "both"
     if facet not in FACETS:
-        raise ValueError(f"unknown facet {facet!r}; choose from {', '.join(FACETS)}")
+        raise BadInput(f"unknown facet {facet!r}; choose from {', '.join(FACETS)}")
     return {"pattern": (1.0, 0.0), "colour": (0.0, 1.0), "both": BOTH}[facet]
 
 
@@ -105,7 +107,7 @@ def weigh_query(query: np.ndarray, pattern_dim: int | None, weights: tuple[float
     w_pattern, w_colour = weights
     total = w_pattern + w_colour
     if total <= 0:
-        raise ValueError("the facet weights are both zero")
+        raise BadInput("the facet weights are both zero")
     out = query.copy()  # stored parts are scaled by sqrt(BOTH): dividing by BOTH leaves the wanted weights
     out[..., :pattern_dim] *= w_pattern / total / BOTH[0]
     out[..., pattern_dim:] *= w_colour / total / BOTH[1]

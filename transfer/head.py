@@ -22,13 +22,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common.errors import StylerecError
 from transfer.gram import gram_descriptor, masked_gram
 
 DEFAULT_HEAD = "style-head-1"
 
 
-class HeadError(ValueError):
-    """An unknown or unreadable head."""
+class HeadError(StylerecError, ValueError):
+    """An unknown or unreadable head (422)."""
+
+    http_status = 422
 
 
 @dataclass(frozen=True)

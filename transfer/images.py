@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from common.errors import NoSuchFile, StylerecError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_SIDE = 8
@@ -23,8 +25,20 @@ MIN_SIDE = 8
 Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, DEFAULT_MAX_PIXELS)
 
 
-class ImageError(ValueError):
-    """An image that cannot be used, with the reason."""
+class ImageError(StylerecError, ValueError):
+    """An image that cannot be used, with the reason (422)."""
+
+    http_status = 422
+
+    @property
+    def detail(self) -> str:
+        return f"not a usable image: {self.message}"
+
+
+class ImageTooLarge(ImageError):
+    """An image over the pixel limit, or refused as a decompression bomb (413)."""
+
+    http_status = 413
 
 
 @dataclass(frozen=True)
@@ -39,7 +53,7 @@ def list_images(root: str | os.PathLike) -> list[Path]:
     """All image files under `root` (recursively, by suffix), sorted for determinism."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"not a folder: {root}")
+        raise NoSuchFile(f"not a folder: {root}")
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
@@ -65,7 +79,7 @@ def load_image(
             with Image.open(fp) as im:
                 width, height = im.size
                 if width * height > max_pixels:
-                    raise ImageError(
+                    raise ImageTooLarge(
                         f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}"
                     )
                 if min(width, height) < MIN_SIDE:
@@ -79,7 +93,7 @@ def load_image(
         except UnidentifiedImageError as exc:
             raise ImageError(f"{name}: not an image (unrecognised format)") from exc
         except Image.DecompressionBombError as exc:
-            raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from exc
+            raise ImageTooLarge(f"{name}: refused as a decompression bomb ({exc})") from exc
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
 

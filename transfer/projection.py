@@ -20,6 +20,7 @@ from sklearn.random_projection import SparseRandomProjection
 from threadpoolctl import threadpool_limits
 
 from common.atomic import atomic_write
+from common.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def fit_pca(descriptors: np.ndarray, dim: int, seed: int = 0, power: float = 0.0
     """
     n, d = descriptors.shape
     if n < 2:
-        raise ValueError(f"PCA needs at least 2 images to fit, got {n}; use projection='random' instead")
+        raise BadInput(f"PCA needs at least 2 images to fit, got {n}; use projection='random' instead")
     n_components = min(dim, n - 1, d)
     if n_components < dim:
         log.warning("only %d images to fit a %d-d PCA: the last %d components are zero", n, dim, dim - n_components)

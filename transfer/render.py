@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torchvision.models.feature_extraction import create_feature_extractor
 from tqdm.auto import tqdm
 
+from common.errors import StylerecError
 from transfer.gram import masked_gram
 from transfer.images import LoadedImage, foreground_mask
 from transfer.vgg import LAYER_NODES, caffe_preprocess, load_vgg19_features
@@ -67,8 +68,10 @@ class RenderOptions(BaseModel):
         return self.model_dump_json(exclude=unused)
 
 
-class RenderError(ValueError):
-    """A render that cannot be made (bad style image, missing decoder weights...), with the reason."""
+class RenderError(StylerecError, ValueError):
+    """A render that cannot be made (bad style image, missing decoder weights...), with the reason (422)."""
+
+    http_status = 422
 
 
 @dataclass

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.atomic import atomic_write
+from common.errors import NotFound, StylerecError
 from common.topk import top_k
 
 EMBEDDINGS_FILE = "embeddings.parquet"
@@ -26,8 +27,15 @@ PROJECTION_FILE = "projection.npz"
 FAILURES_FILE = "failures.json"
 
 
-class StoreError(ValueError):
-    """A store that is missing, inconsistent, or asked for something it does not hold."""
+class StoreError(StylerecError, ValueError):
+    """A store that is missing, inconsistent, or asked for something it does not hold. The service cannot
+    search by style without it: 503."""
+
+    http_status = 503
+
+    @property
+    def detail(self) -> str:
+        return f"style search is unavailable: {self.message}"
 
 
 @dataclass
@@ -63,7 +71,7 @@ class EmbeddingStore:
         try:
             return self._row[item_id]
         except KeyError:
-            raise KeyError(f"unknown item id {item_id!r}") from None
+            raise NotFound(f"unknown item id {item_id!r}") from None
 
     def vector(self, item_id: str) -> np.ndarray:
         """The style vector of one item; `KeyError` with the id when unknown."""

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common.errors import BadInput, NoSuchFile
 from transfer.embed import iter_batches
 from transfer.encoder import STYLE_LAYERS, STYLE_LAYERS_V1, EncoderConfig, StyleEncoder
 from transfer.facets import colour_histogram
@@ -31,7 +32,7 @@ def labelled_images(root: str | os.PathLike) -> tuple[list[Path], list[str]]:
     """Images under each sub-folder of `root`, labelled by the sub-folder; files at the top level are ignored."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"not a folder: {root}")
+        raise NoSuchFile(f"not a folder: {root}")
     paths, labels = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         for p in sorted(folder.rglob("*")):
@@ -39,7 +40,7 @@ def labelled_images(root: str | os.PathLike) -> tuple[list[Path], list[str]]:
                 paths.append(p)
                 labels.append(folder.name)
     if not paths:
-        raise ValueError(f"no labelled images in {root}: expected <label>/<image> sub-folders")
+        raise BadInput(f"no labelled images in {root}: expected <label>/<image> sub-folders")
     return paths, labels
 
 
@@ -88,11 +89,11 @@ def style_eval(
     """Metrics per method for leave-one-out same-label retrieval in `root`. One network pass serves all methods."""
     unknown = set(methods) - set(METHODS)
     if unknown:
-        raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
+        raise BadInput(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
     config = config or EncoderConfig()
     paths, labels = labelled_images(root)
     if not config.facets and {"pattern", "colour"} & set(methods):
-        raise ValueError("the pattern and colour methods are the facets of a faceted config (facets=True)")
+        raise BadInput("the pattern and colour methods are the facets of a faceted config (facets=True)")
     needs_network = bool({"gram", "gram-raw", "gram-v1", "gram-v2", "pattern", "colour", "content"} & set(methods))
     extra = (STYLE_LAYERS_V1 if "gram-v1" in methods else ()) + (load_head().layers if "gram-head" in methods else ())
     extra += STYLE_LAYERS if "gram-v2" in methods else ()

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from common.errors import NothingToTrain
 from recsys.batch.bundle import (
     CO_PURCHASES_FILE,
     ITEMS_FILE,
@@ -108,7 +109,7 @@ def train_shop(
             events = f"SELECT * FROM read_parquet('{events_file}')"
             count, latest = con.execute(f"SELECT count(*), max(timestamp) FROM ({events})").fetchone()
             if not count:
-                raise ValueError(f"no events in {db} to train on")
+                raise NothingToTrain(f"no events in {db} to train on")
             now = float(latest) + 1.0
             out["events"], out["last_event_id"] = int(count), last_event_id
 

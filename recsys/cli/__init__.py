@@ -14,8 +14,8 @@ import argparse
 import logging
 import sys
 
+from common.errors import StylerecError
 from recsys.cli import models, serve, shop, style
-from recsys.cli.serve import PortBusy
 
 GROUPS = (shop, style, models, serve)
 
@@ -31,16 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user error (`StylerecError`) prints `error: <message>` and returns its exit code (2
+    unless it says otherwise); any other exception is a bug and propagates with its traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    from recsys.shop.catalog import ImageError, RenderError, StoreError
-    from recsys.store.schema import SchemaError
-
     try:
         return args.func(args)
-    except (ImageError, RenderError, StoreError, FileNotFoundError, PortBusy, ValueError, KeyError, ConnectionError,
-            SchemaError) as exc:  # fmt: skip
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    except StylerecError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from common.errors import BadInput
 from recsys.cli.common import DB_HELP, given, setting_flag, settings_from
 
 
@@ -30,7 +31,10 @@ def _epoch(value: str | None) -> float | None:
     except ValueError:
         import pandas as pd
 
-        return float(pd.Timestamp(value, tz="UTC").timestamp())
+        try:
+            return float(pd.Timestamp(value, tz="UTC").timestamp())
+        except ValueError:
+            raise BadInput(f"{value!r} is neither a date (2020-07-01) nor a number of epoch seconds") from None
 
 
 def _cf_config(args: argparse.Namespace):
@@ -50,7 +54,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys.store.data_io import read_catalog, read_interactions
 
     if (args.data is None) == (args.train is None and args.test is None):
-        raise ValueError("give --data FILE (and a --split), or --train FILE --test FILE")
+        raise BadInput("give --data FILE (and a --split), or --train FILE --test FILE")
     if args.data is not None:
         interactions = read_interactions(args.data, args.format)
         cutoff = _epoch(args.cutoff)
@@ -60,7 +64,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         split_name = args.split
     else:
         if args.train is None or args.test is None:
-            raise ValueError("--train and --test go together")
+            raise BadInput("--train and --test go together")
         train, test = read_interactions(args.train, args.format), read_interactions(args.test, args.format)
         split_name = "temporal" if train["timestamp"].max() <= test["timestamp"].min() else "random"
     if args.binary:
@@ -76,7 +80,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.keep_new is not None and not 0 <= args.keep_new <= 1:
-        raise ValueError(f"--keep-new is a share between 0 and 1, got {args.keep_new}")
+        raise BadInput(f"--keep-new is a share between 0 and 1, got {args.keep_new}")
     data = EvalData(train, test, style, catalog_items, split_name, args.seed, catalog, args.keep_new)
     ranker_config = RankerConfig.model_validate(given(args, RankerConfig, exclude=("seed",)))
     result = evaluate(data, args.k, models, _cf_config(args), ranker_config, progress=not args.json)

@@ -8,13 +8,16 @@ import socket
 import sys
 from collections import Counter
 
+from common.errors import StylerecError
 from recsys.cli.common import add_shop_flags, setting_flag, settings_from
 from recsys.cli.shop import cmd_import
 from recsys.settings import Settings
 
 
-class PortBusy(OSError):
-    """The port the service should listen on cannot be bound."""
+class PortBusy(StylerecError, OSError):
+    """The port the service should listen on cannot be bound (503 were it ever answered over HTTP)."""
+
+    http_status = 503
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from common.errors import BadInput, NoSuchFile
 from recsys.cli.common import DB_HELP, add_shop_flags, setting_flag, settings_from
 
 
@@ -26,7 +27,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from recsys.store.opener import open_store
 
     if not args.catalog and not args.interactions:
-        raise ValueError("nothing to import: give --catalog DIR and/or --interactions FILE")
+        raise BadInput("nothing to import: give --catalog DIR and/or --interactions FILE")
     store = open_store(settings_from(args).db)
     try:
         if args.catalog:
@@ -65,7 +66,7 @@ def cmd_copy_store(args: argparse.Namespace) -> int:
 
     check_url(args.target)
     if not store_exists(args.source):
-        raise FileNotFoundError(f"no store at {args.source}")
+        raise NoSuchFile(f"no store at {args.source}")
     copied = copy_store(args.source, args.target)
     print(", ".join(f"{table}: {rows}" for table, rows in copied.items() if rows) + f" rows copied to {args.target}")
     return 0

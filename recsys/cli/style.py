@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from common.errors import BadInput, Conflict, NoSuchFile, NotFound
 from recsys.cli.common import (
     DB_HELP,
     add_encoder_flags,
@@ -64,11 +65,11 @@ def cmd_similar(args: argparse.Namespace) -> int:
     from recsys.shop.catalog import open_catalog
 
     if (args.item_id is None) == (args.image is None):
-        raise ValueError("give an ITEM_ID or --image PATH (not both)")
+        raise BadInput("give an ITEM_ID or --image PATH (not both)")
     catalog = open_catalog(settings_from(args).catalog_paths())
     try:
         if catalog.style is None:
-            raise ValueError(f"the shop has no style vectors (embed its images into {catalog.paths.embeddings} first)")
+            raise Conflict(f"the shop has no style vectors (embed its images into {catalog.paths.embeddings} first)")
         if args.image is not None:
             results = catalog.shop_this_style(catalog.embed_image(args.image), args.k, facet=args.facet)
         else:
@@ -121,7 +122,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
             print(f"style {args.name!r} added: {added['image']}, {vector}")
         elif args.styles_command == "remove":
             if not store.delete_style(args.name):
-                raise KeyError(f"unknown style {args.name!r}")
+                raise NotFound(f"unknown style {args.name!r}")
             print(f"style {args.name!r} removed")
         else:
             styles = [{"name": s["name"], "image": s["image"], "model_id": s["model_id"]} for s in store.styles()]
@@ -165,10 +166,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         elif store is not None:
             image = store.item(target)["image"]
             if not image:
-                raise ValueError(f"item {target!r} has no image to render")
+                raise BadInput(f"item {target!r} has no image to render")
             sources.append((target, image))
         else:
-            raise FileNotFoundError(f"{target}: not an image file, and there is no store to look item ids up in")
+            raise NoSuchFile(f"{target}: not an image file, and there is no store to look item ids up in")
     try:
         renderer = renderer_for(options, settings.device, args.threads)
     except RenderError as exc:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from common.errors import BadInput
 from recsys.candidates import ItemInfo, Shopper, Snapshot
 from recsys.evaluation import metrics
 from recsys.models.base import BASELINES, MODELS, HybridModel, make_models
@@ -110,7 +111,7 @@ def evaluate(
     """Fit each model on `data.train`, rank for every test user, and measure at `k` (and other K for curves)."""
     make_models(models, RankerConfig(), data.split)  # unknown names fail before any work
     if len(data.train) == 0 or len(data.test) == 0:
-        raise ValueError(f"the split left {len(data.train)} training and {len(data.test)} test interactions")
+        raise BadInput(f"the split left {len(data.train)} training and {len(data.test)} test interactions")
     temporal = data.split == "temporal"
     ranker_config = ranker_config or RankerConfig()
     if not temporal:  # a random split's protocol removes what the shopper rated in training

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from common.errors import BadInput
+
 SPLITS = ("temporal", "leave-last-k", "random")
 
 
@@ -62,7 +64,7 @@ def split(
         return leave_last_k_split(interactions, last_k)
     if method == "random":
         return random_split(interactions, test_size, seed)
-    raise ValueError(f"unknown split {method!r} (one of {', '.join(SPLITS)})")
+    raise BadInput(f"unknown split {method!r} (one of {', '.join(SPLITS)})")
 
 
 def validation_split(

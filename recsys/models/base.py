@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from common.errors import BadInput, NoSuchFile, NothingToTrain
 from recsys.candidates import Shopper, Snapshot, repurchase_order
 from recsys.candidates.siblings import Siblings
 from recsys.models.feeds import FeedModel
@@ -64,7 +65,7 @@ class RankingModel(ABC):
     def fit(self, snapshot: Snapshot, train: pd.DataFrame) -> RankingModel:
         """Learn what the model needs from the snapshot (and the raw training events it was built from)."""
         if train is None or len(train) == 0:
-            raise ValueError(f"{self.name}: no training events to fit on (the training data is empty)")
+            raise NothingToTrain(f"{self.name}: no training events to fit on (the training data is empty)")
         self.snapshot = snapshot
         self._fit(snapshot, train)
         return self
@@ -153,11 +154,11 @@ class RankingModel(ABC):
         """A model written by `save`, over the snapshot it was fitted on."""
         folder = Path(folder)
         if not (folder / MODEL_FILE).is_file():
-            raise FileNotFoundError(f"no saved model in {folder} (no {MODEL_FILE})")
+            raise NoSuchFile(f"no saved model in {folder} (no {MODEL_FILE})")
         meta = json.loads((folder / MODEL_FILE).read_text())
         model_cls = _MODEL_CLASSES.get(meta.get("model", ""))
         if model_cls is None or not issubclass(model_cls, cls):
-            raise ValueError(f"{folder} holds a {meta.get('model')!r}, not a {cls.__name__}")
+            raise BadInput(f"{folder} holds a {meta.get('model')!r}, not a {cls.__name__}")
         model = model_cls._from_settings(meta.get("settings", {}))
         model.snapshot = snapshot
         model._restore(snapshot, meta.get("state", {}), folder)
@@ -332,7 +333,7 @@ class StyleModel(BlendModel):
 
     def _fit(self, snapshot: Snapshot, train: pd.DataFrame) -> None:
         if snapshot.style is None:
-            raise ValueError("no style vectors: pass --catalog with product images")
+            raise BadInput("no style vectors: pass --catalog with product images")
         super()._fit(snapshot, train)
 
 
@@ -397,7 +398,7 @@ def make_models(names: Sequence[str], config: RankerConfig, split: str, folds=No
     }
     unknown = [n for n in names if n not in makers]
     if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)} (choose from {', '.join(makers)})")
+        raise BadInput(f"unknown model(s) {', '.join(unknown)} (choose from {', '.join(makers)})")
     return {n: makers[n]() for n in names}
 
 

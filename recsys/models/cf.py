@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
+from common.errors import NoSuchFile, NothingToTrain
 from common.topk import top_k
 from recsys.models.cf_arrays import ARRAYS_FORMAT, CFArrays, SortedIds, read_arrays, write_arrays
 
@@ -73,7 +74,7 @@ class CollaborativeFilter:
     def fit(self, interactions: pd.DataFrame, show_progress: bool = False) -> CollaborativeFilter:
         """Train on a table with user_id, item_id and weight (see `recsys.store.data_io`)."""
         if len(interactions) == 0:
-            raise ValueError("no interactions to train collaborative filtering on")
+            raise NothingToTrain("no interactions to train collaborative filtering on")
         users = pd.Categorical(interactions["user_id"].astype(str))
         items = pd.Categorical(interactions["item_id"].astype(str))
         weights = interactions["weight"].to_numpy(np.float32) if "weight" in interactions else 1.0
@@ -90,7 +91,7 @@ class CollaborativeFilter:
         """Train on a users x items matrix of summed event weights (rows `user_ids`, columns `item_ids`, both
         sorted as `fit` sorts them), e.g. aggregated out of core by DuckDB (`recsys.batch.windows.fit_cf`)."""
         if counts.nnz == 0:
-            raise ValueError("no interactions to train collaborative filtering on")
+            raise NothingToTrain("no interactions to train collaborative filtering on")
         self._users, order = SortedIds.build(list(user_ids))
         self.item_ids = list(item_ids)
         self._item_col = {item: i for i, item in enumerate(self.item_ids)}
@@ -307,7 +308,7 @@ class CollaborativeFilter:
         the same version); a folder of the older format (npz + JSON user ids) is read into memory."""
         folder = Path(folder)
         if not (folder / META_FILE).is_file():
-            raise FileNotFoundError(f"no collaborative filtering model in {folder}")
+            raise NoSuchFile(f"no collaborative filtering model in {folder}")
         meta = json.loads((folder / META_FILE).read_text())
         cf = cls(CFConfig.model_validate(meta["config"]))
         cf.item_ids = meta["item_ids"]

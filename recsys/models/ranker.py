@@ -25,6 +25,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
+from common.errors import NoSuchFile
 from recsys.batch.engine import connect
 from recsys.batch.windows import WINDOW_END, frame_source, iter_folds
 from recsys.candidates import (
@@ -466,7 +467,7 @@ class LearnedRanker:
         """Read a folder written by `save`."""
         folder = Path(folder)
         if not (folder / META_FILE).is_file():
-            raise FileNotFoundError(f"no ranker in {folder}")
+            raise NoSuchFile(f"no ranker in {folder}")
         meta = json.loads((folder / META_FILE).read_text())
         ranker = cls(RankerConfig.model_validate(meta["config"]))
         ranker.windows = [tuple(w) for w in meta["windows"]]

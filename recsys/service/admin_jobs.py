@@ -35,6 +35,7 @@ import time
 import uuid
 from pathlib import Path
 
+from common.errors import NothingToTrain, StylerecError
 from recsys.service.job_runner import JobRunner
 from recsys.service.server import with_parent_pid
 from recsys.store import sqlite as store_module
@@ -55,13 +56,18 @@ STOPPED = "stopped: the service stopped while it ran"
 UNCLAIMED_AFTER = 120.0  # seconds a queued admin job waits for its process to claim it before it is failed
 
 
-class JobRunning(Exception):
-    """An admin job is already in flight (answered 409 with its id)."""
+class JobRunning(StylerecError):
+    """An admin job is already in flight (answered 409 with its id in `job_id`)."""
+
+    http_status = 409
 
     def __init__(self, job_id: str | None) -> None:
         where = f" (job {job_id}: see /admin/jobs/{job_id})" if job_id else ""
         super().__init__(f"an admin job is already running{where}; one runs at a time, try again when it is done")
         self.job_id = job_id
+
+    def body(self) -> dict:
+        return {**super().body(), "job_id": self.job_id}
 
 
 class AdminJobs:
@@ -197,8 +203,10 @@ def _train(paths: dict) -> dict:
         built = train_shop(
             paths["db"], paths["models"], paths["embeddings"], paths["index"], TrainOptions(progress=False)
         )
-    except ValueError as exc:  # no events
-        raise NotFound(str(exc)) from exc
+    except StylerecError:  # no events (`NothingToTrain`), bad data...
+        raise
+    except ValueError as exc:  # too little to train on
+        raise NothingToTrain(str(exc)) from exc
     return {"users": built["shoppers"], "items": built["cf_items"], "version": built["cf"], **built}
 
 
@@ -212,7 +220,7 @@ def _work(job: dict) -> dict:
 
 def _error_text(exc: Exception) -> str:
     """A job's error: what was missing (no events, no ratings) as it is, anything else with its type."""
-    return str(exc) if isinstance(exc, NotFound) else f"{type(exc).__name__}: {exc}"
+    return str(exc) if isinstance(exc, StylerecError) else f"{type(exc).__name__}: {exc}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,20 +11,16 @@ import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from recsys.service.admin_jobs import JobRunning
-from recsys.service.guards import BodyGuard, validation_error
+from recsys.service.errors import add_error_handlers
+from recsys.service.guards import BodyGuard
 from recsys.service.openapi import ROUTER_ERRORS, add_docs
 from recsys.service.routes import admin, events, health, items, renders, users
 from recsys.service.settings import Settings
-from recsys.service.state import Busy, ServiceState
-from recsys.shop.catalog import ImageError, RenderError, StoreError
-from recsys.store.data_io import DataError
-from recsys.store.sqlite import NotFound, QueueFull
+from recsys.service.state import ServiceState
 
 STATIC = Path(__file__).parent / "static"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -59,53 +55,7 @@ def create_app(settings: Settings | None = None, freeze_gc: bool = False) -> Fas
         app.include_router(module.router, responses=ROUTER_ERRORS[module.__name__.rsplit(".", 1)[1]])
     add_docs(app)
 
-    def error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
-        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-
-    app.add_exception_handler(RequestValidationError, validation_error)
-
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound):
-        return error(404, str(exc))
-
-    @app.exception_handler(ImageError)
-    async def bad_image(request: Request, exc: ImageError):
-        status = 413 if "over the limit" in str(exc) or "decompression bomb" in str(exc) else 422
-        return error(status, f"not a usable image: {exc}")
-
-    @app.exception_handler(RenderError)
-    async def bad_render(request: Request, exc: RenderError):
-        return error(422, str(exc))
-
-    @app.exception_handler(DataError)
-    async def bad_data(request: Request, exc: DataError):
-        return error(422, str(exc))
-
-    @app.exception_handler(QueueFull)
-    async def queue_full(request: Request, exc: QueueFull):
-        return error(429, str(exc), {"Retry-After": str(settings.retry_after)})
-
-    @app.exception_handler(JobRunning)
-    async def job_running(request: Request, exc: JobRunning):
-        return JSONResponse({"detail": str(exc), "job_id": exc.job_id}, status_code=409)
-
-    @app.exception_handler(Busy)
-    async def busy(request: Request, exc: Busy):
-        return error(503, str(exc), {"Retry-After": str(exc.retry_after)})
-
-    @app.exception_handler(StoreError)
-    async def no_embeddings(request: Request, exc: StoreError):
-        return error(503, f"style search is unavailable: {exc}")
-
-    @app.exception_handler(Exception)
-    async def bug(request: Request, exc: Exception):
-        request_id = getattr(request.state, "request_id", "-")
-        log.exception("unhandled error", extra={"request_id": request_id, "path": request.url.path})
-        return JSONResponse(
-            {"detail": "internal error (a bug): reported in the service log", "request_id": request_id},
-            status_code=500,
-            headers={"X-Request-ID": request_id},
-        )
+    add_error_handlers(app)
 
     app.add_middleware(BodyGuard)  # inside the request log: refused bodies are logged too
     app.add_middleware(RequestLog)

@@ -8,9 +8,10 @@ import hmac
 from collections.abc import Callable
 from typing import TypeVar
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
+from common.errors import StylerecError
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.event_writer import EventWriter
 from recsys.service.render_queue import RenderQueue
@@ -61,6 +62,12 @@ async def get_event_writer(request: Request) -> EventWriter:
     return request.app.state.service.events
 
 
+class AdminRefused(StylerecError):
+    """An admin route called without the API key (401) or with a wrong one, or with admin off (403)."""
+
+    http_status = 403
+
+
 def is_admin(x_api_key: str | None, settings: Settings) -> bool:
     expected = settings.api_key
     return bool(expected and x_api_key and hmac.compare_digest(x_api_key.encode(), expected.encode()))
@@ -72,9 +79,9 @@ ADMIN_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="the ad
 def require_admin(x_api_key: str | None = Security(ADMIN_KEY), settings: Settings = Depends(get_settings)) -> None:
     """401 without a key, 403 with a wrong one (or when no key is configured: admin is then off)."""
     if x_api_key is None:
-        raise HTTPException(401, "admin route: send the API key in the X-API-Key header")
+        raise AdminRefused("admin route: send the API key in the X-API-Key header", http_status=401)
     if not is_admin(x_api_key, settings):
-        raise HTTPException(403, "admin route: wrong API key" if settings.api_key else "admin routes are disabled")
+        raise AdminRefused("admin route: wrong API key" if settings.api_key else "admin routes are disabled")
 
 
 def item_out(item: dict) -> dict:

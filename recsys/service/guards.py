@@ -21,6 +21,8 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from common.errors import StylerecError
+
 MAX_DEPTH = 32  # nesting of a JSON body at most
 MAX_INT = 2**63  # integers a JSON body may hold (SQLite's range)
 MAX_ISSUES = 20  # validation problems listed in a 422 at most
@@ -28,8 +30,10 @@ MAX_TEXT = 200  # characters of any text echoed in a 422 at most
 MULTIPART_SLACK = 64 * 1024  # an upload's form fields and boundaries, on top of the file's own limit
 
 
-class BadJson(ValueError):
-    """A client's JSON that the service does not accept, with the reason."""
+class BadJson(StylerecError, ValueError):
+    """A client's JSON that the service does not accept, with the reason (422)."""
+
+    http_status = 422
 
 
 def _reject_constant(name: str) -> Any:
@@ -125,11 +129,21 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     return JSONResponse({"detail": issues(list(exc.errors()))}, status_code=422)
 
 
-class BodyTooLarge(HTTPException):
-    """Raised from the body stream once it passes the route's limit (answered 413)."""
+class BodyTooLarge(StylerecError, HTTPException):
+    """Raised from the body stream once it passes the route's limit, or by a route reading an upload over its
+    limit (answered 413; the server closes the connection rather than read the rest). Also an `HTTPException`:
+    FastAPI re-raises those from its form parsing (anything else there becomes a 400)."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body larger than {limit} bytes", headers={"Connection": "close"})
+    http_status = 413
+    detail: str = ""  # set per instance by HTTPException (shadows StylerecError's property)
+
+    def __init__(self, limit: int, what: str = "request body") -> None:
+        message = f"{what} larger than {limit} bytes"
+        HTTPException.__init__(self, 413, message, headers={"Connection": "close"})
+        self.args = (message,)
+
+    def http_headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
 
 
 class BodyGuard:
@@ -225,8 +239,8 @@ def _admin_refusal(key: bytes | None, settings) -> tuple[int, str] | None:
 
     try:
         require_admin(None if key is None else key.decode("latin-1"), settings)
-    except HTTPException as exc:
-        return exc.status_code, exc.detail
+    except StylerecError as exc:  # AdminRefused: 401 or 403
+        return exc.http_status, exc.detail
     return None
 
 

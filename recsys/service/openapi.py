@@ -69,8 +69,10 @@ ROUTER_ERRORS = {
         503: error("the renderer is unavailable"),
     },
     "admin": {
-        404: error("unknown item, style or job; nothing to index or train on"),
-        409: error("another admin job is running (one at a time): its id in `job_id`"),
+        404: error("unknown item, style or job"),
+        409: error(
+            "another admin job is running (one at a time): its id in `job_id`; or nothing to index or train on yet"
+        ),
         503: error("too many photos being embedded, or no style vectors (Retry-After)"),
     },
     "health": {},

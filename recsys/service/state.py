@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import StylerecError
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.event_writer import EventWriter
 from recsys.service.render_queue import RenderQueue
@@ -25,12 +26,13 @@ from recsys.shop.catalog import Catalog, open_catalog
 log = logging.getLogger("stylerec.service")
 
 
-class Busy(Exception):
+class Busy(StylerecError):
     """Too much work of one kind in flight: answered 503 with Retry-After."""
 
+    http_status = 503
+
     def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
 
 
 def _lower_priority() -> None:

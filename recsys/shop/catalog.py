@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
+from common.errors import Conflict, NoSuchFile, NothingToTrain
 from index.persistence import current_version, save_version
 from recsys.batch.bundle import tables_for
 from recsys.models.cf import CFConfig, CollaborativeFilter
@@ -542,7 +543,7 @@ class Catalog:
     def retrain_cf(self, config: CFConfig | None = None) -> dict:
         """Train CF on every stored event, save it as a new version and swap it in."""
         if self.store.count_events() == 0:
-            raise NotFound("no events to train collaborative filtering on")
+            raise NothingToTrain("no events to train collaborative filtering on")
         previous = self.recommender.cf.config if self.recommender.cf is not None else None
         cf = self._train_and_save_cf(self.versions, config or previous)
         self.recommender.use_models(self.style, cf, self._trained_through)
@@ -557,7 +558,7 @@ class Catalog:
         from recsys.models.ranker import RANKER_DIR
 
         if self.store.count_events() == 0:
-            raise NotFound("no events to train the feed's ranker on")
+            raise NothingToTrain("no events to train the feed's ranker on")
         served = self.recommender.learned
         ranker = self.recommender.train_ranker(config or (served.config if served is not None else None))
         if not ranker.trained:
@@ -641,7 +642,7 @@ def build_index(
     from index.style_index import StyleIndex
 
     if len(ids) == 0:
-        raise ValueError("no vectors to index")
+        raise Conflict("no vectors to index (embed images first)")
     index = StyleIndex.build(vectors, list(ids), spec=spec, model_id=model_id)
     version = index.save(index_dir).name
     generation = None
@@ -671,7 +672,7 @@ def build_index_from_embeddings(
 
     vectors = EmbeddingStore.load(embeddings_dir)
     if len(vectors) == 0:
-        raise ValueError(f"{embeddings_dir} holds no vectors to index")
+        raise Conflict(f"{embeddings_dir} holds no vectors to index (embed images into it first)")
     tell = db if db is not None and store_exists(db) else None
     return build_index(vectors.vectors, vectors.ids, index_dir, vectors.model_id, spec, tell)
 
@@ -687,7 +688,7 @@ def open_catalog(paths: CatalogPaths | None = None, build_missing: bool = True, 
     from recsys.store.opener import open_store, store_exists
 
     if not store_exists(paths.db):
-        raise FileNotFoundError(f"no store at {paths.db} (run `stylerec import` or `stylerec demo` first)")
+        raise NoSuchFile(f"no store at {paths.db} (run `stylerec import` or `stylerec demo` first)")
     store = open_store(paths.db)
     try:
         return Catalog(paths, store, build_missing, feed_cache)
@@ -760,14 +761,12 @@ DOOR: dict[str, str] = {
     "embed_folder": "transfer.embed",
     "EncoderConfig": "transfer.encoder",
     "FastRenderer": "transfer.fast",
-    "ImageError": "transfer.images",
     "load_image": "transfer.images",
     "RenderError": "transfer.render",
     "RenderOptions": "transfer.render",
     "RenderCache": "transfer.render_cache",
     "cache_key": "transfer.render_cache",
     "load_style": "transfer.render_cache",
-    "StoreError": "transfer.store",
     "style_eval": "transfer.style_eval",
 }
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from common.errors import BadInput
+
 WIDTH, HEIGHT = 240, 360
 CATEGORIES = ("tshirt", "dress", "trousers", "bag", "mug", "cushion")
 PATTERNS = ("solid", "stripes", "checks", "dots", "floral", "denim")
@@ -88,7 +90,7 @@ def _pattern(name: str, base: np.ndarray, accent: np.ndarray, rng: np.random.Gen
         twill = 0.5 + 0.5 * np.sin(2 * np.pi * (xx + yy) / rng.uniform(3.5, 5.0))
         weight = np.clip(0.35 * twill + 0.25 * rng.random(u.shape, dtype=np.float32), 0, 1)
     else:
-        raise ValueError(f"unknown pattern {name!r}")
+        raise BadInput(f"unknown pattern {name!r}")
     image = base[None, None] * (1 - weight[..., None]) + accent[None, None] * weight[..., None]
     return image + rng.normal(0, 4, image.shape)  # fabric grain
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from common.errors import StylerecError
 from recsys.store.opener import open_store
 from recsys.store.sqlite import Store
 
@@ -17,8 +18,10 @@ TABLES = ("items", "interactions", "styles", "jobs", "imports", "item_vectors", 
 IDENTITY_TABLES = ("interactions", "style_events")
 
 
-class TargetNotEmpty(ValueError):
-    """The target store already holds data: copying into it would mix two shops."""
+class TargetNotEmpty(StylerecError, ValueError):
+    """The target store already holds data: copying into it would mix two shops (409)."""
+
+    http_status = 409
 
 
 def copy_store(source: str | os.PathLike, target: str | os.PathLike, batch: int = 5000) -> dict[str, int]:

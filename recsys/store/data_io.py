@@ -24,14 +24,18 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from common.errors import NoSuchFile, StylerecError
+
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "weight", "event")
 CATALOG_COLUMNS = ("item_id", "title", "category", "image", "attributes")
 INTERACTION_FORMATS = ("hm", "recbole", "movielens", "generic")
 EVENT_WEIGHTS = {"view": 0.25, "click": 0.5, "like": 1.0, "add_to_cart": 1.0, "purchase": 1.0}
 
 
-class DataError(ValueError):
-    """Input data that cannot be used as it is; the message names the file, the line and the problem."""
+class DataError(StylerecError, ValueError):
+    """Input data that cannot be used as it is; the message names the file, the line and the problem (422)."""
+
+    http_status = 422
 
 
 # -- interactions -------------------------------------------------------------------------------------------
@@ -73,7 +77,7 @@ def iter_interactions(
     consume them inside one transaction, as `Store.import_interactions` does)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no interaction file at {path}")
+        raise NoSuchFile(f"no interaction file at {path}")
     fmt = fmt or detect_format(path)
     if fmt not in INTERACTION_FORMATS:
         raise DataError(f"unknown interaction format {fmt!r} (one of {', '.join(INTERACTION_FORMATS)})")
@@ -145,7 +149,7 @@ def _convert(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
 def file_digest(path: str | os.PathLike, fmt: str | None = None) -> str:
     """sha256 of a file's bytes and the format it is read as: what an import of it is known by (streamed)."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"no interaction file at {path}")
+        raise NoSuchFile(f"no interaction file at {path}")
     h = hashlib.sha256(f"{fmt or detect_format(path)}\n".encode())
     with open(path, "rb") as f:
         while block := f.read(1 << 22):
@@ -244,7 +248,7 @@ def read_catalog(folder: str | os.PathLike) -> pd.DataFrame:
         return _read_hm_articles(folder)
     items_csv = folder / "items.csv"
     if not items_csv.is_file():
-        raise FileNotFoundError(f"{folder}: no catalog here (expected items.csv or the H&M layout's articles.csv)")
+        raise NoSuchFile(f"{folder}: no catalog here (expected items.csv or the H&M layout's articles.csv)")
     raw = _read_csv(items_csv, dtype=str)
     _require(raw, ("item_id",), items_csv)
     raw = raw.fillna("")

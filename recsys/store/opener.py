@@ -19,14 +19,18 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from common.errors import StylerecError
+from recsys.store.postgres import StoreUnreachable
 from recsys.store.sqlite import Store
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-class StoreURLError(ValueError):
-    """A `--db` value that names no store this release can open."""
+class StoreURLError(StylerecError, ValueError):
+    """A `--db` value that names no store this release can open (422)."""
+
+    http_status = 422
 
 
 @runtime_checkable
@@ -110,7 +114,7 @@ def store_exists(url: str | os.PathLike) -> bool:
         with psycopg.connect(str(url), connect_timeout=10) as conn:
             return conn.execute("SELECT to_regclass('items') IS NOT NULL").fetchone()[0]
     except psycopg.OperationalError as exc:
-        raise ConnectionError(f"cannot connect to the PostgreSQL store: {exc}".strip()) from exc
+        raise StoreUnreachable(f"cannot connect to the PostgreSQL store: {exc}".strip()) from exc
 
 
 def open_store(url: str | os.PathLike) -> Store:

@@ -18,9 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from common.errors import StylerecError
 
-class NoPostgres(RuntimeError):
-    """No PostgreSQL server can be started here (its message says why)."""
+
+class NoPostgres(StylerecError, RuntimeError):
+    """No PostgreSQL server can be started here (its message says why): 503."""
+
+    http_status = 503
 
 
 def _binary(name: str) -> str:

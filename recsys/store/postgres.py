@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from common.errors import Unavailable
 from recsys.store import sqlite as _store
 from recsys.store.data_io import EVENT_WEIGHTS, DataError
 from recsys.store.schema import POSTGRES_STEPS, VERSION, SchemaError
@@ -32,6 +33,10 @@ _MIGRATE_LOCK = 0x5354594C45520001
 _EVENTS_LOCK = 0x5354594C45520002
 _QUEUE_LOCK = 0x5354594C45520003
 _CHANNEL = "stylerec_commits"  # NOTIFY channel: every write transaction says it committed
+
+
+class StoreUnreachable(Unavailable, ConnectionError):
+    """The PostgreSQL server of a store cannot be reached (503; still a `ConnectionError`)."""
 
 
 class _Connection:
@@ -74,7 +79,7 @@ class PostgresStore(Store):
             with psycopg.connect(url, connect_timeout=10) as probe:  # a clear error now, not a pool timing out
                 probe.execute("SELECT 1")
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"cannot connect to the PostgreSQL store {_redacted(url)}: {exc}".strip()) from exc
+            raise StoreUnreachable(f"cannot connect to the PostgreSQL store {_redacted(url)}: {exc}".strip()) from exc
         self._pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, kwargs={"autocommit": True}, open=True, name="stylerec"
         )

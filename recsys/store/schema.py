@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from common.errors import StylerecError
+
 # -- SQLite ---------------------------------------------------------------------------------------------------
 
 
@@ -47,8 +49,10 @@ SQLITE_STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (_sqlite_v1, _s
 VERSION = len(SQLITE_STEPS)
 
 
-class SchemaError(RuntimeError):
-    """A store whose schema this release cannot use (made by a newer release)."""
+class SchemaError(StylerecError, RuntimeError):
+    """A store whose schema this release cannot use (made by a newer release): 503."""
+
+    http_status = 503
 
 
 def migrate_sqlite(db: sqlite3.Connection, where: str) -> int:

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from common.errors import NotFound, StylerecError  # NotFound: importable from here too
 from recsys.store.data_io import EVENT_WEIGHTS, DataError, attributes_json
 from recsys.store.schema import migrate_sqlite
 
@@ -73,15 +74,11 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created);
 """
 
 
-class QueueFull(Exception):
-    """A bounded job queue that takes no more jobs (for now, or from this client)."""
+class QueueFull(StylerecError):
+    """A bounded job queue that takes no more jobs (for now, or from this client): 429, with the service's
+    Retry-After."""
 
-
-class NotFound(KeyError):
-    """An id the store (or the catalog) does not hold: the only lookup failure the service answers with 404."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "not found"
+    http_status = 429
 
 
 class Store:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import BadInput, NoSuchFile, NotFound
 from recsys.store.data_io import DataError
 from recsys.store.sqlite import Store
 from transfer.render_cache import load_style
@@ -37,7 +38,7 @@ def add_style(
     """Copy a style image into the palette folder and register it (with its style vector when the catalog's
     embedding store is given). Replaces a style of the same name."""
     if not NAME.match(name):
-        raise ValueError(f"style name {name!r}: use letters, digits, '-', '_' or '.' (up to 64)")
+        raise BadInput(f"style name {name!r}: use letters, digits, '-', '_' or '.' (up to 64)")
     load_style(image)  # RenderError for an image that cannot be a style
     target = Path(styles_dir) / f"{name}{Path(image).suffix.lower() or '.jpg'}"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,7 @@ def style_image(store: Store, name_or_path: str) -> str:
     if Path(name_or_path).is_file():
         return name_or_path
     names = ", ".join(s["name"] for s in store.styles()) or "none yet"
-    raise KeyError(f"unknown style {name_or_path!r} (palette: {names}; or give an image path)")
+    raise NotFound(f"unknown style {name_or_path!r} (palette: {names}; or give an image path)")
 
 
 def parse_blend(specs: str | Sequence[str]) -> list[tuple[str, float]]:
@@ -109,6 +110,6 @@ def resolve_blend(store: Store | None, specs: str | Sequence[str]) -> list[tuple
         elif Path(name).is_file():
             path = name
         else:
-            raise FileNotFoundError(f"no style named {name!r} and no such image file")
+            raise NoSuchFile(f"no style named {name!r} and no such image file")
         blend.append((path, weight))
     return blend

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
 from common.atomic import atomic_write_bytes
+from common.errors import BadInput, Conflict, NothingToTrain
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.deps import get_catalog, get_embedder, get_jobs, get_settings, item_out, off_loop, require_admin
 from recsys.service.guards import BadJson, strict_json
@@ -19,7 +20,6 @@ from recsys.service.schemas import AdminJob, Item, PaletteStyle
 from recsys.service.settings import Settings
 from recsys.service.state import Embedder
 from recsys.shop.catalog import Catalog, load_image, load_style
-from recsys.store.sqlite import NotFound
 from recsys.style.palette import NAME
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
@@ -51,13 +51,13 @@ async def add_item(
 ):
     """Add or replace an item; its photo is embedded (off the event loop) and indexed in the background."""
     if not ITEM_ID.match(item_id):
-        raise HTTPException(422, "item_id: letters, digits and _ . : - only (up to 128)")
+        raise BadInput("item_id: letters, digits and _ . : - only (up to 128)")
     try:
         extra = strict_json(attributes)
     except BadJson as exc:
-        raise HTTPException(422, f"attributes must be a JSON object: {exc}") from None
+        raise BadInput(f"attributes must be a JSON object: {exc}") from None
     if not isinstance(extra, dict):
-        raise HTTPException(422, "attributes must be a JSON object")
+        raise BadInput("attributes must be a JSON object")
     path = None
     if image is not None:
         data = await read_upload(image, settings.max_upload_bytes)
@@ -90,7 +90,7 @@ async def add_style(
 ):
     """Add or replace a palette style (its style vector is computed with the catalog's encoder)."""
     if not NAME.match(name):
-        raise HTTPException(422, "style name: letters, digits, '-', '_' or '.' (up to 64)")
+        raise BadInput("style name: letters, digits, '-', '_' or '.' (up to 64)")
     data = await read_upload(image, settings.max_upload_bytes)
     await off_loop(load_style, data)
     path = _save_upload(data, settings.styles_dir, name)
@@ -112,7 +112,7 @@ def _started(jobs: AdminJobs, task: str) -> JSONResponse:
 
 JOB_RESPONSES = {
     202: {"model": AdminJob, "description": "started: poll the job at its status_url (also the Location header)"},
-    409: {"description": "another admin job is running (one at a time)"},
+    409: {"description": "another admin job is running (one at a time), or nothing to index or train on yet"},
 }
 
 
@@ -121,7 +121,7 @@ async def rebuild_index(catalog: Catalog = Depends(get_catalog), jobs: AdminJobs
     """Start rebuilding the style index over the current vectors, in the background: a new persisted version,
     swapped in by every worker process while searches go on. Answers at once with the job (202)."""
     if catalog.style is None:
-        raise NotFound("the catalog has no style vectors to index")
+        raise Conflict("the catalog has no style vectors to index (embed its images first)")
     return await off_loop(_started, jobs, "index")
 
 
@@ -131,7 +131,7 @@ async def retrain(catalog: Catalog = Depends(get_catalog), jobs: AdminJobs = Dep
     CF scores), in the background: new persisted versions, swapped in. The job's result has `ranker.learned`:
     false when there was too little data (the blend ranks). Answers at once with the job (202)."""
     if catalog.store.last_event_id() == 0:
-        raise NotFound("no events to train collaborative filtering on")
+        raise NothingToTrain("no events to train collaborative filtering on")
     return await off_loop(_started, jobs, "cf")
 
 
@@ -140,7 +140,7 @@ async def retrain_ranker(catalog: Catalog = Depends(get_catalog), jobs: AdminJob
     """Start retraining the feed's ranker on every stored event, in the background: a new persisted version,
     swapped in (when it could learn). Answers at once with the job (202)."""
     if catalog.store.last_event_id() == 0:
-        raise NotFound("no events to train the feed's ranker on")
+        raise NothingToTrain("no events to train the feed's ranker on")
     return await off_loop(_started, jobs, "ranker")
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
+from common.errors import BadInput
 from recsys.service.deps import get_catalog, get_embedder, get_settings, item_out, recommendations_out
+from recsys.service.guards import BodyTooLarge
 from recsys.service.schemas import MAX_K, MAX_OFFSET, Item, ItemList, Recommendations
 from recsys.service.settings import Settings
 from recsys.service.state import Embedder
@@ -39,7 +41,7 @@ def categories_of(category: str | None, catalog: Catalog | None = None) -> set[s
 def facet_of(facet: str | None, pattern_weight: float | None) -> str | float | None:
     """A facet name or a pattern weight for the recommender (422 when both are given)."""
     if facet is not None and pattern_weight is not None:
-        raise HTTPException(422, "give either facet or pattern_weight, not both")
+        raise BadInput("give either facet or pattern_weight, not both")
     return pattern_weight if pattern_weight is not None else facet
 
 
@@ -104,7 +106,7 @@ async def shop_this_style(
     """Items in the style of a photo (embedded by a bounded pool of processes, off the event loop: 503 when it is
     full) or of an item. The search itself is an index lookup: on the loop, like `similar`."""
     if (image is None) == (item_id is None):
-        raise HTTPException(422, "send either an image upload (field 'image') or an item_id")
+        raise BadInput("send either an image upload (field 'image') or an item_id")
     k, categories, style = min(k, settings.max_k), categories_of(category, catalog), facet_of(facet, pattern_weight)
     if item_id is not None:
         results = catalog.similar(item_id, k, user_id or None, categories, style)
@@ -121,8 +123,8 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     while chunk := await upload.read(1 << 16):
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"upload larger than {limit} bytes")
+            raise BodyTooLarge(limit, "upload")
         chunks.append(chunk)
     if size == 0:
-        raise HTTPException(422, "the uploaded file is empty")
+        raise BadInput("the uploaded file is empty")
     return b"".join(chunks)
