@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 
 def build_shop(root: Path, items: int, image_size: int | None):
-    from recsys.service.settings import Settings
+    from recsys.settings import Settings
     from recsys.shop.demo import make_demo_catalog
     from recsys.store.data_io import read_catalog
     from recsys.store.sqlite import Store

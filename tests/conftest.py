@@ -57,7 +57,7 @@ def demo_shop(demo_catalog, tmp_path_factory):
 @pytest.fixture(scope="session")
 def service_settings(demo_shop, tmp_path_factory):
     """Service settings over the demo shop in a temporary SQLite store (admin key `secret`, tiny renders)."""
-    from recsys.service.settings import Settings
+    from recsys.settings import Settings
     from recsys.store.data_io import read_catalog, read_interactions
     from recsys.store.sqlite import Store
 

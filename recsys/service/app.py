@@ -19,8 +19,8 @@ from recsys.service.errors import add_error_handlers
 from recsys.service.guards import BodyGuard
 from recsys.service.openapi import ROUTER_ERRORS, add_docs
 from recsys.service.routes import admin, events, health, items, renders, users
-from recsys.service.settings import Settings
 from recsys.service.state import ServiceState
+from recsys.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

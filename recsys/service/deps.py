@@ -15,8 +15,8 @@ from common.errors import StylerecError
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.event_writer import EventWriter
 from recsys.service.render_queue import RenderQueue
-from recsys.service.settings import Settings
 from recsys.service.state import Embedder
+from recsys.settings import Settings
 from recsys.shop.catalog import Catalog
 
 

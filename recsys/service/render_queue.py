@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from recsys.service.job_runner import JobRunner
-from recsys.service.settings import Settings
+from recsys.settings import Settings
 from recsys.shop.catalog import RenderCache, RenderOptions, cache_key
 from recsys.store.opener import open_store
 from recsys.store.sqlite import NotFound, Store

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from recsys.service.settings import Settings
+    from recsys.settings import Settings
 
 log = logging.getLogger("stylerec.service")
 WATCH_EVERY = 0.25  # seconds between looks at the parent

@@ -20,7 +20,7 @@ from common.errors import StylerecError
 from recsys.service.admin_jobs import AdminJobs
 from recsys.service.event_writer import EventWriter
 from recsys.service.render_queue import RenderQueue
-from recsys.service.settings import Settings
+from recsys.settings import Settings
 from recsys.shop.catalog import Catalog, open_catalog
 
 log = logging.getLogger("stylerec.service")

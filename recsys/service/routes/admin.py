@@ -17,8 +17,8 @@ from recsys.service.deps import get_catalog, get_embedder, get_jobs, get_setting
 from recsys.service.guards import BadJson, strict_json
 from recsys.service.routes.items import read_upload
 from recsys.service.schemas import AdminJob, Item, PaletteStyle
-from recsys.service.settings import Settings
 from recsys.service.state import Embedder
+from recsys.settings import Settings
 from recsys.shop.catalog import Catalog, load_image, load_style
 from recsys.style.palette import NAME
 

@@ -12,8 +12,8 @@ from common.errors import BadInput
 from recsys.service.deps import get_catalog, get_embedder, get_settings, item_out, recommendations_out
 from recsys.service.guards import BodyTooLarge
 from recsys.service.schemas import MAX_K, MAX_OFFSET, Item, ItemList, Recommendations
-from recsys.service.settings import Settings
 from recsys.service.state import Embedder
+from recsys.settings import Settings
 from recsys.shop.catalog import Catalog
 from recsys.store.sqlite import NotFound
 

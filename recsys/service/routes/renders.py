@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from recsys.service.deps import get_renders, get_settings, is_admin
 from recsys.service.render_queue import RenderQueue
 from recsys.service.schemas import Job, PaletteStyle, RenderSettings
-from recsys.service.settings import Settings
+from recsys.settings import Settings
 from recsys.store.data_io import DataError
 from recsys.style.palette import parse_blend
 from recsys.style.render_defaults import default_renderer

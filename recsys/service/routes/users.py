@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from recsys.service.deps import get_catalog, get_settings, recommendations_out
 from recsys.service.routes.items import WEIGHT_HELP, FacetName, categories_of, facet_of
 from recsys.service.schemas import MAX_K, Recommendations, RenderSettings, StyleScore
-from recsys.service.settings import Settings
+from recsys.settings import Settings
 from recsys.shop.catalog import Catalog
 
 router = APIRouter(tags=["shoppers"])
