@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions of a profiled pass")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    from recsys.catalog import CatalogPaths, open_catalog
+    from recsys.shop.catalog import CatalogPaths, open_catalog
 
     from recsys.service.deps import recommendations_out
     from recsys.service.schemas import Recommendations

@@ -194,7 +194,7 @@ class Snapshot:
     @cached_property
     def item_facts(self) -> dict[str, tuple]:
         """Per-item values the ranker's features read for every candidate, filled on first use
-        (`recsys.ranker.features`): one lookup per candidate instead of a dozen; bounded by the catalog."""
+        (`recsys.models.ranker.features`): one lookup per candidate instead of a dozen; bounded by the catalog."""
         return {}
 
     def cf_best_sellers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
