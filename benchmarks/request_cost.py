@@ -37,10 +37,9 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions of a profiled pass")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    from recsys.shop.catalog import CatalogPaths, open_catalog
-
     from recsys.service.deps import recommendations_out
     from recsys.service.schemas import Recommendations
+    from recsys.shop.catalog import CatalogPaths, open_catalog
 
     paths = CatalogPaths(
         db=Path(args.db), embeddings=Path(args.embeddings), index=Path(args.index), models=Path(args.models)
