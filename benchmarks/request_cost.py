@@ -21,7 +21,8 @@ import os
 import pstats
 import random
 import time
-from pathlib import Path
+
+from serving import add_shop_flags, shop_paths
 
 for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # before numpy and FAISS load
     os.environ.setdefault(_variable, "1")
@@ -29,21 +30,16 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", required=True)
-    parser.add_argument("--models", required=True)
-    parser.add_argument("--embeddings", default="/nonexistent")
-    parser.add_argument("--index", default="/nonexistent")
+    add_shop_flags(parser)
     parser.add_argument("--requests", type=int, default=300, help="timed requests of each kind (as many warm-ups)")
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions of a profiled pass")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     from recsys.service.deps import recommendations_out
     from recsys.service.schemas import Recommendations
-    from recsys.shop.catalog import CatalogPaths, open_catalog
+    from recsys.shop.catalog import open_catalog
 
-    paths = CatalogPaths(
-        db=Path(args.db), embeddings=Path(args.embeddings), index=Path(args.index), models=Path(args.models)
-    )
+    paths = shop_paths(args)
     catalog = open_catalog(paths, build_missing=False)
     rng = random.Random(args.seed)
     n = args.requests

@@ -63,3 +63,20 @@ def copy_shop(db: str, store: str, index: str, models: str, work: Path) -> dict[
         "STYLEREC_MODELS": str(work / Path(models).name),
         "STYLEREC_RENDERS_DIR": str(work / "renders"),
     }
+
+
+def add_shop_flags(parser) -> None:
+    """--db, --models (required), --embeddings, --index: the shop a benchmark opens in process."""
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--models", required=True)
+    parser.add_argument("--embeddings", default="/nonexistent")
+    parser.add_argument("--index", default="/nonexistent")
+
+
+def shop_paths(args):
+    """The `CatalogPaths` of `add_shop_flags`' flags (imported here, after the caller set its thread variables)."""
+    from recsys.shop.catalog import CatalogPaths
+
+    return CatalogPaths(
+        db=Path(args.db), embeddings=Path(args.embeddings), index=Path(args.index), models=Path(args.models)
+    )

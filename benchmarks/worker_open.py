@@ -19,22 +19,18 @@ import time
 from pathlib import Path
 
 import psutil
+from serving import add_shop_flags, shop_paths
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", required=True)
-    parser.add_argument("--models", required=True)
-    parser.add_argument("--embeddings", default="/nonexistent")
-    parser.add_argument("--index", default="/nonexistent")
+    add_shop_flags(parser)
     parser.add_argument("--feeds", type=int, default=200, help="random shoppers whose feed is timed")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    from recsys.shop.catalog import CatalogPaths, open_catalog
+    from recsys.shop.catalog import open_catalog
 
-    paths = CatalogPaths(
-        db=Path(args.db), embeddings=Path(args.embeddings), index=Path(args.index), models=Path(args.models)
-    )
+    paths = shop_paths(args)
     started = time.perf_counter()
     catalog = open_catalog(paths, build_missing=False)
     opened = time.perf_counter() - started
