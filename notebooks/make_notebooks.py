@@ -16,7 +16,8 @@ from pathlib import Path
 REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 sys.path[:0] = [str(REPO), str(REPO / "notebooks")]
 DATASETS = Path(os.environ.get("STYLEREC_DATASETS", REPO.parent / "shared" / "datasets"))
-WORK = Path(tempfile.mkdtemp(prefix="stylerec-notebook-"))
+# STYLEREC_NOTEBOOK_WORK keeps the work between runs (a rerun then embeds only what changed); else a new folder
+WORK = Path(os.environ.get("STYLEREC_NOTEBOOK_WORK") or tempfile.mkdtemp(prefix="stylerec-notebook-"))
 %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np"""

@@ -17,6 +17,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The suite shares its machine (CI runners, other jobs). OpenMP threads (torch, FAISS, LightGBM) that spin while
+# they wait for one another crawl when another process holds a core: the demo's 288 images took 109 s to embed
+# beside one CPU-bound job, 73 s with threads that sleep while they wait (39 s either way on a quiet machine,
+# BENCHMARKS.md, issue 25). Set before any of those libraries loads; inherited by the services and jobs the tests
+# start; a value set outside wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def datasets_dir() -> Path:
     return Path(os.environ.get("STYLEREC_DATASETS", REPO.parent / "shared" / "datasets"))

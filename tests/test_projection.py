@@ -53,3 +53,23 @@ def test_wrong_input_dimension_is_a_clear_error():
 def test_one_sample_cannot_fit_a_pca():
     with pytest.raises(ValueError, match="at least 2"):
         fit_pca(_data(n=1), 8)
+
+
+@pytest.mark.parametrize("shape", [(40, 300), (300, 40)], ids=["fewer-images-than-dims", "more-images-than-dims"])
+def test_pca_is_the_exact_pca_with_a_fixed_sign(shape):
+    """Both solvers (the N x N Gram one for N <= D, scikit-learn's full one otherwise) give scikit-learn's exact
+    components and variances; each component's largest weight is positive, so the matrix does not flip sign."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(shape[0], 12)) * np.linspace(4, 1, 12) @ rng.normal(size=(12, shape[1]))).astype(np.float32)
+    x += rng.normal(0, 0.05, x.shape).astype(np.float32)
+    proj = fit_pca(x, 6, power=0.5)
+    exact = PCA(6, svd_solver="full").fit(x.astype(np.float64))
+    matrix = proj.matrix.astype(np.float64)
+    scale = (exact.explained_variance_ / exact.explained_variance_[0]) ** 0.5
+    unscaled = matrix / scale[:, None]
+    np.testing.assert_allclose(np.abs(np.sum(unscaled * exact.components_, axis=1)), 1.0, atol=2e-3)
+    largest = matrix[np.arange(6), np.argmax(np.abs(matrix), axis=1)]
+    assert np.all(largest > 0)
+    np.testing.assert_allclose(proj.mean, exact.mean_, atol=1e-4)

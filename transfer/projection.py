@@ -124,7 +124,13 @@ def fit_pca(descriptors: np.ndarray, dim: int, seed: int = 0, power: float = 0.0
     `power` 0 is the plain PCA; -0.5 would whiten; a positive power leans further on the leading components
     (the spectral power of issue 16: 0.25 lifted texture retrieval, BENCHMARKS.md). With fewer than dim + 1
     samples the data has rank < dim: the missing components are zero (so the output still has `dim`
-    dimensions) and a warning says so. Components are stored as float16.
+    dimensions) and a warning says so. Components are stored as float16; each component's sign makes its
+    largest weight positive, so a refit on the same data gives the same matrix.
+
+    The fit is exact. With fewer images than descriptor dimensions (always, for Gram descriptors: a few hundred
+    or thousand images, ~300k dimensions) it eigendecomposes the images' N x N Gram matrix (the "snapshot" PCA),
+    a few times faster than scikit-learn's randomized solver; otherwise scikit-learn's full solver. `seed` is kept
+    for the signature (the fit draws nothing).
     """
     n, d = descriptors.shape
     if n < 2:
@@ -132,16 +138,35 @@ def fit_pca(descriptors: np.ndarray, dim: int, seed: int = 0, power: float = 0.0
     n_components = min(dim, n - 1, d)
     if n_components < dim:
         log.warning("only %d images to fit a %d-d PCA: the last %d components are zero", n, dim, dim - n_components)
-    pca = PCA(n_components=n_components, svd_solver="randomized", random_state=seed)
     # A threaded OpenBLAS can deadlock in the LU step when DataLoader workers were forked earlier in this
     # process (seen on 2-core machines); one BLAS thread costs seconds and never hangs.
     with threadpool_limits(1, "blas"):
-        pca.fit(descriptors)
+        if n <= d:
+            mean, components, variance = _snapshot_pca(np.asarray(descriptors, np.float32), n_components)
+        else:
+            pca = PCA(n_components=n_components, svd_solver="full", random_state=seed).fit(descriptors)
+            mean, components, variance = pca.mean_, pca.components_, pca.explained_variance_
+    signs = np.sign(components[np.arange(n_components), np.argmax(np.abs(components), axis=1)])
+    components = components * np.where(signs == 0, 1, signs)[:, None]
     matrix = np.zeros((dim, d), dtype=np.float16)
-    variance = np.maximum(pca.explained_variance_, 0) / max(float(pca.explained_variance_[0]), 1e-30)
+    variance = np.maximum(variance, 0) / max(float(variance[0]), 1e-30)
     scale = variance**power if power else np.ones(n_components)
-    matrix[:n_components] = (pca.components_ * scale[:, None]).astype(np.float16)
-    return LinearProjection("pca", pca.mean_.astype(np.float32), matrix)
+    matrix[:n_components] = (components * scale[:, None]).astype(np.float16)
+    return LinearProjection("pca", np.asarray(mean, np.float32), matrix)
+
+
+def _snapshot_pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, the k leading principal axes (k, D) and their variances for N <= D samples, from the N x N Gram
+    matrix of the centred samples (its eigenvectors v give the axes as v @ x / sqrt(eigenvalue))."""
+    mean = x.mean(axis=0)
+    centred = x - mean
+    gram = (centred @ centred.T).astype(np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh(gram)
+    order = np.argsort(eigenvalues)[::-1][:k]
+    eigenvalues = np.maximum(eigenvalues[order], 0.0)
+    axes = eigenvectors[:, order].T.astype(np.float32) @ centred
+    axes /= np.sqrt(np.maximum(eigenvalues, 1e-30)).astype(np.float32)[:, None]
+    return mean, axes, eigenvalues / (x.shape[0] - 1)
 
 
 def random_projection(in_dim: int, dim: int, seed: int = 0) -> LinearProjection:

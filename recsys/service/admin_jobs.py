@@ -155,7 +155,12 @@ class AdminJobs:
 def _job_threads() -> dict[str, str]:
     """Every core for the job's numeric libraries (web workers run with one): it runs at a lower priority."""
     cpus = str(os.cpu_count() or 1)
-    return {v: cpus for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    # It shares the cores with the web workers: OpenMP threads that spin while they wait for one another would
+    # crawl (and take CPU from the workers) whenever a worker holds a core; sleeping ones do not.
+    return {
+        "OMP_WAIT_POLICY": "PASSIVE",
+        **{v: cpus for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+    }
 
 
 def _job_out(job: dict) -> dict:

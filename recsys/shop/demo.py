@@ -84,8 +84,12 @@ def _pattern(name: str, base: np.ndarray, accent: np.ndarray, rng: np.random.Gen
             for k in range(5):
                 t = 2 * np.pi * k / 5 + rng.uniform(0, 1)
                 px, py = cx + 1.6 * r * np.cos(t), cy + 1.6 * r * np.sin(t)
-                weight = np.maximum(weight, (((xx - px) ** 2 + (yy - py) ** 2) < r**2).astype(np.float32))
-        weight = np.clip(weight, 0, 1)
+                # a petal is a disc: only the pixels of its bounding box can be inside it
+                x0, x1 = max(0, int(px - r)), min(WIDTH, int(px + r) + 2)
+                y0, y1 = max(0, int(py - r)), min(HEIGHT, int(py + r) + 2)
+                if x0 < x1 and y0 < y1:
+                    box = (xx[y0:y1, x0:x1] - px) ** 2 + (yy[y0:y1, x0:x1] - py) ** 2 < r**2
+                    weight[y0:y1, x0:x1] = np.maximum(weight[y0:y1, x0:x1], box)
     elif name == "denim":
         twill = 0.5 + 0.5 * np.sin(2 * np.pi * (xx + yy) / rng.uniform(3.5, 5.0))
         weight = np.clip(0.35 * twill + 0.25 * rng.random(u.shape, dtype=np.float32), 0, 1)
