@@ -83,11 +83,15 @@ class ShardedStyleIndex:
         return sum(shard.remove(part_ids) for shard, _, part_ids in self._route(None, ids))
 
     def search(
-        self, queries: np.ndarray, k: int = 10, allow: Sequence[str] | None = None
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        allow: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
     ) -> tuple[list[list[str]], list[list[float]]]:
         """Every shard's top-k, merged: the same result as one index over all items."""
         queries = as_vectors(queries, self.dim)
-        answers = list(self._pool.map(lambda shard: shard.search(queries, k, allow), self.shards))
+        answers = list(self._pool.map(lambda shard: shard.search(queries, k, allow, exclude), self.shards))
         out_ids, out_scores = [], []
         for q in range(len(queries)):
             merged = sorted(

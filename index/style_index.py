@@ -243,18 +243,23 @@ class StyleIndex:
 
     # -- search ----------------------------------------------------------------------------------------
     def search(
-        self, queries: np.ndarray, k: int = 10, allow: Sequence[str] | None = None
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        allow: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
     ) -> tuple[list[list[str]], list[list[float]]]:
-        """Top-k item ids and scores per query, best first; with `allow`, only among those item ids.
+        """Top-k item ids and scores per query, best first; with `allow`, only among those item ids; with
+        `exclude`, never those (a shopper's own purchases: k stays the k wanted however many they bought).
 
-        Unknown ids in `allow` are ignored; fewer than k results come back when fewer items qualify.
+        Unknown ids in `allow` or `exclude` are ignored; fewer than k results come back when fewer items qualify.
         """
         queries = as_vectors(queries, self.dim)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         with self._lock.read():
             state = self._state
-            scores, labels = self._search_state(state, queries, k, allow, state.params)
+            scores, labels = self._search_state(state, queries, k, allow, state.params, exclude)
             ids = [state.ids.ids(row) for row in labels]
         out_ids = [[i for i in row if i is not None] for row in ids]
         out_scores = [
@@ -269,7 +274,13 @@ class StyleIndex:
         return [(i, s) for i, s in zip(ids[0], scores[0], strict=True) if i != exclude][:k]
 
     def _search_state(
-        self, state: _State, queries: np.ndarray, k: int, allow: Sequence[str] | None, params: dict[str, int]
+        self,
+        state: _State,
+        queries: np.ndarray,
+        k: int,
+        allow: Sequence[str] | None,
+        params: dict[str, int],
+        exclude: Sequence[str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         selector = None
         if allow is not None:
@@ -277,9 +288,15 @@ class StyleIndex:
             if len(labels) == 0:
                 return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
             selector = faiss.IDSelectorBatch(labels)
+        parts = []  # FAISS's combined selectors hold plain pointers: their parts stay referenced until the search
+        excluded = state.ids.labels(exclude, strict=False) if exclude else ()
+        if len(excluded):
+            parts = [selector, faiss.IDSelectorBatch(excluded)]
+            parts.append(faiss.IDSelectorNot(parts[1]))
+            selector = parts[2] if selector is None else faiss.IDSelectorAnd(selector, parts[2])
         if state.gpu is not None and selector is None:
             return state.gpu.search(queries, k)
-        if selector is not None and "nprobe" in params:
+        if allow is not None and "nprobe" in params:
             # Probe proportionally more lists for a selective allow-list, so as many allowed candidates are seen
             # as an unfiltered search sees: the recall target holds for filtered searches too.
             ivf = _ivf(state.index)

@@ -165,3 +165,23 @@ def test_the_feeds_per_request_shortcuts_give_the_same_values(snapshot):
     ids = ["jeans", "red-tee", "hat", "jeans"]
     assert np.array_equal(style.vectors_of(ids), np.stack([style.vector(i) for i in ids]))
     assert style.vectors_of([]).shape == (0, 3)
+
+
+def test_recency_weights_sum_each_items_decayed_events_most_recent_first(snapshot):
+    """The vectorised weights equal the plain loop over the events (values bit for bit, the same order), for a
+    long history with repeats; they are computed once per half-life."""
+    rng = np.random.default_rng(3)
+    items = [f"i{j}" for j in rng.integers(0, 60, 500)]
+    history = pd.DataFrame(
+        {"item_id": items, "timestamp": np.sort(rng.uniform(0, 90 * DAY, 500)), "weight": rng.uniform(0.5, 2, 500)}
+    )
+    shopper = Shopper(snapshot, "u1", history)
+    for half_life in (30.0, 7.0):
+        decayed = shopper.weights * np.exp2(-(shopper.now - shopper.timestamps) / (half_life * DAY))
+        plain: dict[str, float] = {}
+        for item, w in zip(shopper.items[::-1], decayed[::-1], strict=True):
+            plain[item] = plain.get(item, 0.0) + float(w)
+        weights = shopper.recency_weights(half_life)
+        assert list(weights.items()) == list(plain.items())
+        assert shopper.recency_weights(half_life) is weights
+    assert Shopper(snapshot, "nobody", history.iloc[:0]).recency_weights() == {}

@@ -78,6 +78,23 @@ def test_allow_list_gives_the_true_top_k_among_allowed_items(spec):
     assert recall(ids, truth) >= 0.95
 
 
+@pytest.mark.parametrize("spec", ["Flat", "IVF32,Flat"])
+def test_excluded_items_never_come_back_and_k_is_still_met(spec):
+    """`exclude` (a shopper's purchases) leaves those items out inside the search: k results of the rest, the
+    same as an allow-list of everything else, alone or together with an allow-list."""
+    index = StyleIndex.build(X, IDS, spec=spec)
+    truth, _ = index.search(QUERIES, 20)
+    exclude = [i for row in truth for i in row[::2]] + ["not-in-the-index"]  # half of every query's top 20
+    rest = sorted(set(IDS) - set(exclude))
+    ids, _ = index.search(QUERIES, 10, exclude=exclude)
+    assert all(len(row) == 10 and not set(row) & set(exclude) for row in ids)
+    exact, _ = brute_force(X, IDS, QUERIES, 10, allow=rest)
+    assert ids == exact if spec == "Flat" else recall(ids, exact) >= 0.95
+    allow = IDS[::3]
+    both, _ = index.search(QUERIES, 5, allow=allow, exclude=exclude)
+    assert all(set(row) <= set(allow) - set(exclude) and len(row) == 5 for row in both)
+
+
 def test_allow_list_with_nothing_allowed_returns_nothing():
     index = StyleIndex.build(X, IDS)
     ids, scores = index.search(QUERIES[:2], 5, allow=["nope"])
@@ -214,6 +231,7 @@ def test_sharded_index_answers_like_one_index(tmp_path):
     assert sharded.search(QUERIES, 10)[0] == single.search(QUERIES, 10)[0]
     allow = IDS[::11]
     assert sharded.search(QUERIES, 5, allow=allow)[0] == single.search(QUERIES, 5, allow=allow)[0]
+    assert sharded.search(QUERIES, 5, exclude=allow)[0] == single.search(QUERIES, 5, exclude=allow)[0]
 
     sharded.remove(IDS[:10])
     sharded.upsert(X[:1], ["fresh"])

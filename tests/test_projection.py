@@ -73,3 +73,15 @@ def test_pca_is_the_exact_pca_with_a_fixed_sign(shape):
     largest = matrix[np.arange(6), np.argmax(np.abs(matrix), axis=1)]
     assert np.all(largest > 0)
     np.testing.assert_allclose(proj.mean, exact.mean_, atol=1e-4)
+
+
+def test_repeated_images_give_zero_components_not_infinite_ones():
+    """Three distinct images, each four times: the centred data has rank 2, so two components and zeros (as for
+    too few images), never the huge or NaN values a division by a zero variance would give."""
+    x = np.repeat(_data(n=3), 4, axis=0)
+    proj = fit_pca(x, 6)
+    matrix = proj.matrix.astype(np.float32)
+    assert np.all(np.isfinite(matrix))
+    assert np.count_nonzero(np.abs(matrix).sum(axis=1) > 0) == 2
+    y = proj.transform(torch.from_numpy(x)).numpy()
+    assert np.all(np.isfinite(y)) and np.linalg.norm(y[:, :2]) > 0

@@ -262,13 +262,20 @@ class Shopper:
         self.timestamps = timestamps[order]
         self.weights = history["weight"].to_numpy(float)[order] if "weight" in history else np.ones(len(history))
         self.now = max(snapshot.now, float(self.timestamps.max()) if len(self.timestamps) else snapshot.now)
+        self._recency: dict[float, dict[str, float]] = {}
 
     def recency_weights(self, half_life_days: float = 30.0) -> dict[str, float]:
-        """Each bought item's summed event weight, halving every `half_life_days` before now; most recent first."""
-        decayed = self.weights * np.exp2(-(self.now - self.timestamps) / (half_life_days * DAY))
-        out: dict[str, float] = {}
-        for item, w in zip(self.items[::-1], decayed[::-1], strict=False):
-            out[item] = out.get(item, 0.0) + float(w)
+        """Each bought item's summed event weight, halving every `half_life_days` before now; most recent first.
+        Computed once per half-life (three sources read it); the caller must not change it."""
+        known = self._recency.get(half_life_days)
+        if known is not None:
+            return known
+        decayed = (self.weights * np.exp2(-(self.now - self.timestamps) / (half_life_days * DAY)))[::-1]
+        items, first, inverse = np.unique(self.items[::-1], return_index=True, return_inverse=True)
+        sums = np.bincount(inverse, weights=decayed, minlength=len(items))  # summed in event order, as a loop would
+        order = np.argsort(first, kind="stable")
+        out = dict(zip(items[order].tolist(), sums[order].tolist(), strict=True))
+        self._recency[half_life_days] = out
         return out
 
     @cached_property

@@ -26,9 +26,10 @@ class StyleNeighbours(CandidateSource):
         if style is None or vectors is None:
             return []
         queries = np.vstack([profile, vectors[: self.recent]]).astype(np.float32)
-        ids, _ = style.index.search(queries, n + len(shopper.recent))
-        own = set(shopper.recent)  # what they bought is the buy-again source's to propose
-        found = {i for row in ids for i in row if i in snapshot.allowed and i not in own}
+        # what they bought is the buy-again source's to propose: left out by the index itself, so the search's
+        # cost does not grow with their history
+        ids, _ = style.index.search(queries, n, exclude=shopper.recent)
+        found = {i for row in ids for i in row if i in snapshot.allowed}
         if not found:
             return []
         found_list = sorted(found)
