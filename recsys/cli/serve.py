@@ -146,14 +146,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         db=settings.db, catalog=demo_dir, interactions=[str(demo_dir / INTERACTIONS_FILE)], format=None
     )
     cmd_import(import_args)
-    from recsys.shop.catalog import open_catalog
+    from recsys.shop.catalog import load_encoder, open_catalog
 
     # Opening the catalog the first time trains and saves the CF model the service and `stylerec feed` load.
     shop = open_catalog(settings.catalog_paths())
     known_styles = {s["name"] for s in shop.store.styles() if s["model_id"] == store.model_id}
-    for path in make_demo_styles(demo_dir / "styles"):
-        if path.stem not in known_styles:
-            add_style(shop.store, path.stem, path, path.parent, settings.embeddings)
+    new_styles = [path for path in make_demo_styles(demo_dir / "styles") if path.stem not in known_styles]
+    encoder = load_encoder(settings.embeddings) if new_styles else None  # VGG loaded once for all of them
+    for path in new_styles:
+        add_style(shop.store, path.stem, path, path.parent, settings.embeddings, encoder)
     if shop.versions.ranker is None:  # the feed's learned ranker, when the shop has the data to learn it
         trained = shop.retrain_ranker()
         if trained["learned"]:

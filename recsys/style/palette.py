@@ -20,11 +20,12 @@ from transfer.render_cache import load_style
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def style_vector(image: str | os.PathLike, embeddings_dir: str | os.PathLike) -> tuple[np.ndarray, str]:
-    """The style vector of an image under the embedding store's own encoder, and that encoder's model id."""
+def style_vector(image: str | os.PathLike, embeddings_dir: str | os.PathLike, encoder=None) -> tuple[np.ndarray, str]:
+    """The style vector of an image under the embedding store's own encoder (`encoder`, when the caller already
+    loaded it with `load_encoder(embeddings_dir)`: adding several styles loads VGG once), and its model id."""
     from recsys.shop.catalog import load_encoder
 
-    encoder = load_encoder(embeddings_dir)
+    encoder = encoder if encoder is not None else load_encoder(embeddings_dir)
     return encoder.embed_image(image), encoder.model_id
 
 
@@ -34,9 +35,10 @@ def add_style(
     image: str | os.PathLike,
     styles_dir: str | os.PathLike,
     embeddings_dir: str | os.PathLike | None = None,
+    encoder=None,
 ) -> dict:
     """Copy a style image into the palette folder and register it (with its style vector when the catalog's
-    embedding store is given). Replaces a style of the same name."""
+    embedding store is given; `encoder`: that store's, if already loaded). Replaces a style of the same name."""
     if not NAME.match(name):
         raise BadInput(f"style name {name!r}: use letters, digits, '-', '_' or '.' (up to 64)")
     load_style(image)  # RenderError for an image that cannot be a style
@@ -46,7 +48,7 @@ def add_style(
         shutil.copyfile(image, target)
     vector, model_id = (None, None)
     if embeddings_dir is not None and Path(embeddings_dir).exists():
-        vector, model_id = style_vector(target, embeddings_dir)
+        vector, model_id = style_vector(target, embeddings_dir, encoder)
     store.put_style(name, str(target.resolve()), vector, model_id)
     return {"name": name, "image": str(target), "model_id": model_id}
 
