@@ -21,7 +21,9 @@ function init(args)
   items = lines(args[2])
   events_every = tonumber(args[3] or "0")
   run = args[4] or "0"  -- event ids are unique per run: a repeated id would be (rightly) stored once
-  math.randomseed(id * 7919)
+  -- each run draws its own shoppers and items (seeded by the run's id): a run that replayed the previous run's
+  -- sequence would find its feeds in the service's feed cache and measure the cache, not the feed
+  math.randomseed(id * 7919 + math.floor((tonumber(run) or 0) * 1000) % 1000003)
   n, acks, errors = 0, 0, 0
 end
 
