@@ -7,7 +7,8 @@ optionally a cProfile breakdown of each (where the CPU goes).
         [--requests 300] [--profile 40]
 
 Prints JSON: CPU ms per request (process time, robust to other jobs' load, not to what they do to the caches)
-for feeds of random shoppers and same-style lists of random items, after as many warm-up requests; the response
+for feeds of random shoppers, same-style lists of random items and feeds of the `--heavy` shoppers with the most
+events (with each kind's p50 / p90 / p99 / max), after as many warm-up requests; the response
 bodies are built as the service builds them. With --profile N, the N functions with the most cumulative time.
 """
 
@@ -34,7 +35,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="timed requests of each kind (as many warm-ups)")
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions of a profiled pass")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--heavy", type=int, default=20, help="also time the feeds of the N (<= 20) shoppers with the most events"
+    )
     args = parser.parse_args()
+    import numpy as np  # after the thread settings above
+    from worker_open import _shoppers  # the 20 shoppers with the most events (an SQLite store's)
+
     from recsys.service.deps import recommendations_out
     from recsys.service.schemas import Recommendations
     from recsys.shop.catalog import open_catalog
@@ -55,16 +62,23 @@ def main() -> None:
         found = catalog.similar(item, 10)
         return Recommendations.model_validate(recommendations_out(catalog, found, None)).model_dump_json()
 
-    kinds = {"feed": (feed, shoppers), "similar": (similar, items)}
+    heavy_shoppers = _shoppers(paths.db, 0, args.seed)[1][: args.heavy] if args.heavy else []
+    kinds = {"feed": (feed, shoppers), "similar": (similar, items), "heavy_feed": (feed, heavy_shoppers * 3)}
     out: dict = {"feed_model": catalog.recommender.feed_model, "requests": n, "load_average": os.getloadavg()}
     for name, (call, keys) in kinds.items():
         for key in keys[:n]:  # warm-up: pages, caches
             call(key)
-        started, wall = time.process_time(), time.perf_counter()
-        for key in keys[n : 2 * n]:
+        timed = keys[n : 2 * n] if name != "heavy_feed" else keys[len(keys) // 3 : 2 * len(keys) // 3]
+        started, wall, each = time.process_time(), time.perf_counter(), []
+        for key in timed:
+            before = time.process_time()
             call(key)
-        out[f"{name}_cpu_ms"] = round((time.process_time() - started) / max(1, len(keys[n : 2 * n])) * 1000, 2)
-        out[f"{name}_wall_ms"] = round((time.perf_counter() - wall) / max(1, len(keys[n : 2 * n])) * 1000, 2)
+            each.append((time.process_time() - before) * 1000)
+        out[f"{name}_cpu_ms"] = round((time.process_time() - started) / max(1, len(timed)) * 1000, 2)
+        out[f"{name}_wall_ms"] = round((time.perf_counter() - wall) / max(1, len(timed)) * 1000, 2)
+        if each:  # the spread: a queue's tail follows its costliest requests
+            p50, p90, p99 = (round(float(v), 2) for v in np.percentile(each, [50, 90, 99]))
+            out[f"{name}_cpu_ms_p50_p90_p99_max"] = [p50, p90, p99, round(max(each), 2)]
         if args.profile:
             profile = cProfile.Profile()
             profile.enable()
