@@ -288,12 +288,10 @@ class StyleIndex:
             if len(labels) == 0:
                 return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
             selector = faiss.IDSelectorBatch(labels)
-        parts = []  # FAISS's combined selectors hold plain pointers: their parts stay referenced until the search
         excluded = state.ids.labels(exclude, strict=False) if exclude else ()
-        if len(excluded):
-            parts = [selector, faiss.IDSelectorBatch(excluded)]
-            parts.append(faiss.IDSelectorNot(parts[1]))
-            selector = parts[2] if selector is None else faiss.IDSelectorAnd(selector, parts[2])
+        if len(excluded):  # (FAISS's Python wrappers keep the selectors they combine alive)
+            left_out = faiss.IDSelectorNot(faiss.IDSelectorBatch(excluded))
+            selector = left_out if selector is None else faiss.IDSelectorAnd(selector, left_out)
         if state.gpu is not None and selector is None:
             return state.gpu.search(queries, k)
         if allow is not None and "nprobe" in params:

@@ -166,9 +166,11 @@ def _snapshot_pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.nda
     eigenvalues = np.maximum(eigenvalues[order], 0.0)
     # directions without variance (repeated or too few images) are no axes: zero, like the components N cannot fit
     real = eigenvalues > max(float(eigenvalues[0]), 1e-30) * 1e-6
-    eigenvalues = np.where(real, eigenvalues, 0.0)
+    eigenvalues[~real] = 0.0
+    unit = np.zeros(len(order), np.float32)  # scales an axis v @ x to length 1
+    unit[real] = 1.0 / np.sqrt(eigenvalues[real])
     axes = eigenvectors[:, order].T.astype(np.float32) @ centred
-    axes *= np.where(real, 1.0 / np.sqrt(np.where(real, eigenvalues, 1.0)), 0.0).astype(np.float32)[:, None]
+    axes *= unit[:, None]
     return mean, axes, eigenvalues / (x.shape[0] - 1)
 
 
