@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from suite_busy import busy_neighbours
+
 SETTINGS = {
     "default": {},
     "one-thread": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
@@ -47,8 +49,7 @@ def main() -> None:
         make_demo_catalog(catalog)
         base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", *SETTINGS["one-thread"])}
         for count in (int(n) for n in args.neighbours.split(",")):
-            neighbours = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(count)]
-            try:
+            with busy_neighbours(count):
                 for name in args.settings.split(","):
                     out = Path(work) / f"store-{count}-{name}"
                     started = time.perf_counter()
@@ -63,10 +64,6 @@ def main() -> None:
                         "neighbours": count, "setting": name, "embed_s": round(float(done.stdout.split()[-1]), 1),
                         "process_s": round(time.perf_counter() - started, 1), "load_average": os.getloadavg(),
                     }), flush=True)  # fmt: skip
-            finally:
-                for neighbour in neighbours:
-                    neighbour.kill()
-                    neighbour.wait()
 
 
 if __name__ == "__main__":

@@ -9,13 +9,27 @@ normal priority) running beside it; its wall time, its result line, the slowest 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def busy_neighbours(count: int) -> Iterator[None]:
+    """`count` CPU-bound processes (`python -c "while 1: pass"`, normal priority) for the duration of the block."""
+    neighbours = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for neighbour in neighbours:
+            neighbour.kill()
+            neighbour.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,16 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durations", type=int, default=40, help="the slowest tests to list")
     parser.add_argument("pytest_args", nargs="*", help="more arguments for pytest (after --)")
     args = parser.parse_args(argv)
-    neighbours = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(args.neighbours)]
     load_before = os.getloadavg()
     start = time.monotonic()
-    try:
+    with busy_neighbours(args.neighbours):
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--durations={args.durations}"]
         done = subprocess.run([*command, *args.pytest_args], cwd=REPO, capture_output=True, text=True, check=False)
-    finally:
-        for neighbour in neighbours:
-            neighbour.kill()
-            neighbour.wait()
     wall = time.monotonic() - start
     load_after = os.getloadavg()
     print(done.stdout[-20_000:], done.stderr[-2_000:], sep="\n")
