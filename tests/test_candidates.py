@@ -112,6 +112,16 @@ def test_the_repurchase_rule_and_the_facts_the_ranker_learns_from(snapshot):
     assert column["item_days_since_sale"][dress] == pytest.approx(4.0)  # u4 bought it on day 16, now is day 20
     assert column["item_since_visit"][dress] == 0 and np.isnan(column["item_since_visit"][hat])
     assert column["kind_rank_7d"][hat] == 1 and column["item_repeat_rate"][hat] == 0
+    # the columns every ranker reads, by hand: u3's two dress1 purchases (days 14, 15), now is day 20
+    assert column["buy_again_rank"][dress] == 1 and np.isnan(column["buy_again_score"][hat])
+    assert column["n_sources"][dress] == 2 and column["n_sources"][hat] == 1  # buy again + trending; trending
+    assert column["item_bought"][dress] == 2 and column["item_bought"][hat] == 0
+    assert column["item_days_since"][dress] == pytest.approx(5.0) and np.isnan(column["item_days_since"][hat])
+    assert column["group_bought"][dress] == 2 and column["group_days_since"][dress] == pytest.approx(5.0)
+    assert column["kind_share"][dress] == 1.0 and column["kind_share"][hat] == 0.0
+    assert column["pop_7d"][dress] == 3 and column["trend"][dress] == pytest.approx(4 / (3 / 4 + 1))
+    assert column["item_age_days"][dress] == pytest.approx(6.0) and np.isnan(column["price_ratio"]).all()
+    assert (column["user_events"] == 2).all() and column["user_days_since_last"][hat] == pytest.approx(5.0)
 
 
 def test_snapshot_ignores_the_future_and_groups_by_id_prefix(snapshot):
@@ -185,3 +195,55 @@ def test_recency_weights_sum_each_items_decayed_events_most_recent_first(snapsho
         assert list(weights.items()) == list(plain.items())
         assert shopper.recency_weights(half_life) is weights
     assert Shopper(snapshot, "nobody", history.iloc[:0]).recency_weights() == {}
+
+
+def test_the_style_source_answers_from_the_batch_lists_as_from_the_index(snapshot, tmp_path):
+    """`StyleSpace.neighbours` (the batch's nearest-item lists) replace a search per purchase: the same candidates,
+    scores and reasons, with purchases left out, for light and heavy shoppers (whose purchases fill a list: the
+    source then searches), on a catalog larger than a list and on one smaller (complete lists)."""
+    from recsys.batch.bundle import read_style_neighbours, write_style_neighbours
+    from recsys.candidates.base import _style_neighbour_popularity
+    from recsys.models.hybrid import NEIGHBOUR_LIST
+
+    rng = np.random.default_rng(3)
+    ids = [f"i{n:03d}" for n in range(300)]
+    vectors = rng.normal(size=(len(ids), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    catalog = pd.DataFrame({"item_id": ids, "title": ids, "category": "c", "attributes": [{}] * len(ids)})
+    rows = [
+        (f"u{u}", ids[j], float(t))
+        for u, size in enumerate([1, 3, 5, 10, 40, 80, 200])
+        for t, j in enumerate(rng.choice(len(ids), size, replace=False))
+    ]
+    events = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).assign(weight=1.0)
+    space = StyleSpace(ids, vectors)
+    big = Snapshot.build(events, ItemInfo(catalog), space, now=1000.0)
+    source = SOURCES["style"]()
+
+    def answers(shop, users):
+        return {u: source.generate(shop, Shopper(shop, u), 20) for u in users}
+
+    users = sorted(set(events["user_id"]))
+    for shop, who in ((big, users), (snapshot, ["u1", "u2", "u5"])):
+        assert shop.style.neighbours is None
+        searched = answers(shop, who)
+        popularity = {i: float(n) for n, i in enumerate(shop.style.ids)}
+        stats = _style_neighbour_popularity(shop.style, popularity)
+        lists = shop.style.neighbour_rows()
+        assert lists.shape == (len(shop.style.ids), NEIGHBOUR_LIST)
+        assert answers(shop, who) == searched and any(searched.values())
+        assert _style_neighbour_popularity(shop.style, popularity) == pytest.approx(stats)
+    # every row: the item's nearest others by inner product (a flat index is exact), best first
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -np.inf)
+    lists = big.style.neighbours
+    assert lists[:, 0].tolist() == similarity.argmax(axis=1).tolist()
+    assert np.all(np.diff(np.take_along_axis(similarity, lists.astype(int), axis=1), axis=1) <= 1e-6)
+    # a worker uses the written lists only over exactly the ids they were searched for
+    write_style_neighbours(tmp_path, ids, lists)
+    assert np.array_equal(read_style_neighbours(tmp_path, ids), lists)
+    assert read_style_neighbours(tmp_path, [*ids[:-1], "other"]) is None
+    assert read_style_neighbours(tmp_path, ids[:-1]) is None
+    # a vector added or removed outdates the lists: the source searches again
+    space.upsert("new", vectors[0])
+    assert space.neighbours is None

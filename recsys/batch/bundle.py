@@ -3,7 +3,9 @@ version, without reading the events table.
 
 A tables version (<models>/tables/vNNNNNN, written by `recsys.batch.train`) holds the item table (popularity
 windows, first and last sale, repeat rate, the blend's decayed popularity), the co-purchase lists and, when the
-shop has style vectors, each item's style-neighbour popularity. The co-purchase lists are memory-mapped arrays
+shop has style vectors, each item's style-neighbour popularity and its nearest items in style (the style
+source's lists, `StyleSpace.neighbours`: memory-mapped, and used only over exactly the style ids they were
+searched for). The co-purchase lists are memory-mapped arrays
 (`recsys.batch.served`), shared by every worker of a host; the item tables are bounded by the catalog and read
 into plain dicts at open. It is used when it was built over exactly the events the served CF version was
 trained on (`tables_for`), so every model a worker serves is of one batch.
@@ -17,6 +19,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from recsys.batch.tables import item_facts, table_to_lists
@@ -31,6 +34,7 @@ ITEMS_FILE, CO_PURCHASES_FILE, STYLE_FILE, MANIFEST_FILE = (
     "style.parquet",
     "manifest.json",
 )
+STYLE_IDS_FILE, STYLE_NEIGHBOURS_FILE = "style_ids.npy", "style_neighbours.npy"
 
 
 def tables_for(models: str | Path, last_event_id: int) -> Path | None:
@@ -107,11 +111,32 @@ def read_snapshot(folder: Path, items, style, cf, allowed: Iterable[str]):
         group_members={},
         co_bought=tables["co_bought"],
     )
+    if style is not None and style.neighbours is None:
+        style.neighbours = read_style_neighbours(Path(folder), style.ids)
     if style is not None and tables["style_stats"] is not None:
         snapshot.style_neighbour_popularity = tables["style_stats"]
     else:
         snapshot.style_neighbour_popularity = _style_neighbour_popularity(style, popularity["30d"])
     return snapshot.with_catalog(items, allowed)
+
+
+def write_style_neighbours(folder: Path, ids: list[str], rows: np.ndarray) -> None:
+    """Write each style item's nearest items (`StyleSpace.neighbours`) with the ids they index."""
+    np.save(folder / STYLE_IDS_FILE, np.array([i.encode() for i in ids], dtype=bytes))
+    np.save(folder / STYLE_NEIGHBOURS_FILE, np.ascontiguousarray(rows, np.int32))
+
+
+def read_style_neighbours(folder: Path, ids: list[str]) -> np.ndarray | None:
+    """The batch's nearest-item lists, memory-mapped, when they were searched over exactly these style `ids` (in
+    this order); None otherwise (items embedded since: the style source searches the index)."""
+    if not (folder / STYLE_IDS_FILE).is_file() or not (folder / STYLE_NEIGHBOURS_FILE).is_file():
+        return None
+    saved = np.load(folder / STYLE_IDS_FILE, mmap_mode="r", allow_pickle=False)
+    rows = np.load(folder / STYLE_NEIGHBOURS_FILE, mmap_mode="r", allow_pickle=False)
+    if len(saved) != len(ids) or rows.shape[0] != len(ids) or rows.ndim != 2:
+        return None
+    same = np.array_equal(np.asarray(saved), np.array([i.encode() for i in ids], dtype=bytes))
+    return np.asarray(rows) if same else None  # a plain array over the map: no per-slice memmap overhead
 
 
 def _co_bought(folder: Path):

@@ -33,6 +33,7 @@ from recsys.batch.bundle import (
     STYLE_FILE,
     TABLES_DIR,
     TABLES_FORMAT,
+    write_style_neighbours,
 )
 from recsys.batch.engine import connect
 from recsys.batch.export import export_events
@@ -124,6 +125,7 @@ def train_shop(
                 co_bought.to_parquet(folder / CO_PURCHASES_FILE, index=False)
                 write_co_purchases(folder, co_bought)  # the arrays workers map (`recsys.batch.served`)
                 if style is not None:  # from the style index's k nearest, never all pairs
+                    write_style_neighbours(folder, style.ids, style.neighbour_rows())
                     sold = dict(zip(items["item_id"], items["pop_30d"].astype(float), strict=True))
                     stats = _style_neighbour_popularity(style, sold)
                     frame = pd.DataFrame({"item_id": list(stats), "style_neighbour_popularity": list(stats.values())})

@@ -195,6 +195,8 @@ def iter_folds(
     first_sale = con.execute(f"SELECT item_id, min(timestamp) AS t FROM ({source}) GROUP BY item_id").df()
     first_sale = pd.Series(first_sale["t"].to_numpy(float), index=first_sale["item_id"].to_numpy())
     pool = set(allowed) if allowed is not None else None
+    if style is not None:  # every window's style source and statistics read the same lists, searched once
+        style.neighbour_rows()
     cf_config = window_cf_config(cf_config, config)
     bounds = training_windows_between(first, last, config.window_days, config.windows, config.window_step_days)
     for n, (start, stop) in enumerate(bounds):

@@ -230,21 +230,19 @@ def _co_purchases(
 
 
 def _style_neighbour_popularity(
-    style: StyleSpace | None, popularity: dict[str, float], k: int = 10, batch: int = 4096
+    style: StyleSpace | None, popularity: dict[str, float], k: int = 10
 ) -> dict[str, float]:
     """Each item's mean recent popularity of its `k` nearest style neighbours (how well its look sells), from the
-    style index's k nearest (approximate for an IVF index), a batch of items at a time: never all pairs."""
+    style index's k nearest (approximate for an IVF index; the batch's lists `StyleSpace.neighbours` when the
+    space has them, else a batched search): never all pairs."""
     if style is None or len(style.ids) < 2:
         return {}
     k = min(k, len(style.ids) - 1)
-    out: dict[str, float] = {}
-    for start in range(0, len(style.ids), batch):
-        ids = style.ids[start : start + batch]
-        found, _ = style.index.search(style.vectors[start : start + batch], k + 1)
-        for item, row in zip(ids, found, strict=True):
-            neighbours = [i for i in row if i != item][:k]
-            out[item] = sum(popularity.get(i, 0.0) for i in neighbours) / k
-    return out
+    lists = style.neighbours
+    rows = lists[:, :k] if lists is not None and lists.shape[1] >= k else style.nearest_rows(k)
+    sold = np.array([popularity.get(i, 0.0) for i in style.ids] + [0.0])  # row -1 (no neighbour) sells nothing
+    means = sold[rows].sum(axis=1) / k
+    return dict(zip(style.ids, means.tolist(), strict=True))
 
 
 class Shopper:

@@ -8,6 +8,7 @@ import numpy as np
 
 from common.topk import top_k
 from recsys.candidates.base import Candidate, CandidateSource, Shopper, Snapshot
+from recsys.models.hybrid import StyleSpace
 
 
 class StyleNeighbours(CandidateSource):
@@ -25,11 +26,18 @@ class StyleNeighbours(CandidateSource):
         recent, vectors, profile = shopper.styled
         if style is None or vectors is None:
             return []
-        queries = np.vstack([profile, vectors[: self.recent]]).astype(np.float32)
-        # what they bought is the buy-again source's to propose: left out by the index itself, so the search's
+        # what they bought is the buy-again source's to propose: left out of every query's n, so the search's
         # cost does not grow with their history
-        ids, _ = style.index.search(queries, n, exclude=shopper.recent)
-        found = {i for row in ids for i in row if i in snapshot.allowed}
+        bought = set(shopper.recent)
+        rows, searched = [], [profile]
+        for item in recent[: self.recent]:
+            found = _listed(style, item, bought, n)
+            if found is None:
+                searched.append(style.vector(item))
+            else:
+                rows.append(found)
+        ids, _ = style.index.search(np.vstack(searched).astype(np.float32), n, exclude=shopper.recent)
+        found = {i for row in (*ids, *rows) for i in row if i in snapshot.allowed}
         if not found:
             return []
         found_list = sorted(found)
@@ -41,3 +49,16 @@ class StyleNeighbours(CandidateSource):
             Candidate(found_list[j], float(scores[j]), f"same style as {snapshot.items.name(recent[nearest[j]])}")
             for j in order
         ]
+
+
+def _listed(style: StyleSpace, item: str, bought: set[str], n: int) -> list[str] | None:
+    """The item's `n` nearest in style without the `bought` items, from the batch's lists (`StyleSpace.neighbours`):
+    the index's own answer to that query; None when there are no lists, or too few are left to be sure."""
+    lists = style.neighbours
+    if lists is None:
+        return None
+    listed = lists[style.row[item]]
+    ids = style.ids
+    kept = [ids[j] for j in listed.tolist() if j >= 0 and ids[j] not in bought]
+    complete = listed[-1] < 0  # the list holds every other item: nothing beyond it
+    return kept[:n] if len(kept) >= n or complete else None

@@ -56,6 +56,9 @@ class Recommendation:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
+NEIGHBOUR_LIST = 64  # each item's nearest kept by the batch: the style source takes 40 of them, purchases left out
+
+
 class StyleSpace:
     """Item style vectors by id, with a FAISS index over them for candidate search."""
 
@@ -64,6 +67,9 @@ class StyleSpace:
         self.vectors = np.ascontiguousarray(vectors, np.float32)
         self.row = {item_id: i for i, item_id in enumerate(self.ids)}
         self.index = index or StyleIndex.build(self.vectors, self.ids, model_id=model_id, spec="Flat")
+        # (items, NEIGHBOUR_LIST) rows of each item's nearest other items, best first, -1 padded: computed by the
+        # batch (`neighbour_rows`) and read by the style source instead of a search per purchase; None: search
+        self.neighbours: np.ndarray | None = None
 
     @property
     def pattern_dim(self) -> int | None:
@@ -91,8 +97,28 @@ class StyleSpace:
         row = self.row
         return self.vectors[np.fromiter((row[i] for i in item_ids), np.intp)]
 
+    def nearest_rows(self, k: int, batch: int = 4096) -> np.ndarray:
+        """Each item's `k` nearest other items (rows of `ids`), best first, -1 padded: the index's answers to
+        every item's own vector (approximate for an IVF index), a batch of items at a time; never all pairs."""
+        out = np.full((len(self.ids), k), -1, np.int32)
+        row = self.row
+        for start in range(0, len(self.ids), batch):
+            found, _ = self.index.search(self.vectors[start : start + batch], k + 1)
+            for at, neighbours in enumerate(found, start):
+                rows = [row[i] for i in neighbours if i != self.ids[at]][:k]
+                out[at, : len(rows)] = rows
+        return out
+
+    def neighbour_rows(self) -> np.ndarray:
+        """`neighbours`, computed now when missing (`nearest_rows(NEIGHBOUR_LIST)`): the batch calls this once,
+        and every snapshot built over this space (training windows) reads the same lists."""
+        if self.neighbours is None:
+            self.neighbours = self.nearest_rows(NEIGHBOUR_LIST)
+        return self.neighbours
+
     def upsert(self, item_id: str, vector: np.ndarray) -> None:
         """Add or replace one item's vector (and its index entry)."""
+        self.neighbours = None  # the lists no longer answer for the index
         vector = np.asarray(vector, np.float32).reshape(1, -1)
         if item_id in self.row:
             self.vectors[self.row[item_id]] = vector[0]
@@ -106,6 +132,7 @@ class StyleSpace:
         """Forget one item's vector; a no-op for an item without one."""
         if item_id not in self.row:
             return
+        self.neighbours = None
         keep = [i for i in self.ids if i != item_id]
         self.vectors = self.vectors[[self.row[i] for i in keep]]
         self.ids, self.row = keep, {i: n for n, i in enumerate(keep)}

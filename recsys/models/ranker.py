@@ -161,53 +161,65 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
     rule_rank = {item: rank for rank, item in enumerate(rule, 1)}
 
     sources = [s for s in config.sources if config.use_style or s not in STYLE_SOURCES]
-    rows = np.full((len(items), len(feature_names(config))), nan)
-    facts, found_of = snapshot.item_facts, pool.found
-    cf_at, cf_rows, cf_columns = feature_names(config).index("cf_affinity"), [], []
+    names = feature_names(config)
+    m = len(items)
+    rows = np.full((m, len(names)), nan)
+    # column by column over the pool (one pass per feature, not a Python row per candidate)
+    column_of = {source: 2 * j for j, source in enumerate(sources)}
+    at, cols, scores, ranks = [], [], [], []
+    found_of = pool.found
     for n, item in enumerate(items):
-        found = found_of[item]
-        row = []
-        for source in sources:
-            score, rank, _ = found.get(source, (nan, nan, ""))
-            row += [score, rank]
-        fact = facts.get(item)
+        for source, (score, rank, _) in found_of[item].items():
+            column = column_of.get(source)
+            if column is not None:
+                at.append(n)
+                cols.append(column)
+                scores.append(score)
+                ranks.append(rank)
+    if at:
+        at_rows, at_cols = np.array(at), np.array(cols)
+        rows[at_rows, at_cols] = scores
+        rows[at_rows, at_cols + 1] = ranks
+    facts = snapshot.item_facts
+    known = [facts.get(item) for item in items]
+    for n, fact in enumerate(known):
         if fact is None:
-            fact = facts[item] = _item_facts(snapshot, item)
-        group, kind, section, p7, p30, p_all, first, price, j = fact
-        if j is not None:  # CF's score of the pooled items only, after the loop (never the whole catalog)
-            cf_rows.append(n)
-            cf_columns.append(j)
-        row += [
-            len(found),
-            item_count.get(item, 0.0),
-            (now - item_last[item]) / DAY if item in item_last else nan,
-            group_count.get(group, 0.0) if group is not None else nan,
-            (now - group_last[group]) / DAY if group in group_last else nan,
-            kind_count.get(kind, 0.0) / n_events if kind and n_events else nan,
-            section_count.get(section, 0.0) / n_events if section and n_events else nan,
-            p7,
-            p30,
-            p_all,
-            (p7 + 1.0) / (p30 / 4.0 + 1.0),
-            (now - first) / DAY if first is not None else nan,
-            price / usual_price if price is not None and usual_price > 0 else nan,
-            nan,  # cf_affinity
-            n_events,
-            days_since_last,
-        ]
-        if extra:
-            row += [
-                rule_rank.get(item, nan),
-                repeat_share,
-                snapshot.repeat_rate.get(item, nan),
-                (now - snapshot.last_sale[item]) / DAY if item in snapshot.last_sale else nan,
-                snapshot.kind_rank.get(item, nan),
-                (shopper.timestamps.max() - item_last[item]) / DAY if item in item_last else nan,
-            ]
-        rows[n, : len(row)] = row
-    cf_scores = shopper.cf_scores_of(np.asarray(cf_columns, np.intp)) if cf_columns else None
+            known[n] = facts[items[n]] = _item_facts(snapshot, items[n])
+    group, kind, section, p7, p30, p_all, first, price, cf_col = zip(*known, strict=True) if known else ([],) * 9
+    p7, p30 = np.array(p7, float), np.array(p30, float)
+    first_sale = np.array([nan if t is None else t for t in first], float)
+    base = 2 * len(sources)
+    rows[:, base] = [len(found_of[item]) for item in items]
+    rows[:, base + 1] = [item_count.get(item, 0.0) for item in items]
+    rows[:, base + 2] = (now - np.array([item_last.get(item, nan) for item in items], float)) / DAY
+    rows[:, base + 3] = [group_count.get(g, 0.0) if g is not None else nan for g in group]
+    rows[:, base + 4] = (now - np.array([group_last.get(g, nan) for g in group], float)) / DAY
+    if n_events:
+        rows[:, base + 5] = [kind_count.get(k, 0.0) / n_events if k else nan for k in kind]
+        rows[:, base + 6] = [section_count.get(c, 0.0) / n_events if c else nan for c in section]
+    rows[:, base + 7] = p7
+    rows[:, base + 8] = p30
+    rows[:, base + 9] = p_all
+    rows[:, base + 10] = (p7 + 1.0) / (p30 / 4.0 + 1.0)
+    rows[:, base + 11] = (now - first_sale) / DAY
+    if usual_price > 0:
+        rows[:, base + 12] = [p / usual_price if p is not None else nan for p in price]
+    # base + 13: cf_affinity, below
+    rows[:, base + 14] = n_events
+    rows[:, base + 15] = days_since_last
+    if extra:
+        last_visit = shopper.timestamps.max() if len(shopper.timestamps) else nan
+        rows[:, base + 16] = [rule_rank.get(item, nan) for item in items]
+        rows[:, base + 17] = repeat_share
+        rows[:, base + 18] = [snapshot.repeat_rate.get(item, nan) for item in items]
+        rows[:, base + 19] = (now - np.array([snapshot.last_sale.get(item, nan) for item in items], float)) / DAY
+        rows[:, base + 20] = [snapshot.kind_rank.get(item, nan) for item in items]
+        rows[:, base + 21] = (last_visit - np.array([item_last.get(item, nan) for item in items], float)) / DAY
+    cf_rows = [n for n, j in enumerate(cf_col) if j is not None]
+    # CF's score of the pooled items only (never the whole catalog)
+    cf_scores = shopper.cf_scores_of(np.array([cf_col[n] for n in cf_rows], np.intp)) if cf_rows else None
     if cf_scores is not None:
-        rows[cf_rows, cf_at] = cf_scores
+        rows[cf_rows, names.index("cf_affinity")] = cf_scores
     if config.use_style:
         _style_features(snapshot, shopper, items, rows[:, -len(STYLE_FEATURES) :])
     return rows

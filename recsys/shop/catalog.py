@@ -535,6 +535,7 @@ class Catalog:
             style.vectors, style.ids, self.paths.index, style.model_id, spec, self.store
         )
         style.index.replace_with(fresh)
+        style.neighbours = None  # the batch's lists answered for the old index: the style source searches
         self.feeds.clear()  # style neighbours come from the index
         self.versions.index, self.versions.index_spec = version, fresh.spec
         self.versions.generation = generation
