@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         skip |= {"open", "ranker", "train", "serve"}  # nothing imported: nothing to measure after
     where = [*db, "--store", str(paths["store"]), "--index", str(paths["index"]), "--models", str(paths["models"])]
     if has_train_command():
-        train = cli("train", *db, "--models", str(paths["models"]), "--embeddings", str(paths["store"]))
+        train = cli("train", *where)  # the served index too: the style lists are searched in it
         step("train", [*train, *args.train_args.split()])
     else:  # today's steps
         someone = users[0][0] if users[0] else "nobody"

@@ -26,7 +26,7 @@ from faiss.contrib.evaluation import knn_intersection_measure
 from common.errors import BadInput
 from index.ids import IdMap
 from index.locks import ReadWriteLock
-from index.persistence import IndexFileError, read_version, write_version
+from index.persistence import IndexFileError, read_version, sha256, write_version
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class _State:
     spec: str
     params: dict[str, int] = field(default_factory=dict)
     gpu: faiss.Index | None = None
+    fingerprint: str | None = None  # the checksum of the version it was read from or saved as; None once changed
 
 
 def _gpu_available() -> bool:
@@ -206,12 +207,14 @@ class StyleIndex:
         with self._lock.write():
             state = self._state
             state.index.add_with_ids(vectors, state.ids.assign(ids))
+            state.fingerprint = None
             self._refresh_gpu(state)
 
     def remove(self, ids: Sequence[str]) -> int:
         """Remove items by id (KeyError for an unknown id); returns how many were removed."""
         with self._lock.write():
             removed = self._remove(self._state, ids)
+            self._state.fingerprint = None
             self._refresh_gpu(self._state)
             return removed
 
@@ -222,6 +225,7 @@ class StyleIndex:
             state = self._state
             self._remove(state, [i for i in ids if i in state.ids])
             state.index.add_with_ids(vectors, state.ids.assign(ids))
+            state.fingerprint = None
             self._refresh_gpu(state)
 
     @staticmethod
@@ -311,6 +315,7 @@ class StyleIndex:
             index_bytes = _serialize(state.index)
             ids, labels = state.ids.items()
             manifest = {**self._info(state), "next_label": state.ids.next_label, "format": 1}
+            state.fingerprint = sha256(index_bytes)  # it is the version written below (a change after resets it)
         manifest.pop("device")
         return write_version(Path(folder), index_bytes, ids, labels, manifest)
 
@@ -330,6 +335,7 @@ class StyleIndex:
             raise IndexFileError(f"{folder}: index has {index.ntotal} x {index.d}, manifest and ids disagree")
         loaded = cls(manifest["dim"], manifest.get("model_id", ""), use_gpu)
         state = _State(index, IdMap(ids, labels, manifest.get("next_label")), manifest["spec"], manifest["params"])
+        state.fingerprint = manifest.get("index_sha256")
         state.gpu = loaded._to_gpu(index, state.params)
         loaded._state = state
         return loaded
@@ -356,6 +362,12 @@ class StyleIndex:
     @property
     def spec(self) -> str:
         return self._state.spec
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The checksum of the persisted version this index is (read, or just saved), None when it has changed
+        since or was never saved: what says that lists searched in another process came from the same index."""
+        return self._state.fingerprint
 
     def info(self) -> dict:
         """What `stylerec index info` prints."""

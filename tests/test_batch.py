@@ -390,3 +390,43 @@ def test_the_export_reads_either_engine_as_the_same_columnar_table(store_url, tm
         table[["user_id", "item_id", "timestamp"]].values.tolist()
         == events[["user_id", "item_id", "timestamp"]].values.tolist()
     )
+
+
+def test_workers_read_the_style_lists_of_the_index_they_serve(demo_shop, tmp_path):
+    """`stylerec train` searches every item's nearest in the served index once; a worker whose index is that
+    version reads the lists (the same feeds as searching), and a worker whose index changed searches."""
+    from recsys.batch.train import TrainOptions, train_shop
+    from recsys.shop.catalog import CatalogPaths, build_index_from_embeddings, open_catalog
+    from recsys.store.data_io import read_catalog, read_interactions
+    from recsys.store.sqlite import Store
+
+    catalog_dir, embeddings, _ = demo_shop
+    db, models, index = tmp_path / "shop.db", tmp_path / "models", tmp_path / "index"
+    store = Store(db)
+    store.import_items(read_catalog(catalog_dir), "demo")
+    store.import_interactions(read_interactions(catalog_dir / "interactions.csv"), "interactions.csv")
+    shoppers = store.shoppers()[:40]
+    store.close()
+    build_index_from_embeddings(embeddings, index)
+    train_shop(db, models, embeddings, index, TrainOptions(windows=2, sample_shoppers=150, progress=False))
+    paths = CatalogPaths(db=db, embeddings=embeddings, index=index, models=models)
+
+    catalog = open_catalog(paths, build_missing=False)
+    try:
+        style = catalog.recommender.style
+        assert style.neighbours is not None and style.index.fingerprint is not None
+        assert np.array_equal(style.neighbours, style.nearest_rows(style.neighbours.shape[1]))
+        listed = {u: [(r.item_id, r.score, r.reason) for r in catalog.feed(u, 12)] for u in shoppers}
+        style.neighbours = None  # the same feeds when every purchase is searched in the index
+        catalog.feeds.clear()
+        assert {u: [(r.item_id, r.score, r.reason) for r in catalog.feed(u, 12)] for u in shoppers} == listed
+        assert any(r[2].startswith("same style as") for feed in listed.values() for r in feed)
+    finally:
+        catalog.close()
+
+    build_index_from_embeddings(embeddings, index, spec="IVF4,Flat")  # another index: the lists do not answer for it
+    catalog = open_catalog(paths, build_missing=False)
+    try:
+        assert catalog.recommender.style.neighbours is None and catalog.feed(shoppers[0], 12)
+    finally:
+        catalog.close()

@@ -144,6 +144,21 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.search(X[0], 1)[0][0] == ["new-item"]
 
 
+def test_the_fingerprint_names_the_persisted_version_until_the_index_changes(tmp_path):
+    index = StyleIndex.build(X, IDS, spec="Flat")
+    assert index.fingerprint is None  # built in memory, never saved
+    index.save(tmp_path / "idx")
+    loaded = StyleIndex.load(tmp_path / "idx")
+    assert loaded.fingerprint == index.fingerprint is not None
+    loaded.upsert(X[:1], ["new-item"])
+    assert loaded.fingerprint is None
+    loaded.save(tmp_path / "idx")
+    again = StyleIndex.load(tmp_path / "idx")
+    assert again.fingerprint == loaded.fingerprint not in (None, index.fingerprint)
+    again.remove(["new-item"])
+    assert again.fingerprint is None
+
+
 def test_load_refuses_another_model(tmp_path):
     StyleIndex.build(X, IDS, model_id="model-a").save(tmp_path / "idx")
     with pytest.raises(IndexFileError, match="model-a"):

@@ -4,8 +4,8 @@ version, without reading the events table.
 A tables version (<models>/tables/vNNNNNN, written by `recsys.batch.train`) holds the item table (popularity
 windows, first and last sale, repeat rate, the blend's decayed popularity), the co-purchase lists and, when the
 shop has style vectors, each item's style-neighbour popularity and its nearest items in style (the style
-source's lists, `StyleSpace.neighbours`: memory-mapped, and used only over exactly the style ids they were
-searched for). The co-purchase lists are memory-mapped arrays
+source's lists, `StyleSpace.neighbours`: memory-mapped, and used only by a worker whose index is the persisted
+version they were searched in, over exactly the same style ids). The co-purchase lists are memory-mapped arrays
 (`recsys.batch.served`), shared by every worker of a host; the item tables are bounded by the catalog and read
 into plain dicts at open. It is used when it was built over exactly the events the served CF version was
 trained on (`tables_for`), so every model a worker serves is of one batch.
@@ -74,6 +74,7 @@ def _read_tables(folder: Path) -> dict:
     return {
         **item_facts(table),
         "now": float(manifest["now"]),
+        "style_index": manifest.get("style_index"),
         "decayed": dict(zip(table["item_id"], table["pop_decayed"].astype(float), strict=True)),
         "co_bought": _co_bought(folder),
         "style_stats": style_stats,
@@ -111,8 +112,9 @@ def read_snapshot(folder: Path, items, style, cf, allowed: Iterable[str]):
         group_members={},
         co_bought=tables["co_bought"],
     )
-    if style is not None and style.neighbours is None:
-        style.neighbours = read_style_neighbours(Path(folder), style.ids)
+    fingerprint = style.index.fingerprint if style is not None else None
+    if style is not None and style.neighbours is None and fingerprint and fingerprint == tables["style_index"]:
+        style.neighbours = read_style_neighbours(Path(folder), style.ids)  # searched in this very index
     if style is not None and tables["style_stats"] is not None:
         snapshot.style_neighbour_popularity = tables["style_stats"]
     else:

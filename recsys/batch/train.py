@@ -131,6 +131,8 @@ def train_shop(
                     frame = pd.DataFrame({"item_id": list(stats), "style_neighbour_popularity": list(stats.values())})
                     frame.to_parquet(folder / STYLE_FILE, index=False)
                 manifest = {"format": TABLES_FORMAT, "last_event_id": last_event_id, "events": int(count), "now": now}
+                if style is not None:  # the index version the style lists were searched in
+                    manifest["style_index"] = style.index.fingerprint
                 manifest["built"] = time.time()
                 (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
 
