@@ -417,9 +417,18 @@ def test_workers_read_the_style_lists_of_the_index_they_serve(demo_shop, tmp_pat
         assert style.neighbours is not None and style.index.fingerprint is not None
         assert np.array_equal(style.neighbours, style.nearest_rows(style.neighbours.shape[1]))
         listed = {u: [(r.item_id, r.score, r.reason) for r in catalog.feed(u, 12)] for u in shoppers}
-        style.neighbours = None  # the same feeds when every purchase is searched in the index
+        items = style.ids[::7]
+        alike = {i: [(r.item_id, r.style) for r in catalog.similar(i, 10)] for i in items}
+        assert all(catalog.recommender._listed({i}, 10, style.weigh(style.vector(i))) for i in items)  # read
+        lists = style.neighbours
+        style.neighbours = None  # the same feeds and same-style lists when every query is searched in the index
         catalog.feeds.clear()
         assert {u: [(r.item_id, r.score, r.reason) for r in catalog.feed(u, 12)] for u in shoppers} == listed
+        for item in items:
+            searched = [(r.item_id, r.style) for r in catalog.similar(item, 10)]
+            assert [i for i, _ in searched] == [i for i, _ in alike[item]]
+            assert [s for _, s in searched] == pytest.approx([s for _, s in alike[item]], abs=1e-6)
+        style.neighbours = lists
         assert any(r[2].startswith("same style as") for feed in listed.values() for r in feed)
     finally:
         catalog.close()

@@ -20,7 +20,12 @@ class CollaborativeCandidates(CandidateSource):
         if found is None:
             return []
         columns, scores = found
-        ids = snapshot.cf.item_ids
-        order = top_k(scores, n * 2 + 50)
-        out = [Candidate(ids[columns[j]], float(scores[j]), "shoppers like you bought this") for j in order]
-        return [c for c in out if c.item_id in snapshot.allowed][:n]
+        ids, allowed = snapshot.cf.item_ids, snapshot.allowed
+        out = []
+        for j in top_k(scores, n * 2 + 50).tolist():
+            item = ids[columns[j]]
+            if item in allowed:
+                out.append(Candidate(item, float(scores[j]), "shoppers like you bought this"))
+                if len(out) == n:
+                    break
+        return out

@@ -254,7 +254,8 @@ class Recommender:
             exclude |= set(history["item_id"])
         pool = k + max(2, k // 6) if user_id else k
         with self.lock:
-            found = self._nearest(query, pool, categories, exclude)
+            listed = self._listed(exclude, pool, query) if not categories and history is None else None
+            found = listed if listed is not None else self._nearest(query, pool, categories, exclude)
             cf_scores = self._cf_scores(user_id, found) if user_id and found else None
         if cf_scores is not None:
             style = np.array([s for _, s in found])
@@ -283,6 +284,25 @@ class Recommender:
             scores = self.cf.item_factors[known] @ np.asarray(vector, np.float32)
             values[[i for i, r in enumerate(rows) if r is not None]] = scores
         return np.where(np.isfinite(values), values, np.nanmin(values) if known else 0.0)
+
+    def _listed(self, exclude: set[str], k: int, query: np.ndarray) -> list[tuple[str, float]] | None:
+        """`_nearest` of one item's own style (`exclude` is that item alone) from the batch's nearest-item lists
+        (`StyleSpace.neighbours`, searched in this very index: the same items, scored by the same inner
+        product); None when there are no lists, the query is not one item's, or its list has too few left."""
+        lists, style = self.style.neighbours, self.style
+        if lists is None or len(exclude) != 1 or query.ndim != 1:
+            return None
+        (item,) = exclude
+        row = style.row.get(item)
+        if row is None or not np.array_equal(query, style.weigh(style.vectors[row])):
+            return None
+        catalog = self.ranker.categories
+        listed = lists[row]
+        rows = [j for j in listed.tolist() if j >= 0 and (not catalog or style.ids[j] in catalog)][:k]
+        if len(rows) < k and listed[-1] >= 0:  # more may lie beyond the list
+            return None
+        scores = style.vectors[rows] @ query
+        return [(style.ids[j], float(s)) for j, s in zip(rows, scores.tolist(), strict=True)]
 
     def _nearest(self, query, k: int, categories, exclude: set[str]) -> list[tuple[str, float]]:
         """The k catalog items nearest to the query (the index's inner products), without `exclude`, in the
