@@ -290,7 +290,8 @@ class Shopper:
         known = self.user_id is not None and cf.has_user(self.user_id)
         # CF's own vector when it knows exactly this history (trained on it, or kept current by the service's
         # fold-in at every event): an ALS solve per request would cost more than the rest of the feed
-        if known and set(cf.seen_items(self.user_id)) == {i for i in self.items if cf.has_item(i)}:
+        column = self.snapshot.cf_col
+        if known and set(cf.seen_columns(self.user_id).tolist()) == {column[i] for i in self.items if i in column}:
             vector = cf.user_vector(self.user_id)
         else:
             extra: dict[str, float] = {}

@@ -16,15 +16,18 @@ class BoughtTogether(CandidateSource):
 
     def generate(self, snapshot: Snapshot, shopper: Shopper, n: int) -> list[Candidate]:
         scores: dict[str, float] = {}
-        best: dict[str, tuple[float, str]] = {}
+        best: dict[str, float] = {}  # other item -> the largest single contribution to its score
+        origin: dict[str, str] = {}  # other item -> the purchase that made it (the first with that contribution)
+        allowed, co_bought = snapshot.allowed, snapshot.co_bought
         weights = shopper.recency_weights(self.half_life_days)
         for bought in list(weights)[: self.recent]:
-            for other, count in snapshot.co_bought.get(bought, ()):
-                if other not in snapshot.allowed:
+            weight = weights[bought]
+            for other, count in co_bought.get(bought, ()):
+                if other not in allowed:
                     continue
-                contribution = weights[bought] * count
+                contribution = weight * count
                 scores[other] = scores.get(other, 0.0) + contribution
-                if contribution > best.get(other, (-1.0, ""))[0]:
-                    best[other] = (contribution, bought)
+                if contribution > best.get(other, -1.0):
+                    best[other], origin[other] = contribution, bought
         ranked = sorted(scores, key=lambda i: (-scores[i], i))[:n]
-        return [Candidate(i, scores[i], f"often bought with {snapshot.items.name(best[i][1])}") for i in ranked]
+        return [Candidate(i, scores[i], f"often bought with {snapshot.items.name(origin[i])}") for i in ranked]

@@ -179,7 +179,17 @@ class CollaborativeFilter:
 
     def seen_items(self, user_id: str) -> list[str]:
         """Items the user interacted with in the training data (and events folded in since)."""
-        return [self.item_ids[j] for j in self._user_counts(user_id).indices]
+        return [self.item_ids[j] for j in self.seen_columns(user_id).tolist()]
+
+    def seen_columns(self, user_id: str | None) -> np.ndarray:
+        """`seen_items` as item columns (a slice of the counts, no row matrix built)."""
+        if user_id in self._folded:
+            return self._folded[user_id][0].indices
+        row = self._row(user_id)
+        if row is None:
+            return np.zeros(0, np.int32)
+        indptr = self.counts.indptr
+        return self.counts.indices[indptr[row] : indptr[row + 1]]
 
     # -- scoring --------------------------------------------------------------------------------------------
     def user_vector(self, user_id: str | None = None, items: dict[str, float] | None = None) -> np.ndarray | None:

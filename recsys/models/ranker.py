@@ -500,6 +500,14 @@ class Feed:
         self.snapshot, self.ranker = snapshot, ranker
         self.sources = ranker.config.active_sources()
 
+    def warm(self) -> None:
+        """Compute every allowed item's facts for the features now (`Snapshot.item_facts`, bounded by the
+        catalog): a web worker does it when it opens the shop, so that its first feeds do not."""
+        facts, snapshot = self.snapshot.item_facts, self.snapshot
+        for item in snapshot.allowed:
+            if item not in facts:
+                facts[item] = _item_facts(snapshot, item)
+
     def pool(self, user_id: str | None, history: pd.DataFrame | None = None, exclude: set[str] | None = None):
         """(shopper, candidate pool) for a shopper (their `history` if given, else the snapshot's)."""
         shopper = Shopper(self.snapshot, user_id, history)

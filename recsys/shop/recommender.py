@@ -88,6 +88,7 @@ class Recommender:
         else:
             self.snapshot = self.snapshot.with_catalog(info, categories)
         self.pipeline = Feed(self.snapshot, self.learned)
+        self.pipeline.warm()
 
     def use_ranker(self, ranker: LearnedRanker | None) -> None:
         """Serve the feed with this ranker (loaded or trained elsewhere); None or an untrained one: the blend."""
