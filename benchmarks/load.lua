@@ -24,7 +24,7 @@ function init(args)
   -- each run draws its own shoppers and items (seeded by the run's id): a run that replayed the previous run's
   -- sequence would find its feeds in the service's feed cache and measure the cache, not the feed
   math.randomseed(id * 7919 + math.floor((tonumber(run) or 0) * 1000) % 1000003)
-  n, acks, errors = 0, 0, 0
+  n, acks, errors, statuses = 0, 0, 0, ""
 end
 
 function request()
@@ -45,20 +45,23 @@ function response(status, headers, body)
     acks = acks + 1
   elseif status >= 400 then
     errors = errors + 1
+    if #statuses < 200 then statuses = statuses .. status .. " " end  -- which errors: "404 503 "
   end
 end
 
 function done(summary, latency, requests)
-  local total_acks, total_errors = 0, 0
+  local total_acks, total_errors, error_statuses = 0, 0, ""
   for _, thread in ipairs(threads) do
     total_acks = total_acks + thread:get("acks")
     total_errors = total_errors + thread:get("errors")
+    error_statuses = error_statuses .. thread:get("statuses")
   end
   local e = summary.errors
   io.write(string.format(
     '{"requests": %d, "seconds": %.3f, "rps": %.1f, "p50_ms": %.1f, "p90_ms": %.1f, "p99_ms": %.1f, ' ..
-    '"max_ms": %.1f, "http_errors": %d, "socket_errors": %d, "events_acknowledged": %d}\n',
+    '"max_ms": %.1f, "http_errors": %d, "http_error_statuses": "%s", "socket_errors": %d, ' ..
+    '"events_acknowledged": %d}\n',
     summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
-    latency.max / 1000, total_errors, e.connect + e.read + e.write + e.timeout, total_acks))
+    latency.max / 1000, total_errors, error_statuses, e.connect + e.read + e.write + e.timeout, total_acks))
 end

@@ -69,6 +69,14 @@ def web_cpu_seconds() -> float:
     return total
 
 
+def indexed_items(index: str) -> set[str]:
+    """The item ids in the shop's persisted style index (empty when there is none)."""
+    from index.persistence import CURRENT
+    from index.style_index import StyleIndex
+
+    return set(StyleIndex.load(index).item_ids()) if (Path(index) / CURRENT).exists() else set()
+
+
 def run_wrk(base: str, clients: int, seconds: float, users: Path, items: Path, events_every: int) -> dict:
     run = f"{time.time():.3f}"
     command = ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "-s", str(HERE / "load.lua"),
@@ -211,6 +219,9 @@ def measure(args: argparse.Namespace, engine: str) -> dict:
     store = open_store(shop["STYLEREC_DB"])
     events_before = sum(len(store.interactions(u)) for u in load_users)
     shoppers, items = store.shoppers(), store.item_ids()
+    # same-style lists are asked of items with a style vector (an item without one is rightly answered 404)
+    styled = indexed_items(shop["STYLEREC_INDEX"])
+    items = [i for i in items if i in styled] if styled else items
     # the render and uploads scenarios need a palette style and product photos (a generated shop has neither)
     styles = store.styles()
     style = styles[0]["name"] if styles else None

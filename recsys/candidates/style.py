@@ -1,6 +1,9 @@
 """Style neighbours: items that look like the shopper's recent purchases and their style profile.
 
-This is how never-bought articles enter a feed: the FAISS style index knows every article with a photo."""
+This is how never-bought articles enter a feed: the FAISS style index knows every article with a photo. A
+purchase's nearest items come from the batch's lists when the style space has them (`StyleSpace.neighbours`: the
+index's own answers, searched once per item by `stylerec train`); the style profile, which is the shopper's own,
+is searched per request."""
 
 from __future__ import annotations
 
