@@ -244,6 +244,12 @@ def test_the_style_source_answers_from_the_batch_lists_as_from_the_index(snapsho
     assert np.array_equal(read_style_neighbours(tmp_path, ids), lists)
     assert read_style_neighbours(tmp_path, [*ids[:-1], "other"]) is None
     assert read_style_neighbours(tmp_path, ids[:-1]) is None
+    broken = lists.copy()
+    broken[5, 3] = len(ids)  # a row no item has
+    write_style_neighbours(tmp_path, ids, broken)
+    assert read_style_neighbours(tmp_path, ids) is None
+    (tmp_path / "style_neighbours.npy").write_bytes(b"not an array")
+    assert read_style_neighbours(tmp_path, ids) is None
     # a vector added or removed outdates the lists: the source searches again
     space.upsert("new", vectors[0])
     assert space.neighbours is None

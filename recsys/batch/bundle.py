@@ -133,12 +133,20 @@ def read_style_neighbours(folder: Path, ids: list[str]) -> np.ndarray | None:
     this order); None otherwise (items embedded since: the style source searches the index)."""
     if not (folder / STYLE_IDS_FILE).is_file() or not (folder / STYLE_NEIGHBOURS_FILE).is_file():
         return None
-    saved = np.load(folder / STYLE_IDS_FILE, mmap_mode="r", allow_pickle=False)
-    rows = np.load(folder / STYLE_NEIGHBOURS_FILE, mmap_mode="r", allow_pickle=False)
-    if len(saved) != len(ids) or rows.shape[0] != len(ids) or rows.ndim != 2:
+    try:
+        saved = np.load(folder / STYLE_IDS_FILE, mmap_mode="r", allow_pickle=False)
+        rows = np.asarray(np.load(folder / STYLE_NEIGHBOURS_FILE, mmap_mode="r", allow_pickle=False))
+    except (OSError, ValueError) as exc:  # a damaged file costs the lists, not the worker
+        log.warning("not using the style lists in %s: %s", folder, exc)
         return None
-    same = np.array_equal(np.asarray(saved), np.array([i.encode() for i in ids], dtype=bytes))
-    return np.asarray(rows) if same else None  # a plain array over the map: no per-slice memmap overhead
+    if len(saved) != len(ids) or rows.ndim != 2 or rows.shape[0] != len(ids) or rows.dtype != np.int32:
+        return None
+    if not np.array_equal(np.asarray(saved), np.array([i.encode() for i in ids], dtype=bytes)):
+        return None
+    if len(rows) and (rows.min() < -1 or rows.max() >= len(ids)):
+        log.warning("not using the style lists in %s: rows out of range", folder)
+        return None
+    return rows  # a plain array over the map: no per-slice memmap overhead
 
 
 def _co_bought(folder: Path):
