@@ -165,15 +165,16 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
     m = len(items)
     rows = np.full((m, len(names)), nan)
     # column by column over the pool (one pass per feature, not a Python row per candidate)
-    column_of = {source: 2 * j for j, source in enumerate(sources)}
+    column = {name: at for at, name in enumerate(names)}
+    score_column = {source: column[f"{source}_score"] for source in sources}  # its rank is the next column
     at, cols, scores, ranks = [], [], [], []
     found_of = pool.found
     for n, item in enumerate(items):
         for source, (score, rank, _) in found_of[item].items():
-            column = column_of.get(source)
-            if column is not None:
+            score_at = score_column.get(source)
+            if score_at is not None:
                 at.append(n)
-                cols.append(column)
+                cols.append(score_at)
                 scores.append(score)
                 ranks.append(rank)
     if at:
@@ -188,38 +189,40 @@ def features(snapshot: Snapshot, shopper: Shopper, pool: Pool, config: RankerCon
     group, kind, section, p7, p30, p_all, first, price, cf_col = zip(*known, strict=True) if known else ([],) * 9
     p7, p30 = np.array(p7, float), np.array(p30, float)
     first_sale = np.array([nan if t is None else t for t in first], float)
-    base = 2 * len(sources)
-    rows[:, base] = [len(found_of[item]) for item in items]
-    rows[:, base + 1] = [item_count.get(item, 0.0) for item in items]
-    rows[:, base + 2] = (now - np.array([item_last.get(item, nan) for item in items], float)) / DAY
-    rows[:, base + 3] = [group_count.get(g, 0.0) if g is not None else nan for g in group]
-    rows[:, base + 4] = (now - np.array([group_last.get(g, nan) for g in group], float)) / DAY
+
+    def fill(name: str, values) -> None:
+        rows[:, column[name]] = values
+
+    fill("n_sources", [len(found_of[item]) for item in items])
+    fill("item_bought", [item_count.get(item, 0.0) for item in items])
+    fill("item_days_since", (now - np.array([item_last.get(item, nan) for item in items], float)) / DAY)
+    fill("group_bought", [group_count.get(g, 0.0) if g is not None else nan for g in group])
+    fill("group_days_since", (now - np.array([group_last.get(g, nan) for g in group], float)) / DAY)
     if n_events:
-        rows[:, base + 5] = [kind_count.get(k, 0.0) / n_events if k else nan for k in kind]
-        rows[:, base + 6] = [section_count.get(c, 0.0) / n_events if c else nan for c in section]
-    rows[:, base + 7] = p7
-    rows[:, base + 8] = p30
-    rows[:, base + 9] = p_all
-    rows[:, base + 10] = (p7 + 1.0) / (p30 / 4.0 + 1.0)
-    rows[:, base + 11] = (now - first_sale) / DAY
+        fill("kind_share", [kind_count.get(k, 0.0) / n_events if k else nan for k in kind])
+        fill("section_share", [section_count.get(c, 0.0) / n_events if c else nan for c in section])
+    fill("pop_7d", p7)
+    fill("pop_30d", p30)
+    fill("pop_all", p_all)
+    fill("trend", (p7 + 1.0) / (p30 / 4.0 + 1.0))
+    fill("item_age_days", (now - first_sale) / DAY)
     if usual_price > 0:
-        rows[:, base + 12] = [p / usual_price if p is not None else nan for p in price]
-    # base + 13: cf_affinity, below
-    rows[:, base + 14] = n_events
-    rows[:, base + 15] = days_since_last
+        fill("price_ratio", [p / usual_price if p is not None else nan for p in price])
+    fill("user_events", n_events)
+    fill("user_days_since_last", days_since_last)
     if extra:
         last_visit = shopper.timestamps.max() if len(shopper.timestamps) else nan
-        rows[:, base + 16] = [rule_rank.get(item, nan) for item in items]
-        rows[:, base + 17] = repeat_share
-        rows[:, base + 18] = [snapshot.repeat_rate.get(item, nan) for item in items]
-        rows[:, base + 19] = (now - np.array([snapshot.last_sale.get(item, nan) for item in items], float)) / DAY
-        rows[:, base + 20] = [snapshot.kind_rank.get(item, nan) for item in items]
-        rows[:, base + 21] = (last_visit - np.array([item_last.get(item, nan) for item in items], float)) / DAY
+        fill("repurchase_rank", [rule_rank.get(item, nan) for item in items])
+        fill("repeat_share", repeat_share)
+        fill("item_repeat_rate", [snapshot.repeat_rate.get(item, nan) for item in items])
+        fill("item_days_since_sale", (now - np.array([snapshot.last_sale.get(i, nan) for i in items], float)) / DAY)
+        fill("kind_rank_7d", [snapshot.kind_rank.get(item, nan) for item in items])
+        fill("item_since_visit", (last_visit - np.array([item_last.get(item, nan) for item in items], float)) / DAY)
     cf_rows = [n for n, j in enumerate(cf_col) if j is not None]
     # CF's score of the pooled items only (never the whole catalog)
     cf_scores = shopper.cf_scores_of(np.array([cf_col[n] for n in cf_rows], np.intp)) if cf_rows else None
     if cf_scores is not None:
-        rows[cf_rows, names.index("cf_affinity")] = cf_scores
+        rows[cf_rows, column["cf_affinity"]] = cf_scores
     if config.use_style:
         _style_features(snapshot, shopper, items, rows[:, -len(STYLE_FEATURES) :])
     return rows
