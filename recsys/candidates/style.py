@@ -11,7 +11,6 @@ import numpy as np
 
 from common.topk import top_k
 from recsys.candidates.base import Candidate, CandidateSource, Shopper, Snapshot
-from recsys.models.hybrid import StyleSpace
 
 
 class StyleNeighbours(CandidateSource):
@@ -34,11 +33,11 @@ class StyleNeighbours(CandidateSource):
         bought = set(shopper.recent)
         rows, searched = [], [profile]
         for item in recent[: self.recent]:
-            found = _listed(style, item, bought, n)
+            found = style.listed(item, n, lambda other: other not in bought)
             if found is None:
                 searched.append(style.vector(item))
             else:
-                rows.append(found)
+                rows.append([style.ids[j] for j in found])
         ids, _ = style.index.search(np.vstack(searched).astype(np.float32), n, exclude=shopper.recent)
         found = {i for row in (*ids, *rows) for i in row if i in snapshot.allowed}
         if not found:
@@ -52,16 +51,3 @@ class StyleNeighbours(CandidateSource):
             Candidate(found_list[j], float(scores[j]), f"same style as {snapshot.items.name(recent[nearest[j]])}")
             for j in order
         ]
-
-
-def _listed(style: StyleSpace, item: str, bought: set[str], n: int) -> list[str] | None:
-    """The item's `n` nearest in style without the `bought` items, from the batch's lists (`StyleSpace.neighbours`):
-    the index's own answer to that query; None when there are no lists, or too few are left to be sure."""
-    lists = style.neighbours
-    if lists is None:
-        return None
-    listed = lists[style.row[item]]
-    ids = style.ids
-    kept = [ids[j] for j in listed.tolist() if j >= 0 and ids[j] not in bought]
-    complete = listed[-1] < 0  # the list holds every other item: nothing beyond it
-    return kept[:n] if len(kept) >= n or complete else None

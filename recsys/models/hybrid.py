@@ -12,7 +12,7 @@ alpha = 1 ranks like CF alone (plus new arrivals through their look-alikes) and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,6 +108,18 @@ class StyleSpace:
                 rows = [row[i] for i in neighbours if i != self.ids[at]][:k]
                 out[at, : len(rows)] = rows
         return out
+
+    def listed(self, item: str, n: int, keep: Callable[[str], bool]) -> list[int] | None:
+        """Rows of the `n` nearest items to `item` that `keep` accepts, best first, from the batch's lists
+        (`neighbours`): the index's own answer to the item's vector with the others left out. None when there are
+        no lists, or when fewer than `n` are kept from a list that may go on beyond its end."""
+        if self.neighbours is None:
+            return None
+        listed = self.neighbours[self.row[item]]
+        ids = self.ids
+        kept = [j for j in listed.tolist() if j >= 0 and keep(ids[j])][:n]
+        complete = listed[-1] < 0  # the list holds every other item: nothing beyond it
+        return kept if len(kept) == n or complete else None
 
     def neighbour_rows(self) -> np.ndarray:
         """`neighbours`, computed now when missing (`nearest_rows(NEIGHBOUR_LIST)`): the batch calls this once,

@@ -290,17 +290,15 @@ class Recommender:
         """`_nearest` of one item's own style (`exclude` is that item alone) from the batch's nearest-item lists
         (`StyleSpace.neighbours`, searched in this very index: the same items, scored by the same inner
         product); None when there are no lists, the query is not one item's, or its list has too few left."""
-        lists, style = self.style.neighbours, self.style
-        if lists is None or len(exclude) != 1 or query.ndim != 1:
+        style = self.style
+        if style.neighbours is None or len(exclude) != 1 or query.ndim != 1:
             return None
         (item,) = exclude
-        row = style.row.get(item)
-        if row is None or not np.array_equal(query, style.weigh(style.vectors[row])):
+        if item not in style or not np.array_equal(query, style.weigh(style.vector(item))):
             return None
         catalog = self.ranker.categories
-        listed = lists[row]
-        rows = [j for j in listed.tolist() if j >= 0 and (not catalog or style.ids[j] in catalog)][:k]
-        if len(rows) < k and listed[-1] >= 0:  # more may lie beyond the list
+        rows = style.listed(item, k, lambda other: not catalog or other in catalog)
+        if rows is None:
             return None
         scores = style.vectors[rows] @ query
         return [(style.ids[j], float(s)) for j, s in zip(rows, scores.tolist(), strict=True)]
