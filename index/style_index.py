@@ -207,15 +207,13 @@ class StyleIndex:
         with self._lock.write():
             state = self._state
             state.index.add_with_ids(vectors, state.ids.assign(ids))
-            state.fingerprint = None
-            self._refresh_gpu(state)
+            self._changed(state)
 
     def remove(self, ids: Sequence[str]) -> int:
         """Remove items by id (KeyError for an unknown id); returns how many were removed."""
         with self._lock.write():
             removed = self._remove(self._state, ids)
-            self._state.fingerprint = None
-            self._refresh_gpu(self._state)
+            self._changed(self._state)
             return removed
 
     def upsert(self, vectors: np.ndarray, ids: Sequence[str]) -> None:
@@ -225,8 +223,7 @@ class StyleIndex:
             state = self._state
             self._remove(state, [i for i in ids if i in state.ids])
             state.index.add_with_ids(vectors, state.ids.assign(ids))
-            state.fingerprint = None
-            self._refresh_gpu(state)
+            self._changed(state)
 
     @staticmethod
     def _remove(state: _State, ids: Sequence[str]) -> int:
@@ -241,7 +238,9 @@ class StyleIndex:
         state.ids.drop(ids)
         return int(removed)
 
-    def _refresh_gpu(self, state: _State) -> None:
+    def _changed(self, state: _State) -> None:
+        """After an in-place change: the state is no longer a persisted version, and its GPU copy is refreshed."""
+        state.fingerprint = None
         if state.gpu is not None:
             state.gpu = self._to_gpu(state.index, state.params)
 
