@@ -22,8 +22,9 @@ import os
 import time
 from pathlib import Path
 
-for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # before numpy and FAISS load
-    os.environ.setdefault(_variable, "1")
+from serving import one_compute_thread
+
+one_compute_thread()  # before numpy and FAISS load
 
 import numpy as np  # noqa: E402
 

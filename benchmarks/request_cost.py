@@ -23,10 +23,9 @@ import pstats
 import random
 import time
 
-from serving import add_shop_flags, shop_paths
+from serving import add_shop_flags, one_compute_thread, shop_paths
 
-for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # before numpy and FAISS load
-    os.environ.setdefault(_variable, "1")
+one_compute_thread()  # before numpy and FAISS load
 
 
 def main() -> None:

@@ -16,6 +16,13 @@ from pathlib import Path
 import httpx
 
 
+def one_compute_thread() -> None:
+    """One BLAS/OpenMP thread, as `stylerec serve` runs its web workers (a value set outside wins): call it before
+    numpy and FAISS load, so an in-process measurement pays what a worker pays."""
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+
+
 def start_service(
     port: int, args: list[str] | None = None, env: dict | None = None, ceiling_s: float = 120.0, **popen
 ) -> subprocess.Popen:
